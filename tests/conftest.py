@@ -1,0 +1,64 @@
+"""Shared fixtures, and the rule for tests that need real services.
+
+`@pytest.mark.postgres` tests need DATABASE_URL to point at PostgreSQL; `@pytest.mark.redis` tests need
+REDIS_URL and start a real Celery worker. Without them these tests are skipped with a reason naming the
+missing service, unless REQUIRE_SERVICES=1 (CI), where a missing service is a failure instead.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+
+from tests import factories
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _is_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = {}
+    if not _is_postgres():
+        missing["postgres"] = "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    if not settings.REDIS_URL:
+        missing["redis"] = "needs Redis: set REDIS_URL=redis://..."
+    for item in items:
+        for marker, reason in missing.items():
+            if marker in item.keywords:
+                if REQUIRE_SERVICES:
+                    item.add_marker(pytest.mark.xfail(reason=f"REQUIRE_SERVICES=1 but {reason}", run=False, strict=True))
+                else:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_sessionstart(session):
+    if REQUIRE_SERVICES and (not _is_postgres() or not settings.REDIS_URL):
+        raise pytest.UsageError("REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL or REDIS_URL is unset")
+
+
+@pytest.fixture
+def tenant(db):
+    return factories.TenantFactory()
+
+
+@pytest.fixture
+def other_tenant(db):
+    return factories.TenantFactory()
+
+
+@pytest.fixture
+def celery_worker_app(transactional_db):
+    """A real Celery worker thread consuming from REDIS_URL for the duration of one test."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.conf.update(task_always_eager=False, broker_url=settings.REDIS_URL, result_backend=settings.REDIS_URL)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            yield app
+    finally:
+        app.conf.update(task_always_eager=True)
