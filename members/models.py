@@ -60,3 +60,49 @@ class TenantOwned(models.Model):
 
     class Meta:
         abstract = True
+
+
+class Member(TenantOwned):
+    """A loyalty member of one tenant, known to the touchpoints by their external id."""
+
+    external_id = models.CharField(max_length=100)
+    email = models.EmailField(blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text=_("ISO 3166 alpha-2"))
+    city = models.CharField(max_length=100, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    marketing_consent = models.BooleanField(default=False)
+    marketing_consent_changed_at = models.DateTimeField(null=True, blank=True)
+    referral_code = models.CharField(max_length=20)
+    referred_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], name="member_external_id_unique_per_tenant"),
+            models.UniqueConstraint(fields=["tenant", "referral_code"], name="member_referral_code_unique_per_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.email or self.external_id} ({self.external_id})"
+
+
+class CustomEvent(TenantOwned):
+    """Something a member did (`newsletter_subscribed`, `review_written`, ...), kept for rules and history."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=100)
+    metadata = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "name", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} by {self.member_id}"

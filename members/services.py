@@ -3,7 +3,9 @@ from django.db import transaction
 from members.models import Tenant
 
 
-def tenant_create(*, slug: str, name: str, currency: str, time_zone: str = "UTC", locale: str = "en") -> tuple[Tenant, bool]:
+def tenant_create(
+    *, slug: str, name: str, currency: str, time_zone: str = "UTC", locale: str = "en"
+) -> tuple[Tenant, bool]:
     """Create a tenant, or return the existing one with that slug unchanged (idempotent)."""
     existing = Tenant.objects.filter(slug=slug).first()
     if existing:

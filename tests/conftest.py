@@ -29,7 +29,9 @@ def pytest_collection_modifyitems(config, items):
         for marker, reason in missing.items():
             if marker in item.keywords:
                 if REQUIRE_SERVICES:
-                    item.add_marker(pytest.mark.xfail(reason=f"REQUIRE_SERVICES=1 but {reason}", run=False, strict=True))
+                    item.add_marker(
+                        pytest.mark.xfail(reason=f"REQUIRE_SERVICES=1 but {reason}", run=False, strict=True)
+                    )
                 else:
                     item.add_marker(pytest.mark.skip(reason=reason))
 

@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from guardian.shortcuts import assign_perm
 
@@ -21,7 +22,7 @@ def test_tenant_scoped_query_never_returns_another_tenants_rows():
 def test_staff_sees_only_granted_tenants_in_the_admin(client):
     granted, hidden = TenantFactory(name="Granted Brand"), TenantFactory(name="Hidden Brand")
     user = UserFactory()
-    user.user_permissions.add(*__import__("django.contrib.auth.models", fromlist=["Permission"]).Permission.objects.filter(codename="view_tenant"))
+    user.user_permissions.add(Permission.objects.get(codename="view_tenant"))
     assign_perm("members.access_tenant", user, granted)
     assert list(tenants_for_user(user)) == [granted]
 
@@ -40,7 +41,10 @@ def test_create_tenant_command_is_idempotent(capsys):
     call_command("create_tenant", "acme-de", name="Changed", currency="USD")
     tenant = Tenant.objects.get(slug="acme-de")
     assert (tenant.name, tenant.currency, tenant.time_zone) == ("Acme DE", "EUR", "Europe/Berlin")
-    assert capsys.readouterr().out.splitlines() == ["created: tenant acme-de (Acme DE)", "exists: tenant acme-de (Acme DE)"]
+    assert capsys.readouterr().out.splitlines() == [
+        "created: tenant acme-de (Acme DE)",
+        "exists: tenant acme-de (Acme DE)",
+    ]
 
 
 @pytest.mark.django_db

@@ -16,9 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug, name, currency, time_zone, locale, **options):
         try:
-            tenant, created = tenant_create(
-                slug=slug, name=name, currency=currency, time_zone=time_zone, locale=locale
-            )
+            tenant, created = tenant_create(slug=slug, name=name, currency=currency, time_zone=time_zone, locale=locale)
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items())) from exc
         self.stdout.write(f"{'created' if created else 'exists'}: tenant {tenant.slug} ({tenant.name})")

@@ -1,0 +1,1 @@
+"""Integrations, API keys, webhook endpoints and deliveries, idempotency records (issue 5)."""

@@ -1,0 +1,1 @@
+"""Programs, tiers, tier status and earning rules (issue 3)."""

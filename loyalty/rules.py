@@ -1,0 +1,145 @@
+"""The rule language shared by earning rules, segments and campaign validation rules.
+
+Rules are `rule-engine` expressions (never `eval`), e.g.
+`member.country == 'GB' and order.amount >= 50 and [i for i in order.items if i.category == 'apparel']`.
+A rule is checked when it is saved: syntax, root names and the attribute names of known objects, so a
+typo like `member.contry` is refused at once instead of silently never matching.
+"""
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+import rule_engine
+import rule_engine.ast as ast
+
+from common.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+T = rule_engine.DataType
+ANY = None  # a free-form mapping: any attribute name is accepted
+
+# What a rule can see. Nested dicts list the attribute names a rule may use; ANY leaves them open.
+SCHEMA: dict[str, Any] = {
+    "member": {
+        "external_id": T.STRING,
+        "email": T.STRING,
+        "name": T.STRING,
+        "phone": T.STRING,
+        "country": T.STRING,
+        "city": T.STRING,
+        "birth_date": T.DATETIME,
+        "age": T.FLOAT,
+        "attributes": ANY,
+        "marketing_consent": T.BOOLEAN,
+        "tier": {"code": T.STRING, "name": T.STRING, "rank": T.FLOAT},
+        "segments": T.ARRAY,
+        "lifetime_spend": T.FLOAT,
+        "spend_30d": T.FLOAT,
+        "spend_90d": T.FLOAT,
+        "spend_365d": T.FLOAT,
+        "orders_count": T.FLOAT,
+        "points_balance": T.FLOAT,
+        "created_at": T.DATETIME,
+        "referral_code": T.STRING,
+    },
+    "order": {
+        "order_id": T.STRING,
+        "amount": T.FLOAT,
+        "currency": T.STRING,
+        "location": T.STRING,
+        "channel": T.STRING,
+        "items": T.ARRAY,
+        "quantity": T.FLOAT,
+    },
+    "event": {"name": T.STRING, "metadata": ANY, "occurred_at": T.DATETIME},
+    "events": T.ARRAY,
+    "redemptions": T.ARRAY,
+    "now": T.DATETIME,
+}
+
+
+def _root_type(spec: Any):
+    if isinstance(spec, dict) or spec is ANY:
+        return T.MAPPING(T.STRING)
+    return spec
+
+
+_CONTEXT = rule_engine.Context(
+    type_resolver=rule_engine.type_resolver_from_dict({name: _root_type(spec) for name, spec in SCHEMA.items()}),
+    default_value=None,
+)
+
+
+class RuleError(ApplicationError):
+    status = 400
+
+    def __init__(self, message: str, rule: str):
+        super().__init__("invalid_rule", message, {"rule": rule}, status=400)
+
+
+def _schema_of(node) -> Any:
+    """The schema entry an expression refers to, or ANY when it is not a known object path."""
+    if isinstance(node, ast.SymbolExpression):
+        return SCHEMA.get(node.name, ANY)
+    if isinstance(node, ast.GetAttributeExpression):
+        parent = _schema_of(node.object)
+        if isinstance(parent, dict):
+            return parent.get(node.name, ANY)
+    return ANY
+
+
+def _children(node):
+    for value in vars(node).values() if hasattr(node, "__dict__") else ():
+        if isinstance(value, ast.ASTNodeBase):
+            yield value
+        elif isinstance(value, list | tuple):
+            yield from (v for v in value if isinstance(v, ast.ASTNodeBase))
+
+
+def _check_attribute_names(node, text: str) -> None:
+    if isinstance(node, ast.GetAttributeExpression):
+        parent = _schema_of(node.object)
+        if isinstance(parent, dict) and node.name not in parent:
+            known = ", ".join(sorted(parent))
+            raise RuleError(f"Unknown name {node.name!r}; known here: {known}.", text)
+    for child in _children(node):
+        _check_attribute_names(child, text)
+
+
+@lru_cache(maxsize=2048)
+def compile_rule(text: str) -> rule_engine.Rule:
+    """Parse and check a rule once; raises RuleError with a message a marketer can act on."""
+    try:
+        rule = rule_engine.Rule(text, context=_CONTEXT)
+    except rule_engine.errors.RuleSyntaxError as exc:
+        raise RuleError(f"Syntax error: {exc.message}", text) from exc
+    except rule_engine.errors.SymbolResolutionError as exc:
+        raise RuleError(f"Unknown name {exc.symbol_name!r}; use one of: {', '.join(SCHEMA)}.", text) from exc
+    except rule_engine.errors.EngineError as exc:
+        raise RuleError(str(getattr(exc, "message", exc)), text) from exc
+    _check_attribute_names(rule.statement.expression, text)
+    return rule
+
+
+def check_rule(text: str) -> None:
+    """Validator for forms and serializers (empty means "always")."""
+    if text and text.strip():
+        compile_rule(text.strip())
+
+
+def rule_matches(text: str, context: dict[str, Any]) -> bool:
+    """True when the rule holds for `context` (an empty rule always holds).
+
+    A value missing at run time (a member without a country, say) makes the rule not hold rather
+    than fail the checkout.
+    """
+    if not text or not text.strip():
+        return True
+    rule = compile_rule(text.strip())
+    try:
+        return bool(rule.matches(context))
+    except rule_engine.errors.EngineError as exc:
+        logger.info("rule %r not met: %s", text, exc)
+        return False

@@ -1,0 +1,1 @@
+"""Points ledger models: accounts, append-only entries, lots (issue 3)."""

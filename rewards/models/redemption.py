@@ -1,0 +1,1 @@
+"""Redemptions, rollbacks, gift card balances and the reward catalog (issue 4)."""

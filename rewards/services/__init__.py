@@ -1,0 +1,1 @@
+"""Services of the rewards app, split by concept (ledger, redemption, catalog)."""

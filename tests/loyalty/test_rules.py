@@ -1,0 +1,50 @@
+from decimal import Decimal
+
+import pytest
+
+from loyalty.rules import RuleError, check_rule, rule_matches
+
+ORDER = {
+    "amount": Decimal("60.00"),
+    "items": [{"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": Decimal("30.00")}],
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "context", "expected"),
+    [
+        ("order.amount >= 50", {"order": ORDER}, True),
+        ("order.amount >= 100", {"order": ORDER}, False),
+        ("member.country == 'GB' and order.amount >= 50", {"member": {"country": "GB"}, "order": ORDER}, True),
+        ("member.country == 'GB'", {"member": {"country": "DE"}}, False),
+        ("[i for i in order.items if i.category == 'apparel' and i.quantity >= 2]", {"order": ORDER}, True),
+        ("member.attributes['vip'] == true", {"member": {"attributes": {"vip": True}}}, True),
+        ("member.tier.code in ['gold', 'silver']", {"member": {"tier": {"code": "gold"}}}, True),
+        ("member.country == 'GB'", {"member": {"country": None}}, False),
+        ("", {}, True),
+    ],
+)
+def test_rule_matches(rule, context, expected):
+    assert rule_matches(rule, context) is expected
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("order.amount >=", "Syntax error"),
+        ("basket.amount > 1", "Unknown name 'basket'"),
+        ("member.contry == 'GB'", "Unknown name 'contry'"),
+        ("member.tier.colour == 'red'", "Unknown name 'colour'"),
+    ],
+)
+def test_bad_rules_are_refused_when_saved(rule, message):
+    with pytest.raises(RuleError) as caught:
+        check_rule(rule)
+    assert message in caught.value.message
+    assert caught.value.code == "invalid_rule"
+    assert caught.value.details == {"rule": rule}
+
+
+def test_rules_cannot_reach_python():
+    with pytest.raises(RuleError):
+        check_rule("__import__('os').system('true')")
