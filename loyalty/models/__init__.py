@@ -1,4 +1,5 @@
-# The loyalty app's models, split by concept: the program (tiers, earning rules) and integrations
-# (API keys, webhooks, idempotency records).
+# The loyalty app's models, split by concept: the program (tiers, earning rules), orders, and
+# integrations (API keys, webhooks, idempotency records).
 from loyalty.models.integrations import *  # noqa: F401,F403
+from loyalty.models.orders import *  # noqa: F401,F403
 from loyalty.models.program import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+"""Admin for integrations, API keys and webhooks (issue 5)."""

@@ -1,0 +1,1 @@
+"""Admin for programs, tiers and earning rules (issue 3)."""

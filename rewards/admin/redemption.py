@@ -1,0 +1,1 @@
+"""Redemption, gift card and reward catalog admin (issue 4)."""
