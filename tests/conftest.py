@@ -36,6 +36,12 @@ def pytest_collection_modifyitems(config, items):
                     item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def pytest_report_header(config):
+    db = "PostgreSQL" if _is_postgres() else "SQLite (no DATABASE_URL): PostgreSQL-only tests are skipped"
+    tasks = "Redis + real worker" if settings.REDIS_URL else "in-process (no REDIS_URL): worker tests are skipped"
+    return [f"database: {db}", f"tasks: {tasks}"]
+
+
 def pytest_sessionstart(session):
     if REQUIRE_SERVICES and (not _is_postgres() or not settings.REDIS_URL):
         raise pytest.UsageError("REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL or REDIS_URL is unset")
@@ -58,7 +64,7 @@ def celery_worker_app(transactional_db):
 
     from config.celery import app
 
-    app.conf.update(task_always_eager=False, broker_url=settings.REDIS_URL, result_backend=settings.REDIS_URL)
+    app.conf.update(task_always_eager=False)
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield app
