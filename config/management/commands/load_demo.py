@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand
+
+from config.demo import load_demo
+
+
+class Command(BaseCommand):
+    help = "Load (or refresh) the demo tenant, staff users per role and a demo API key; prints the logins."
+
+    def handle(self, *args, **options):
+        logins = load_demo()
+        out = self.stdout
+        out.write(f"Demo tenant: {logins.tenant.name} ({logins.tenant.slug})")
+        for what, count in logins.counts.items():
+            out.write(f"  {what}: {count}")
+        out.write("Admin: http://127.0.0.1:8000/admin/")
+        for username, password in logins.passwords.items():
+            out.write(f"  login {username:<9} password {password}")
+        if logins.api_key:
+            out.write("Demo API key (header 'Authorization: Api-Key <key>'):")
+            out.write(logins.api_key)
