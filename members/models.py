@@ -106,3 +106,47 @@ class CustomEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name} by {self.member_id}"
+
+
+class Segment(TenantOwned):
+    """A named group of members: dynamic (criteria computed by a query) or a static uploaded list.
+
+    `criteria` (dynamic segments) is a small document turned into one SQL query by
+    `members.selectors.segment_members`: `{"country": ["GB"], "city": [...], "tiers": ["gold"],
+    "attributes": {"vip": true}, "marketing_consent": true, "min_spend": "1000.00", "spend_days": 365,
+    "event": {"name": "review_written", "days": 30}}`. Spend and tier are read through the reverse relations
+    `orders` and `tier_statuses` (models of `loyalty`), so this app imports nothing above it.
+    """
+
+    class Kind(models.TextChoices):
+        DYNAMIC = "dynamic", _("Dynamic (criteria)")
+        STATIC = "static", _("Static list")
+
+    code = models.SlugField(max_length=50)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DYNAMIC)
+    criteria = models.JSONField(default=dict, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="segment_code_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMember(models.Model):
+    """A member of a static segment list."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="static_members")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="static_segments")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "member"], name="segment_member_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} in {self.segment_id}"
