@@ -1,0 +1,177 @@
+"""Points computation: pure functions, no I/O, unit-tested by tables of cases.
+
+Points of one rule = (fixed `points` + `points_per_unit` x eligible amount / `unit_amount`)
+x tier multiplier x happy-hour multiplier, computed exactly in Decimal and rounded ONCE at the end with the
+rule's rounding (default down: no point for money not spent). The eligible amount is the order amount, or the
+sum of the items of the rule's `categories` when it names some. Among overlapping happy hours the highest
+multiplier applies (they do not compound). Happy hours are weekday/time windows in the tenant's time zone
+(weekdays 0 = Monday ... 6 = Sunday; `to` before `from` wraps past midnight).
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+ROUNDINGS = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
+CAP_PERIODS = ("day", "week", "month", "year", "lifetime")
+ONE = Decimal("1")
+LIFETIME_START = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    code: str
+    points: int = 0
+    points_per_unit: Decimal = Decimal("0")
+    unit_amount: Decimal = Decimal("1.00")
+    rounding: str = "down"
+    categories: tuple[str, ...] = ()
+    apply_tier_multiplier: bool = True
+    tier_multipliers: dict[str, Decimal] = field(default_factory=dict)
+    happy_hours: tuple[dict, ...] = ()
+
+    @classmethod
+    def from_rule(cls, rule) -> "RuleSpec":
+        return cls(
+            code=rule.code,
+            points=rule.points,
+            points_per_unit=Decimal(rule.points_per_unit),
+            unit_amount=Decimal(rule.unit_amount),
+            rounding=rule.rounding,
+            categories=tuple(rule.categories or ()),
+            apply_tier_multiplier=rule.apply_tier_multiplier,
+            tier_multipliers={k: Decimal(str(v)) for k, v in (rule.tier_multipliers or {}).items()},
+            happy_hours=tuple(rule.happy_hours or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    base: Decimal
+    tier_multiplier: Decimal
+    happy_hour_multiplier: Decimal
+    points: int
+
+
+def round_points(value: Decimal, rounding: str = "down") -> int:
+    return int(value.quantize(ONE, rounding=ROUNDINGS[rounding]))
+
+
+def line_total(item: dict) -> Decimal:
+    return Decimal(str(item.get("unit_price", "0"))) * int(item.get("quantity", 1))
+
+
+def eligible_amount(spec: RuleSpec, amount: Decimal, items: list[dict]) -> Decimal:
+    if not spec.categories:
+        return Decimal(amount)
+    wanted = set(spec.categories)
+    return sum((line_total(i) for i in items if i.get("category") in wanted), Decimal("0"))
+
+
+def _parse_hhmm(text: str) -> dt.time:
+    hours, minutes = text.split(":")
+    return dt.time(int(hours), int(minutes))
+
+
+def happy_hour_multiplier(happy_hours, local: dt.datetime) -> Decimal:
+    best = ONE
+    for window in happy_hours or ():
+        start, end = _parse_hhmm(window["from"]), _parse_hhmm(window["to"])
+        weekdays = window.get("weekdays") or list(range(7))
+        t = local.time()
+        if start <= end:
+            inside = local.weekday() in weekdays and start <= t < end
+        else:  # wraps midnight: the part after midnight belongs to the previous day's window
+            inside = (local.weekday() in weekdays and t >= start) or (
+                (local.weekday() - 1) % 7 in weekdays and t < end
+            )
+        if inside:
+            best = max(best, Decimal(str(window.get("multiplier", "1"))))
+    return best
+
+
+def tier_multiplier(spec: RuleSpec, tier_code: str | None, multiplier: Decimal | None) -> Decimal:
+    if not spec.apply_tier_multiplier or tier_code is None:
+        return ONE
+    if tier_code in spec.tier_multipliers:
+        return spec.tier_multipliers[tier_code]
+    return Decimal(multiplier) if multiplier is not None else ONE
+
+
+def compute_points(
+    spec: RuleSpec,
+    *,
+    amount: Decimal,
+    items: list[dict],
+    local_time: dt.datetime,
+    tier_code: str | None = None,
+    tier_mult: Decimal | None = None,
+) -> Breakdown:
+    base = Decimal(spec.points)
+    if spec.points_per_unit:
+        base += spec.points_per_unit * eligible_amount(spec, amount, items) / spec.unit_amount
+    tm = tier_multiplier(spec, tier_code, tier_mult)
+    hm = happy_hour_multiplier(spec.happy_hours, local_time)
+    points = max(0, round_points(base * tm * hm, spec.rounding))
+    return Breakdown(base=base, tier_multiplier=tm, happy_hour_multiplier=hm, points=points)
+
+
+def cap_period_start(period: str, local_day: dt.date) -> dt.date:
+    """The first day of the cap period holding `local_day` (weeks start on Monday)."""
+    if period == "day":
+        return local_day
+    if period == "week":
+        return local_day - dt.timedelta(days=local_day.weekday())
+    if period == "month":
+        return local_day.replace(day=1)
+    if period == "year":
+        return local_day.replace(month=1, day=1)
+    return LIFETIME_START
+
+
+def cap_allowance(points: int, cap: int, used: int) -> int:
+    """How many of `points` still fit under `cap` when `used` were already given."""
+    return max(0, min(points, cap - used))
+
+
+def proportional_points(total: int, part: Decimal, whole: Decimal) -> int:
+    """Points belonging to `part` of `whole`, half-up (cumulative use avoids drift over several returns)."""
+    if whole <= 0 or part >= whole:
+        return total
+    return int((Decimal(total) * part / whole).quantize(ONE, rounding=ROUND_HALF_UP))
+
+
+def validate_happy_hours(value: Any, field_name: str, errors: dict[str, str]) -> list[dict]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        errors[field_name] = "must be a list of windows"
+        return []
+    out = []
+    for n, window in enumerate(value):
+        name = f"{field_name}[{n}]"
+        if not isinstance(window, dict):
+            errors[name] = "must be an object"
+            continue
+        try:
+            _parse_hhmm(window["from"])
+            _parse_hhmm(window["to"])
+        except (KeyError, ValueError, AttributeError):
+            errors[name] = 'needs "from" and "to" as HH:MM'
+            continue
+        weekdays = window.get("weekdays", list(range(7)))
+        if not isinstance(weekdays, list) or any(
+            isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6 for d in weekdays
+        ):
+            errors[f"{name}.weekdays"] = "must be a list of 0 (Monday) to 6 (Sunday)"
+            continue
+        try:
+            multiplier = Decimal(str(window.get("multiplier", "1")))
+        except InvalidOperation:
+            multiplier = Decimal("-1")
+        if not multiplier.is_finite() or multiplier <= 0:
+            errors[f"{name}.multiplier"] = "must be a positive number"
+            continue
+        out.append({"weekdays": weekdays, "from": window["from"], "to": window["to"], "multiplier": str(multiplier)})
+    return out

@@ -1,0 +1,82 @@
+"""Reads of the loyalty app: the program document (export) and a member's tier."""
+
+from typing import Any
+
+from loyalty.models import EarningRule, MemberTier, Program, Tier
+from members.models import Member
+
+
+def _policy(policy: dict | None) -> dict | None:
+    return dict(policy) if policy else None
+
+
+def _rule_document(rule: EarningRule) -> dict[str, Any]:
+    doc: dict[str, Any] = {"code": rule.code, "trigger": rule.trigger}
+    if rule.name:
+        doc["name"] = rule.name
+    if rule.trigger == EarningRule.Trigger.EVENT:
+        doc["event"] = rule.event_name
+    if rule.points:
+        doc["points"] = rule.points
+    if rule.points_per_unit:
+        doc["points_per_unit"] = str(rule.points_per_unit.normalize())
+        doc["unit_amount"] = str(rule.unit_amount)
+    doc["rounding"] = rule.rounding
+    if rule.rule:
+        doc["rule"] = rule.rule
+    if rule.categories:
+        doc["categories"] = list(rule.categories)
+    if rule.tier_multipliers:
+        doc["tier_multipliers"] = dict(rule.tier_multipliers)
+    elif not rule.apply_tier_multiplier:
+        doc["tier_multipliers"] = False
+    if rule.happy_hours:
+        doc["happy_hours"] = list(rule.happy_hours)
+    if rule.cap_points is not None:
+        doc["cap"] = {"points": rule.cap_points, "per": rule.cap_period}
+    if rule.pending_days:
+        doc["pending_days"] = rule.pending_days
+    if rule.starts_at:
+        doc["starts_at"] = rule.starts_at.isoformat()
+    if rule.ends_at:
+        doc["ends_at"] = rule.ends_at.isoformat()
+    if not rule.active:
+        doc["active"] = False
+    return doc
+
+
+def program_document(program: Program) -> dict[str, Any]:
+    """The program as the document `program_declare` accepts (export; the admin imports the same)."""
+    tiers = []
+    for tier in Tier.objects.filter(program=program).order_by("threshold", "rank"):
+        doc = {"code": tier.code, "name": tier.name, "threshold": tier.threshold, "multiplier": str(tier.multiplier)}
+        if tier.expiry_policy:
+            doc["expiry"] = _policy(tier.expiry_policy)
+        if tier.benefits:
+            doc["benefits"] = tier.benefits
+        tiers.append(doc)
+    return {
+        "name": program.name,
+        "currency": program.currency,
+        "points_name": program.points_name,
+        "expiry": _policy(program.expiry_policy) or {"policy": "never"},
+        "points_value": {"points": program.points_value_points, "amount": str(program.points_value_amount)},
+        "qualification_window_months": program.qualification_window_months,
+        "expiry_warning_days": program.expiry_warning_days,
+        "active": program.active,
+        "tiers": tiers,
+        "earning_rules": [
+            _rule_document(r) for r in EarningRule.objects.filter(program=program).order_by("priority", "code")
+        ],
+    }
+
+
+def member_tier(member: Member, program: Program | None = None) -> Tier | None:
+    """The member's current tier in `program` (default: the tenant's program); one query."""
+    statuses = MemberTier.objects.filter(member=member).select_related("tier")
+    if program is not None:
+        statuses = statuses.filter(program=program)
+    else:
+        statuses = statuses.filter(program__active=True).order_by("program_id")
+    status = statuses.first()
+    return status.tier if status else None

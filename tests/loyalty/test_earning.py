@@ -1,0 +1,174 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from common.errors import ApplicationError
+from loyalty.models import Order, TierChange
+from loyalty.services import custom_event_record, order_record_paid
+from members.services import tenant_set_frozen
+from rewards.models import Account, LedgerEntry
+from rewards.selectors import member_points_summary
+from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, TierFactory, earning_setup
+
+pytestmark = pytest.mark.django_db
+
+
+def _pay(tenant, member, order_id="o-1", amount="100.00", **kw):
+    return order_record_paid(
+        tenant=tenant, member=member, order_id=order_id, amount=amount, currency=tenant.currency, items=[], **kw
+    )
+
+
+def test_paid_order_earns_one_point_per_unit_rounded_down(tenant):
+    _, _, member = earning_setup(tenant)
+    result = _pay(tenant, member, amount="10.99")
+    assert result.created and result.points_earned == 10
+    assert [e["kind"] for e in result.entries] == ["earn"]
+    assert member_points_summary(member)["balance"] == 10
+
+
+def test_same_order_id_is_counted_once_and_returns_first_result(tenant):
+    _, _, member = earning_setup(tenant)
+    first = _pay(tenant, member)
+    again = _pay(tenant, member, amount="999.00")
+    assert not again.created
+    assert again.as_dict() == first.as_dict()
+    assert Order.objects.for_tenant(tenant).count() == 1
+    assert Account.objects.get(member=member).balance == 100
+
+
+def test_rule_condition_is_applied(tenant):
+    _, _, member = earning_setup(tenant, rule="order.amount >= 50")
+    assert _pay(tenant, member, "a", "49.99").points_earned == 0
+    assert _pay(tenant, member, "b", "50.00").points_earned == 50
+
+
+def test_category_items_rule_counts_only_those_items(tenant):
+    _, _, member = earning_setup(tenant, categories=["apparel"], points_per_unit="2")
+    result = order_record_paid(
+        tenant=tenant,
+        member=member,
+        order_id="o",
+        amount="80.00",
+        currency=tenant.currency,
+        items=[
+            {"sku": "T", "category": "apparel", "quantity": 2, "unit_price": "15.00"},
+            {"sku": "B", "category": "books", "quantity": 1, "unit_price": "50.00"},
+        ],
+    )
+    assert result.points_earned == 60
+
+
+def test_tier_multiplier_and_upgrade_at_once(tenant):
+    program, _, member = earning_setup(tenant)
+    TierFactory(program=program, code="bronze", threshold=0, multiplier="1.0")
+    TierFactory(program=program, code="silver", threshold=100, multiplier="1.5", rank=1)
+    first = _pay(tenant, member, "a", "100.00")
+    assert first.tier == {"code": "silver", "name": "Silver"}
+    second = _pay(tenant, member, "b", "10.00")
+    assert second.points_earned == 15
+    assert list(TierChange.objects.filter(member=member).values_list("to_tier__code", flat=True)) == ["silver"]
+
+
+def test_happy_hour_in_tenant_time_zone(tenant):
+    # Saturday 18:30 in Berlin (tenant zone) is 16:30 UTC in summer.
+    _, _, member = earning_setup(
+        tenant, happy_hours=[{"weekdays": [5, 6], "from": "17:00", "to": "20:00", "multiplier": "2"}]
+    )
+    inside = _pay(tenant, member, "a", "10.00", occurred_at=dt.datetime(2026, 6, 6, 16, 30, tzinfo=dt.UTC))
+    outside = _pay(tenant, member, "b", "10.00", occurred_at=dt.datetime(2026, 6, 6, 18, 30, tzinfo=dt.UTC))
+    assert (inside.points_earned, outside.points_earned) == (20, 10)
+
+
+def test_frozen_tenant_refuses_earning(tenant):
+    _, _, member = earning_setup(tenant)
+    tenant_set_frozen(tenant=tenant, frozen=True, reason="incident")
+    with pytest.raises(ApplicationError) as exc:
+        _pay(tenant, member)
+    assert exc.value.code == "tenant_frozen"
+    assert not LedgerEntry.objects.filter(tenant=tenant).exists()
+
+
+def test_currency_must_be_the_tenants(tenant):
+    _, _, member = earning_setup(tenant)
+    with pytest.raises(ApplicationError) as exc:
+        order_record_paid(tenant=tenant, member=member, order_id="o", amount="1.00", currency="USD", items=[])
+    assert exc.value.code == "invalid_order" and "currency" in exc.value.details
+
+
+def test_member_of_other_tenant_is_not_found(tenant, other_tenant):
+    earning_setup(tenant)
+    stranger = MemberFactory(tenant=other_tenant)
+    with pytest.raises(ApplicationError) as exc:
+        _pay(tenant, stranger)
+    assert exc.value.code == "member_not_found"
+
+
+def test_event_rule_with_lifetime_cap(tenant):
+    program = ProgramFactory(tenant=tenant)
+    EarningRuleFactory(
+        program=program,
+        trigger="event",
+        event_name="newsletter_subscribed",
+        points=50,
+        points_per_unit="0",
+        cap_points=50,
+        cap_period="lifetime",
+    )
+    member = MemberFactory(tenant=tenant)
+    first = custom_event_record(tenant=tenant, member=member, event="newsletter_subscribed", metadata={})
+    second = custom_event_record(tenant=tenant, member=member, event="newsletter_subscribed", metadata={})
+    assert (first.points_earned, second.points_earned) == (50, 0)
+    assert member.events.count() == 2
+
+
+def test_monthly_cap_resets_next_month_in_tenant_zone(tenant):
+    program = ProgramFactory(tenant=tenant)
+    EarningRuleFactory(
+        program=program,
+        trigger="event",
+        event_name="social_liked",
+        points=10,
+        points_per_unit="0",
+        cap_points=20,
+        cap_period="month",
+    )
+    member = MemberFactory(tenant=tenant)
+    with time_machine.travel(dt.datetime(2026, 3, 31, 12, 0, tzinfo=dt.UTC), tick=False):
+        got = [custom_event_record(tenant=tenant, member=member, event="social_liked").points_earned for _ in range(3)]
+    assert got == [10, 10, 0]
+    # 22:30 UTC on 31 March is already 1 April in Berlin: a new month for the cap.
+    with time_machine.travel(dt.datetime(2026, 3, 31, 22, 30, tzinfo=dt.UTC), tick=False):
+        assert custom_event_record(tenant=tenant, member=member, event="social_liked").points_earned == 10
+
+
+def test_pending_points_are_not_spendable_until_released(tenant):
+    from rewards.services.ledger import pending_release_due
+
+    _, _, member = earning_setup(tenant, pending_days=14)
+    with time_machine.travel(dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.UTC), tick=False):
+        result = _pay(tenant, member)
+    assert (result.points_earned, result.points_pending) == (0, 100)
+    summary = member_points_summary(member)
+    assert (summary["balance"], summary["pending"]) == (0, 100)
+    with time_machine.travel(dt.datetime(2026, 1, 24, 11, 0, tzinfo=dt.UTC), tick=False):
+        assert pending_release_due().released == 0
+    with time_machine.travel(dt.datetime(2026, 1, 24, 12, 0, tzinfo=dt.UTC), tick=False):
+        assert pending_release_due().released == 1
+        assert pending_release_due().released == 0
+    summary = member_points_summary(member)
+    assert (summary["balance"], summary["pending"], summary["lifetime_earned"]) == (100, 0, 100)
+
+
+def test_points_per_unit_half_up_rounding(tenant):
+    _, _, member = earning_setup(tenant, points_per_unit="1", unit_amount="10.00", rounding="half_up")
+    assert _pay(tenant, member, "a", "15.00").points_earned == 2
+    assert _pay(tenant, member, "b", "14.99").points_earned == 1
+
+
+def test_order_without_program_is_recorded_without_points(tenant):
+    member = MemberFactory(tenant=tenant)
+    result = _pay(tenant, member)
+    assert result.points_earned == 0 and Order.objects.for_tenant(tenant).get().amount == Decimal("100.00")
