@@ -1,0 +1,177 @@
+"""Code patterns and set-based bulk generation.
+
+A pattern such as `SPR-####-????` is literal text with placeholders: `#` a digit, `?` a letter, `*` a
+digit or a letter, drawn from an unambiguous alphabet (no 0/O, 1/I/L) with the operating system's
+random source (codes must not be guessable). Codes are upper case and unique per tenant: a batch is
+inserted with one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` statement, and collisions
+are simply topped up by the next batch, so a crash or a re-run never creates a duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+DIGITS = "23456789"
+LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"
+ALPHANUM = DIGITS + LETTERS
+PLACEHOLDERS = {"#": DIGITS, "?": LETTERS, "*": ALPHANUM}
+BATCH = 50_000
+
+
+class PatternError(ValueError):
+    pass
+
+
+def _slots(pattern: str) -> list[str | None]:
+    return [PLACEHOLDERS.get(ch) if ch in PLACEHOLDERS else None for ch in pattern]
+
+
+def capacity(pattern: str) -> int:
+    total = 1
+    for alphabet in _slots(pattern):
+        if alphabet:
+            total *= len(alphabet)
+    return total
+
+
+def check_pattern(pattern: str, count: int = 1) -> None:
+    if not pattern or len(pattern) > 50:
+        raise PatternError("A pattern of 1 to 50 characters is required.")
+    random_slots = sum(1 for a in _slots(pattern) if a)
+    if random_slots < 4:
+        raise PatternError("A pattern needs at least 4 placeholders (# digit, ? letter, * either).")
+    if capacity(pattern) < count * 20:
+        raise PatternError(f"The pattern {pattern!r} is too short for {count} codes: add placeholders.")
+
+
+def _tables(alphabet: str) -> list[str | None]:
+    """Byte -> symbol without modulo bias: bytes past the last whole multiple are rejected."""
+    size = len(alphabet)
+    limit = 256 - 256 % size
+    return [alphabet[b % size] if b < limit else None for b in range(256)]
+
+
+def random_codes(pattern: str, count: int) -> set[str]:
+    """`count` distinct random codes for `pattern` (upper case)."""
+    pattern = pattern.upper()
+    slots = _slots(pattern)
+    tables = {a: _tables(a) for a in set(filter(None, slots))}
+    plan = [(ch, tables[a] if a else None) for ch, a in zip(pattern, slots, strict=True)]
+    out: set[str] = set()
+    pool = b""
+    pos = 0
+    while len(out) < count:
+        need = (count - len(out)) * len(plan) * 2 + 64
+        pool, pos = pool[pos:] + os.urandom(need), 0
+        n = len(pool)
+        while len(out) < count and pos + len(plan) * 2 < n:
+            chars = []
+            for literal, table in plan:
+                if table is None:
+                    chars.append(literal)
+                    continue
+                symbol = table[pool[pos]]
+                pos += 1
+                while symbol is None:
+                    symbol = table[pool[pos]]
+                    pos += 1
+                chars.append(symbol)
+            out.add("".join(chars))
+    return out
+
+
+def insert_codes(
+    *,
+    tenant_id: int,
+    campaign_id: int,
+    codes: list[str],
+    usage_limit: int | None,
+    expires_at=None,
+    balance: Decimal | None = None,
+) -> int:
+    """Insert codes, skipping those already taken in the tenant; returns how many were inserted."""
+    from campaigns.models import Code
+
+    if not codes:
+        return 0
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        table = Code._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {table} (tenant_id, campaign_id, code, is_shared, usage_limit, redeemed_count,
+                                     expires_at, initial_balance, balance, created_at)
+                SELECT %s, %s, c, false, %s, 0, %s, %s, %s, %s FROM unnest(%s::text[]) AS c
+                ON CONFLICT (tenant_id, code) DO NOTHING
+                """,
+                [tenant_id, campaign_id, usage_limit, expires_at, balance, balance, now, list(codes)],
+            )
+            return cursor.rowcount
+    before = Code.objects.filter(tenant_id=tenant_id, campaign_id=campaign_id).count()
+    Code.objects.bulk_create(
+        [
+            Code(
+                tenant_id=tenant_id,
+                campaign_id=campaign_id,
+                code=c,
+                usage_limit=usage_limit,
+                expires_at=expires_at,
+                initial_balance=balance,
+                balance=balance,
+            )
+            for c in codes
+        ],
+        ignore_conflicts=True,
+        batch_size=5000,
+    )
+    return Code.objects.filter(tenant_id=tenant_id, campaign_id=campaign_id).count() - before
+
+
+def generate_codes(
+    *,
+    tenant_id: int,
+    campaign_id: int,
+    pattern: str,
+    count: int,
+    usage_limit: int | None = 1,
+    expires_at=None,
+    balance: Decimal | None = None,
+    batch: int = BATCH,
+    progress=None,
+) -> int:
+    """Create exactly `count` new codes (in batches, each its own statement); returns the number made."""
+    from campaigns.models import Campaign
+
+    check_pattern(pattern, count)
+    made = 0
+    barren = 0
+    while made < count:
+        want = min(batch, count - made)
+        fresh = random_codes(pattern, want)
+        inserted = insert_codes(
+            tenant_id=tenant_id,
+            campaign_id=campaign_id,
+            codes=list(fresh),
+            usage_limit=usage_limit,
+            expires_at=expires_at,
+            balance=balance,
+        )
+        made += inserted
+        if inserted:
+            Campaign.objects.filter(pk=campaign_id).update(codes_count=F("codes_count") + inserted)
+        barren = barren + 1 if inserted == 0 else 0
+        if barren >= 5:
+            raise PatternError(f"The pattern {pattern!r} is exhausted in this tenant: add placeholders.")
+        if progress:
+            progress(made)
+    return made
+
+
+def normalize(code: str) -> str:
+    return str(code).strip().upper()

@@ -1,0 +1,236 @@
+"""Campaigns, their codes and publications, and the usage counters their limits rest on.
+
+A campaign's incentive (`discount`), rule, limits and stacking fields are data; the pure strategies in
+`campaigns.incentives` and `campaigns.stacking` interpret them. Usage counters are only changed by
+`rewards.services.redemption` (under the campaign row lock) and by rollbacks.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from members.models import Member, TenantOwned
+
+
+class CampaignType(models.TextChoices):
+    DISCOUNT = "discount", _("Discount (coupon codes)")
+    GIFT_CARD = "gift_card", _("Gift card")
+    PROMOTION = "promotion", _("Promotion (applies by itself)")
+    REFERRAL = "referral", _("Referral")
+    LOYALTY_REWARD = "loyalty_reward", _("Loyalty reward")
+
+
+class Period(models.TextChoices):
+    DAY = "day", _("Day")
+    WEEK = "week", _("Week")
+    MONTH = "month", _("Month")
+
+
+class Campaign(TenantOwned):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    type = models.CharField(max_length=20, choices=CampaignType.choices, default=CampaignType.DISCOUNT)
+    enabled = models.BooleanField(default=True, help_text=_("Kill switch: a disabled campaign's codes fail at once."))
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    active_hours = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_('[{"weekdays": [0..6], "from": "09:00", "to": "17:00"}], tenant time zone'),
+    )
+    rule = models.TextField(blank=True, help_text=_("Validation rule (rule language); empty means always."))
+
+    # The incentive: `discount` for coupon/promotion/loyalty_reward campaigns (see campaigns.incentives),
+    # `gift_card_amount` for gift card campaigns; `config` holds type-specific settings (referral).
+    discount = models.JSONField(default=dict, blank=True)
+    gift_card_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+
+    # Limits (null = unlimited).
+    redemptions_total = models.PositiveIntegerField(null=True, blank=True)
+    redemptions_per_member = models.PositiveIntegerField(null=True, blank=True)
+    redemptions_per_member_period = models.PositiveIntegerField(null=True, blank=True)
+    member_period = models.CharField(max_length=10, choices=Period.choices, blank=True)
+    redemptions_per_day = models.PositiveIntegerField(null=True, blank=True)
+    redemptions_per_week = models.PositiveIntegerField(null=True, blank=True)
+    redemptions_per_month = models.PositiveIntegerField(null=True, blank=True)
+    discount_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    order_value_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+
+    # Counters (changed with F()/set-based UPDATEs by the redemption service only).
+    redemptions_count = models.PositiveIntegerField(default=0)
+    discount_used = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    order_value_used = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    redemptions_failed = models.PositiveIntegerField(default=0)
+    published_count = models.PositiveIntegerField(default=0)
+    codes_count = models.PositiveIntegerField(default=0)
+    budget_exhausted_at = models.DateTimeField(null=True, blank=True)
+
+    # Stacking.
+    stacking_category = models.CharField(max_length=50, blank=True)
+    exclusive = models.BooleanField(default=False)
+    combinable_with = models.JSONField(
+        null=True, blank=True, help_text=_("Categories it may share an order with; empty = any (unless exclusive).")
+    )
+    max_codes_per_order = models.PositiveSmallIntegerField(null=True, blank=True)
+    priority = models.SmallIntegerField(default=0, help_text=_("Lower applies first within a stage."))
+
+    # Codes.
+    code_pattern = models.CharField(max_length=50, blank=True)
+    code_usage_limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("Per generated code."))
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+
+    # Automatic circuit breaker.
+    breaker_enabled = models.BooleanField(default=True)
+    breaker_multiple = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("5"))
+    breaker_window_minutes = models.PositiveSmallIntegerField(default=5)
+    breaker_min_redemptions = models.PositiveIntegerField(default=20)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(
+        excluded_fields=[
+            "redemptions_count",
+            "discount_used",
+            "order_value_used",
+            "redemptions_failed",
+            "published_count",
+            "codes_count",
+            "updated_at",
+        ]
+    )
+
+    class Meta:
+        permissions = [("enable_campaign", "Can enable (launch) and disable campaigns")]
+        indexes = [models.Index(fields=["tenant", "type", "enabled"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(discount_used__gte=0), name="campaign_discount_used_non_negative"),
+            models.CheckConstraint(condition=Q(order_value_used__gte=0), name="campaign_order_value_used_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def category(self) -> str:
+        return self.stacking_category or self.type
+
+
+class Code(TenantOwned):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="codes")
+    code = models.CharField(max_length=60)
+    is_shared = models.BooleanField(default=False)
+    usage_limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("Empty means unlimited."))
+    redeemed_count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Gift cards: the current balance, changed only by the redemption service (history: GiftCardTransaction).
+    initial_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="codes")
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="code_unique_per_tenant"),
+            models.CheckConstraint(
+                condition=Q(balance__gte=0) | Q(balance__isnull=True), name="code_balance_non_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "id"], condition=Q(member__isnull=True), name="code_free_by_campaign"),
+            models.Index(fields=["member", "campaign"], name="code_member_campaign"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    PUSH = "push", _("Push")
+    POS = "pos", _("Point of sale")
+    API = "api", _("API")
+
+
+class Publication(TenantOwned):
+    """A code handed to a member through a channel."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="publications")
+    code = models.ForeignKey(Code, on_delete=models.CASCADE, related_name="publications")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="publications")
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.API)
+    published_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["code", "member"], name="publication_one_per_code_member")]
+        indexes = [models.Index(fields=["member", "campaign"])]
+
+    def __str__(self) -> str:
+        return f"{self.code_id} -> {self.member_id}"
+
+
+class CampaignUsage(models.Model):
+    """A usage counter of a campaign under a key.
+
+    Keys: `m:<member>` (per member), `m:<member>:<period start>` (per member per period),
+    `d:<date>`, `w:<monday>`, `mo:<yyyy-mm>` (campaign per day/week/month in the tenant's time zone) and
+    `min:<utc minute>` (per-minute activity, read by the circuit breaker, pruned after a day).
+    Changed by one set-based upsert per redemption, under the campaign's row lock.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="usage")
+    key = models.CharField(max_length=80)
+    count = models.IntegerField(default=0)
+    discount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "key"], name="campaign_usage_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.key}={self.count}"
+
+
+class CampaignAlert(TenantOwned):
+    """A note to the marketers (circuit breaker trips, budget exhausted), shown in the admin."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=40)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.campaign_id}"
+
+
+class CodeGenerationJob(TenantOwned):
+    """Bulk code generation runs as a task; this row tracks it (re-runnable: it tops up to `count`)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="generation_jobs")
+    pattern = models.CharField(max_length=50)
+    count = models.PositiveIntegerField()
+    created = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, default="pending")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}: {self.created}/{self.count}"

@@ -1,0 +1,125 @@
+"""Reads of campaigns that need more than a one-line queryset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignAlert, CampaignType, Code
+from common.money import money_str
+
+
+def campaigns_for_tenant(tenant):
+    return Campaign.objects.for_tenant(tenant)
+
+
+def campaign_get(*, tenant, campaign_id) -> Campaign | None:
+    try:
+        return Campaign.objects.for_tenant(tenant).get(pk=int(campaign_id))
+    except (Campaign.DoesNotExist, ValueError, TypeError):
+        return None
+
+
+def campaign_status(campaign: Campaign, now=None) -> str:
+    now = now or timezone.now()
+    if not campaign.enabled:
+        return "paused" if campaign.disabled_reason.startswith("circuit_breaker") else "disabled"
+    if campaign.ends_at and now >= campaign.ends_at:
+        return "ended"
+    if campaign.starts_at and now < campaign.starts_at:
+        return "scheduled"
+    if campaign.budget_exhausted_at:
+        return "exhausted"
+    return "active"
+
+
+def _money(value):
+    return money_str(value) if value is not None else None
+
+
+def campaign_stats(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "published": campaign.published_count,
+        "redeemed": campaign.redemptions_count,
+        "redemptions_failed": campaign.redemptions_failed,
+        "discount_total": money_str(campaign.discount_used),
+        "order_value_total": money_str(campaign.order_value_used),
+    }
+
+
+def campaign_document(campaign: Campaign) -> dict[str, Any]:
+    """The campaign object of the contract (`POST/GET/PATCH /api/v1/campaigns`)."""
+    shared = None
+    if campaign.codes_count == 1:
+        shared = Code.objects.filter(campaign=campaign, is_shared=True).values_list("code", flat=True).first()
+    per_period = (
+        {"count": campaign.redemptions_per_member_period, "period": campaign.member_period}
+        if campaign.redemptions_per_member_period
+        else None
+    )
+    doc: dict[str, Any] = {
+        "id": str(campaign.pk),
+        "name": campaign.name,
+        "description": campaign.description,
+        "type": campaign.type,
+        "status": campaign_status(campaign),
+        "enabled": campaign.enabled,
+        "disabled_reason": campaign.disabled_reason or None,
+        "discount": campaign.discount or None,
+        "starts_at": campaign.starts_at.isoformat() if campaign.starts_at else None,
+        "ends_at": campaign.ends_at.isoformat() if campaign.ends_at else None,
+        "active_hours": campaign.active_hours,
+        "rule": campaign.rule,
+        "limits": {
+            "redemptions_total": campaign.redemptions_total,
+            "redemptions_per_member": campaign.redemptions_per_member,
+            "redemptions_per_member_per_period": per_period,
+            "redemptions_per_day": campaign.redemptions_per_day,
+            "redemptions_per_week": campaign.redemptions_per_week,
+            "redemptions_per_month": campaign.redemptions_per_month,
+            "discount_total": _money(campaign.discount_total),
+            "order_value_total": _money(campaign.order_value_total),
+        },
+        "stacking": {
+            "category": campaign.category,
+            "exclusive": campaign.exclusive,
+            "combinable_with": campaign.combinable_with,
+            "max_codes_per_order": campaign.max_codes_per_order,
+            "priority": campaign.priority,
+        },
+        "codes": {"count": campaign.codes_count, "code": shared, "pattern": campaign.code_pattern or None},
+        "circuit_breaker": {
+            "enabled": campaign.breaker_enabled,
+            "multiple": str(campaign.breaker_multiple),
+            "window_minutes": campaign.breaker_window_minutes,
+            "min_redemptions": campaign.breaker_min_redemptions,
+        },
+        "stats": campaign_stats(campaign),
+        "created_at": campaign.created_at.isoformat() if campaign.created_at else None,
+    }
+    if campaign.type == CampaignType.GIFT_CARD:
+        doc["gift_card"] = {"amount": _money(campaign.gift_card_amount)}
+    if campaign.type == CampaignType.REFERRAL:
+        doc["referral"] = campaign.config
+    return doc
+
+
+def publication_document(publication) -> dict[str, Any]:
+    code = publication.code
+    expires = code.expires_at or publication.campaign.ends_at
+    return {
+        "code": code.code,
+        "campaign": str(publication.campaign_id),
+        "member": publication.member.external_id,
+        "channel": publication.channel,
+        "published_at": publication.published_at.isoformat(),
+        "expires_at": expires.isoformat() if expires else None,
+    }
+
+
+def open_alerts(*, tenant_ids=None):
+    qs = CampaignAlert.objects.filter(acknowledged=False).select_related("campaign")
+    if tenant_ids is not None:
+        qs = qs.filter(tenant_id__in=tenant_ids)
+    return qs

@@ -1,0 +1,17 @@
+"""Celery tasks of campaigns: thin, take ids, call services, safe to retry."""
+
+from celery import shared_task
+
+from campaigns import services
+
+
+@shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=29 * 60)
+def generate_codes_job(job_id: int) -> int:
+    """Bulk code generation; re-running tops the job up to its count without duplicates."""
+    return services.code_generation_run(job_id=job_id).created
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def circuit_breaker_sweep() -> list[int]:
+    """Every minute (beat): pause campaigns whose redemption rate or budget burn is abnormal."""
+    return services.breaker_sweep()
