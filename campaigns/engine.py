@@ -80,7 +80,7 @@ class Line:
     free_items: list[dict[str, Any]] = field(default_factory=list)
     usage_keys: list[str] = field(default_factory=list)
 
-    def refuse(self, reason: str, **details) -> None:
+    def refuse(self, reason: str, /, **details) -> None:
         if self.valid:
             self.valid = False
             self.reason = reason
