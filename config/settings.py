@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
+MIDDLEWARE += ["loyalty.api.middleware.RequestIdMiddleware"]  # Request-Id header; JSON 500s under /api/
 
 ROOT_URLCONF = "config.urls"
 
@@ -155,6 +156,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # marketers may pause or re-time them in the admin.
 CELERY_BEAT_SCHEDULE = {
     "health-ping": {"task": "config.tasks.ping", "schedule": 300.0},
+    "webhooks-dispatch-due": {"task": "loyalty.dispatch_due_webhooks", "schedule": 60.0},
+    "idempotency-purge": {"task": "loyalty.purge_idempotency_records", "schedule": 3600.0},
 }
 
 # --- REST framework ----------------------------------------------------------------------------
@@ -164,14 +167,25 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    # One error body for every failure (loyalty/api/errors.py); API views set auth, scope and throttle.
+    "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="6000/min")},
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty touchpoint API",
     "VERSION": "1.0.0",
+    "DESCRIPTION": (BASE_DIR / "loyalty" / "api" / "schema_description.md").read_text(),
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
 }
 
 LOGGING = {

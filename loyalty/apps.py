@@ -19,3 +19,6 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="loyalty.sync_roles")
+        # Registers the webhook sink of common.events and the Celery tasks of webhooks and idempotency.
+        import loyalty.api.idempotency  # noqa: F401
+        import loyalty.webhooks  # noqa: F401

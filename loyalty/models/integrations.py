@@ -1,1 +1,278 @@
-"""Integrations, API keys, webhook endpoints and deliveries, idempotency records (issue 5)."""
+"""Integrations, API keys, webhook endpoints and deliveries, idempotency records (issue 5).
+
+An *integration* is one touchpoint of one tenant ("web-shop", "pos-berlin"). It holds API keys
+(djangorestframework-api-key: only a SHA-512 hash is stored, looked up by an 8-character prefix) and
+is the scope of idempotency keys. Webhook endpoints belong to the tenant; every published domain event
+is written to the `Event` outbox in the caller's transaction and fanned out to one `WebhookDelivery`
+per subscribed endpoint, each attempt of which is logged as a `WebhookAttempt`.
+"""
+
+import datetime
+import secrets
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
+from simple_history.models import HistoricalRecords
+
+from common.events import EVENT_TYPES
+from members.models import TenantOwned
+
+__all__ = [
+    "API_SCOPES",
+    "Integration",
+    "IntegrationAPIKey",
+    "WebhookEndpoint",
+    "Event",
+    "WebhookDelivery",
+    "WebhookAttempt",
+    "IdempotencyRecord",
+]
+
+API_SCOPES = ("read", "redeem", "earn", "manage")
+
+
+def validate_scopes(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise ValidationError(_("Scopes must be a list of names."))
+    unknown = sorted(set(value) - set(API_SCOPES))
+    if unknown:
+        raise ValidationError(_("Unknown scopes: %(scopes)s."), params={"scopes": ", ".join(unknown)})
+
+
+def validate_event_types(value) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValidationError(_("Choose at least one event type."))
+    unknown = sorted(set(value) - set(EVENT_TYPES))
+    if unknown:
+        raise ValidationError(_("Unknown event types: %(types)s."), params={"types": ", ".join(unknown)})
+
+
+def validate_throttle_rate(value: str) -> None:
+    if not value:
+        return
+    from loyalty.api.throttling import parse_rate
+
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def all_scopes() -> list[str]:
+    return list(API_SCOPES)
+
+
+class Integration(TenantOwned):
+    """A touchpoint of one tenant (web shop, POS, app, CRM) that calls the API with its own keys."""
+
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="integration_name_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tenant_id})"
+
+
+class IntegrationAPIKeyManager(APIKeyManager):
+    def for_tenant(self, tenant):
+        return self.filter(integration__tenant=tenant)
+
+
+class IntegrationAPIKey(AbstractAPIKey):
+    """An API key of one integration: hashed, revocable (for good), with scopes and a last-used time."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="api_keys")
+    scopes = models.JSONField(
+        default=all_scopes,
+        validators=[validate_scopes],
+        help_text=_("What the key may do: read, redeem, earn, manage."),
+    )
+    throttle_rate = models.CharField(
+        max_length=20,
+        blank=True,
+        validators=[validate_throttle_rate],
+        help_text=_("Requests allowed, such as 100/s or 6000/min; empty: the default rate."),
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = IntegrationAPIKeyManager()
+    history = HistoricalRecords(excluded_fields=["hashed_key", "last_used_at"])
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    @property
+    def tenant(self):
+        return self.integration.tenant
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or [])
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookEndpoint(TenantOwned):
+    """Where a tenant wants events POSTed, signed with its own secret."""
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(
+        max_length=100,
+        default=new_webhook_secret,
+        help_text=_("Signs every delivery (Loyalty-Signature header); share it with the receiver."),
+    )
+    event_types = models.JSONField(default=list, validators=[validate_event_types])
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    class Meta:
+        ordering = ["tenant", "url"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return event_type in (self.event_types or [])
+
+
+class Event(TenantOwned):
+    """The outbox: one row per published domain event, written in the transaction that caused it."""
+
+    append_only = True  # its own history: never changed, so no simple-history table
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=50, choices=[(t, t) for t in EVENT_TYPES])
+    data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "type", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.public_id}"
+
+    @property
+    def public_id(self) -> str:
+        return f"evt_{self.id.hex}"
+
+    def envelope(self) -> dict:
+        """The delivered document, as the contract says: {"id", "type", "created_at", "tenant", "data"}."""
+        return {
+            "id": self.public_id,
+            "type": self.type,
+            "created_at": self.created_at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z"),
+            "tenant": self.tenant.slug,
+            "data": self.data,
+        }
+
+
+class WebhookDelivery(TenantOwned):
+    """One event to one endpoint; retried until it succeeds or its attempts are used up."""
+
+    # Delivery state, not configuration: its attempt log (WebhookAttempt) is the history.
+    append_only = True
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        RETRYING = "retrying", _("Failed, will retry")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed for good")
+        SKIPPED = "skipped", _("Skipped (endpoint disabled)")
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    resent_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
+    created_at = models.DateTimeField(auto_now_add=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} -> {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(TenantOwned):
+    """The log of one HTTP attempt of a delivery."""
+
+    append_only = True
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    response_body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="webhook_attempt_number_unique")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class IdempotencyRecord(TenantOwned):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed to retries for >= 24 h.
+
+    The unique (integration, key) row is claimed before the view runs, so two concurrent requests with
+    the same key cannot both run: the second waits for the first's response.
+    """
+
+    append_only = True  # a cache of responses, not configuration: no history
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETED = "completed", _("Completed")
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    request_hash = models.CharField(max_length=64)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    locked_until = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "key"], name="idempotency_key_unique_per_integration")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"

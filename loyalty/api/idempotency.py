@@ -1,0 +1,160 @@
+"""`Idempotency-Key` on POSTs: the first response is replayed to retries; concurrent twins run once.
+
+How it is race-safe: before the view runs, the request claims the row (integration, key) with an INSERT
+that a unique constraint arbitrates (`get_or_create`). Exactly one of several concurrent requests wins
+and runs the view; the others wait (polling, bounded by `IDEMPOTENCY_WAIT_SECONDS`) until the winner
+stores its response, then replay it. The services own their transactions (`atomic(durable=True)`), so
+the claim cannot share one with them; a crashed winner's claim expires after `IDEMPOTENCY_LOCK_SECONDS`
+and a retry takes it over. A 5xx is not stored (nothing was written: services roll back), so a retry
+runs again. Records live `IDEMPOTENCY_RETENTION_HOURS` (default 48, at least the contract's 24).
+
+The request is identified by method, path (trailing slash ignored) and the JSON body in canonical form
+(key order and whitespace do not matter); the same key with another request is 409 `idempotency_key_reused`.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.http import HttpResponse
+from django.utils import timezone
+
+from loyalty.api.errors import ApiError
+from loyalty.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def retention() -> timedelta:
+    return timedelta(hours=max(24, _setting("IDEMPOTENCY_RETENTION_HOURS", 48)))
+
+
+class IdempotentReplay(Exception):
+    """Raised before the view runs: answer with the stored first response."""
+
+    def __init__(self, record: IdempotencyRecord):
+        super().__init__(record.key)
+        self.record = record
+
+    def response(self) -> HttpResponse:
+        response = HttpResponse(
+            self.record.response_body, status=self.record.response_status, content_type="application/json"
+        )
+        response[REPLAY_HEADER] = "true"
+        return response
+
+
+@dataclass
+class Claim:
+    record: IdempotencyRecord
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    try:
+        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    digest = hashlib.sha256()
+    digest.update(method.upper().encode() + b" " + path.rstrip("/").encode() + b"\n")
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def claim(request, *, integration) -> Claim | None:
+    """Claim the request's key, or raise `IdempotentReplay` / a 409. None when there is no key."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise ApiError("invalid_idempotency_key", f"{HEADER} must be 1 to 255 characters.", 400)
+    request_hash = fingerprint(request.method, request.path, request.body)
+    lock = timedelta(seconds=_setting("IDEMPOTENCY_LOCK_SECONDS", 60))
+    deadline = time.monotonic() + _setting("IDEMPOTENCY_WAIT_SECONDS", 10)
+    pause = 0.02
+    while True:
+        now = timezone.now()
+        record, created = IdempotencyRecord.objects.get_or_create(
+            integration=integration,
+            key=key,
+            defaults={
+                "tenant_id": integration.tenant_id,
+                "method": request.method,
+                "path": request.path[:500],
+                "request_hash": request_hash,
+                "created_at": now,
+                "locked_until": now + lock,
+            },
+        )
+        if created:
+            return Claim(record)
+        if record.created_at < now - retention():
+            # Past retention and not yet purged: forget it, as the purge would have.
+            IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+            continue
+        if record.request_hash != request_hash:
+            raise ApiError(
+                "idempotency_key_reused",
+                f"This {HEADER} was already used for a different request.",
+                409,
+                {"idempotency_key": key},
+            )
+        if record.state == IdempotencyRecord.State.COMPLETED:
+            raise IdempotentReplay(record)
+        if record.locked_until < now:
+            # The first request died without answering: take its claim over (one taker wins).
+            taken = IdempotencyRecord.objects.filter(
+                pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_until=record.locked_until
+            ).update(locked_until=now + lock)
+            if taken:
+                record.locked_until = now + lock
+                return Claim(record)
+            continue
+        if time.monotonic() >= deadline:
+            raise ApiError(
+                "idempotency_request_in_progress",
+                f"A request with this {HEADER} is still being processed; retry later.",
+                409,
+                {"idempotency_key": key},
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def complete(claim_: Claim, response) -> None:
+    """Store the response of the claimed request (or release the claim after a 5xx)."""
+    record = claim_.record
+    if response.status_code >= 500 or response.status_code == 429:
+        IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+        return
+    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+        response.render()
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        state=IdempotencyRecord.State.COMPLETED,
+        response_status=response.status_code,
+        response_body=response.content.decode("utf-8"),
+    )
+
+
+def idempotency_records_purge(*, older_than: timedelta | None = None, chunk: int = 5000) -> int:
+    """Delete records past retention, in chunks; safe to re-run."""
+    cutoff = timezone.now() - (older_than or retention())
+    total = 0
+    while True:
+        ids = list(IdempotencyRecord.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return total
+        total += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
+
+
+@shared_task(name="loyalty.purge_idempotency_records", time_limit=600, soft_time_limit=540)
+def purge_idempotency_records() -> int:
+    return idempotency_records_purge()

@@ -1,0 +1,25 @@
+"""Scopes: a key carries some of `read`, `redeem`, `earn`, `manage`; a view names the one it needs."""
+
+from rest_framework import permissions
+
+from loyalty.api.errors import ApiError
+
+
+class HasScope(permissions.BasePermission):
+    """Authenticated by an API key that carries the view's `required_scope` (403 otherwise)."""
+
+    def has_permission(self, request, view) -> bool:
+        api_key = getattr(request, "auth", None)
+        if api_key is None or not getattr(request.user, "is_authenticated", False):
+            return False  # DRF answers 401 (NotAuthenticated) since an authenticator is configured
+        scope = getattr(view, "required_scope", None)
+        if scope is None:
+            raise AssertionError(f"{type(view).__name__} must declare required_scope")
+        if not api_key.has_scope(scope):
+            raise ApiError(
+                "insufficient_scope",
+                f"This API key lacks the `{scope}` scope.",
+                403,
+                {"required_scope": scope},
+            )
+        return True

@@ -1,0 +1,70 @@
+"""Throttling per API key: a fixed-window counter in the Django cache (Redis when configured).
+
+DRF's `SimpleRateThrottle` keeps a list of timestamps per client and rewrites it on every request
+(read-modify-write, racy across processes, O(rate) memory). A counter incremented atomically by the
+cache (`INCR` on Redis) needs two round trips and holds under concurrency. The rate is the key's own
+`throttle_rate` or `REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["api_key"]`; a refusal is a 429 with
+`Retry-After` (seconds until the window ends).
+"""
+
+import math
+import re
+import time
+
+from django.core.cache import cache
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+_PERIODS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """'100/s' -> (100, 1); '6000/min' -> (6000, 60)."""
+    match = _RATE.match(rate or "")
+    if not match or match.group(2) not in _PERIODS or int(match.group(1)) < 1:
+        raise ValueError(f"{rate!r} is not a rate such as 100/s, 6000/min, 10000/hour or 100000/day.")
+    return int(match.group(1)), _PERIODS[match.group(2)]
+
+
+def default_rate() -> str:
+    return (api_settings.DEFAULT_THROTTLE_RATES or {}).get("api_key") or "6000/min"
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    cache_prefix = "throttle:key"
+
+    def allow_request(self, request, view) -> bool:
+        api_key = getattr(request, "auth", None)
+        if api_key is None:
+            return True  # unauthenticated requests are refused before they cost anything
+        try:
+            limit, period = parse_rate(api_key.throttle_rate or default_rate())
+        except ValueError:
+            limit, period = parse_rate(default_rate())
+        now = time.time()
+        window = int(now // period)
+        key = f"{self.cache_prefix}:{api_key.prefix}:{period}:{window}"
+        # add() is a no-op when the counter exists; incr() is atomic in Redis and in the local cache.
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=period + 1)
+            count = 1
+        self._wait = (window + 1) * period - now
+        return count <= limit
+
+    def wait(self):
+        return max(1, math.ceil(self._wait))
