@@ -12,7 +12,7 @@ from django_countries import countries
 
 from common.errors import ApplicationError
 from common.events import publish
-from members.models import Member, Tenant
+from members.models import Member, Segment, SegmentMember, Tenant
 
 
 def tenant_create(
@@ -175,3 +175,42 @@ def _member_upsert(*, tenant: Tenant, external_id: str, clean: dict[str, Any], r
                 },
             )
         return member, created
+
+
+# --- segments -----------------------------------------------------------------------------------
+
+
+def segment_declare(
+    *, tenant: Tenant, code: str, name: str, criteria: dict | None = None, kind: str = "dynamic"
+) -> Segment:
+    """Create or update a segment; dynamic criteria are checked (see `members.selectors.members_matching`)."""
+    from members.selectors import validate_criteria
+
+    if kind not in Segment.Kind.values:
+        raise ApplicationError("invalid_segment", "Unknown segment kind.", {"kind": "dynamic or static"}, status=400)
+    criteria = validate_criteria(criteria or {}) if kind == Segment.Kind.DYNAMIC else {}
+    with transaction.atomic(durable=True):
+        segment, _ = Segment.objects.select_for_update().get_or_create(
+            tenant=tenant, code=code, defaults={"name": name, "kind": kind, "criteria": criteria}
+        )
+        segment.name, segment.kind, segment.criteria = name, kind, criteria
+        segment._change_reason = "declared"
+        segment.save()
+    return segment
+
+
+def segment_upload_static(*, segment: Segment, external_ids: list[str], replace: bool = True) -> dict[str, Any]:
+    """Set (or extend) a static segment's members from a list of external ids; unknown ids are reported."""
+    if segment.kind != Segment.Kind.STATIC:
+        raise ApplicationError("segment_not_static", "Only a static segment takes an uploaded list.")
+    wanted = {e.strip() for e in external_ids if e and e.strip()}
+    with transaction.atomic(durable=True):
+        found = dict(
+            Member.objects.for_tenant(segment.tenant_id).filter(external_id__in=wanted).values_list("external_id", "pk")
+        )
+        if replace:
+            SegmentMember.objects.filter(segment=segment).exclude(member_id__in=found.values()).delete()
+        SegmentMember.objects.bulk_create(
+            [SegmentMember(segment=segment, member_id=pk) for pk in found.values()], ignore_conflicts=True
+        )
+    return {"added": len(found), "unknown": sorted(wanted - set(found))}

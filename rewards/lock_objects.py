@@ -10,9 +10,7 @@ from rewards.models import Account
 
 def account_lock(account_id: int) -> Account:
     return (
-        Account.objects.select_related("tenant", "program", "member")
-        .select_for_update(of=("self",))
-        .get(pk=account_id)
+        Account.objects.select_related("tenant", "program", "member").select_for_update(of=("self",)).get(pk=account_id)
     )
 
 

@@ -1,0 +1,94 @@
+"""Reads of the members app: segment membership as one query."""
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db.models import DecimalField, Exists, F, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from common.errors import ApplicationError
+from members.models import CustomEvent, Member, Segment, SegmentMember
+
+CRITERIA = ("country", "city", "tiers", "attributes", "marketing_consent", "min_spend", "spend_days", "event")
+
+
+def validate_criteria(criteria: Any) -> dict[str, Any]:
+    """Check a dynamic segment's criteria document; raises ApplicationError with field details."""
+    errors: dict[str, str] = {}
+    if not isinstance(criteria, dict):
+        raise ApplicationError("invalid_segment", "Criteria must be an object.", {"criteria": "an object"}, status=400)
+    for key in criteria:
+        if key not in CRITERIA:
+            errors[key] = f"unknown criterion; use {', '.join(CRITERIA)}"
+    for key in ("country", "city", "tiers"):
+        value = criteria.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            errors[key] = "a list of texts"
+    if "attributes" in criteria and not isinstance(criteria["attributes"], dict):
+        errors["attributes"] = "an object"
+    if "marketing_consent" in criteria and not isinstance(criteria["marketing_consent"], bool):
+        errors["marketing_consent"] = "true or false"
+    if "min_spend" in criteria:
+        try:
+            Decimal(str(criteria["min_spend"]))
+        except InvalidOperation:
+            errors["min_spend"] = "a decimal amount"
+    days = criteria.get("spend_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        errors["spend_days"] = "a whole number of days >= 1"
+    event = criteria.get("event")
+    if event is not None and (not isinstance(event, dict) or not isinstance(event.get("name"), str)):
+        errors["event"] = 'an object like {"name": "review_written", "days": 30}'
+    if errors:
+        raise ApplicationError("invalid_segment", "The segment criteria are not valid.", errors, status=400)
+    return criteria
+
+
+def members_matching(tenant, criteria: dict[str, Any], now: dt.datetime | None = None) -> QuerySet[Member]:
+    """Members of `tenant` meeting every criterion, as one SQL query (spend and tier via reverse relations)."""
+    now = now or timezone.now()
+    qs = Member.objects.for_tenant(tenant)
+    if criteria.get("country"):
+        qs = qs.filter(country__in=[c.upper() for c in criteria["country"]])
+    if criteria.get("city"):
+        qs = qs.filter(city__in=criteria["city"])
+    if "marketing_consent" in criteria:
+        qs = qs.filter(marketing_consent=criteria["marketing_consent"])
+    for key, value in (criteria.get("attributes") or {}).items():
+        qs = qs.filter(**{f"attributes__{key}": value})
+    if criteria.get("tiers"):
+        qs = qs.filter(tier_statuses__tier__code__in=criteria["tiers"]).distinct()
+    if criteria.get("min_spend") is not None:
+        window = Q()
+        if criteria.get("spend_days"):
+            window = Q(orders__occurred_at__gte=now - dt.timedelta(days=criteria["spend_days"]))
+        zero = Value(Decimal("0"), output_field=DecimalField(max_digits=14, decimal_places=2))
+        qs = qs.annotate(
+            segment_spend=Coalesce(Sum(F("orders__amount") - F("orders__returned_amount"), filter=window), zero)
+        ).filter(segment_spend__gte=Decimal(str(criteria["min_spend"])))
+    event = criteria.get("event")
+    if event:
+        events = CustomEvent.objects.filter(member=OuterRef("pk"), name=event["name"])
+        if event.get("days"):
+            events = events.filter(occurred_at__gte=now - dt.timedelta(days=int(event["days"])))
+        qs = qs.filter(Exists(events))
+    return qs
+
+
+def segment_members(segment: Segment, now: dt.datetime | None = None) -> QuerySet[Member]:
+    if segment.kind == Segment.Kind.STATIC:
+        return Member.objects.for_tenant(segment.tenant_id).filter(
+            Exists(SegmentMember.objects.filter(segment=segment, member=OuterRef("pk")))
+        )
+    return members_matching(segment.tenant_id, segment.criteria or {}, now)
+
+
+def member_segments(member: Member) -> list[str]:
+    """Codes of the segments the member belongs to (one query per dynamic segment; for screens, not hot paths)."""
+    codes = []
+    for segment in Segment.objects.for_tenant(member.tenant_id).order_by("code"):
+        if segment_members(segment).filter(pk=member.pk).exists():
+            codes.append(segment.code)
+    return codes
