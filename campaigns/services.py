@@ -507,18 +507,43 @@ def publication_create(*, tenant, campaign: Campaign, member, channel: str = Cha
         raise ApplicationError(
             "validation_error", "Unknown channel.", {"channel": [f"One of: {', '.join(Channel.values)}."]}, status=400
         )
-    now = timezone.now()
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
-        if not locked.enabled:
-            raise ApplicationError("campaign_disabled", "This campaign is disabled.")
-        if locked.ends_at and now >= locked.ends_at:
-            raise ApplicationError("campaign_ended", "This campaign has ended.")
-        usable = (Q(usage_limit__isnull=True) | Q(redeemed_count__lt=F("usage_limit"))) & (
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
+        return publication_assign(campaign=locked, member=member, channel=channel)
+
+
+def _usable(now):
+    return (Q(usage_limit__isnull=True) | Q(redeemed_count__lt=F("usage_limit"))) & (
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+def publication_assign(
+    *,
+    campaign: Campaign,
+    member,
+    channel: str = Channel.API,
+    reuse: bool = True,
+    generate: bool = False,
+    balance: Decimal | None = None,
+):
+    """Composition step (inside the caller's transaction, `campaign` locked): hand out a code -> (Publication, created).
+
+    With `reuse`, a code the member already holds (unredeemed, unexpired) is returned again. With `generate`
+    (rewards issued by the catalog or a referral), a campaign without a free code gets a fresh one; otherwise
+    `no_codes_left`. `balance` issues a
+    gift card with that balance instead of the campaign's amount (catalog gift card credit).
+    """
+    now = timezone.now()
+    tenant_id = campaign.tenant_id
+    if not campaign.enabled:
+        raise ApplicationError("campaign_disabled", "This campaign is disabled.")
+    if campaign.ends_at and now >= campaign.ends_at:
+        raise ApplicationError("campaign_ended", "This campaign has ended.")
+    usable = _usable(now)
+    if reuse:
         held = (
-            Publication.objects.filter(tenant=tenant, campaign=locked, member=member)
+            Publication.objects.filter(tenant_id=tenant_id, campaign=campaign, member=member)
             .filter(code__in=Code.objects.filter(usable))
             .select_related("code", "member")
             .order_by("-published_at")
@@ -526,30 +551,60 @@ def publication_create(*, tenant, campaign: Campaign, member, channel: str = Cha
         )
         if held is not None:
             return held, False
-        shared = Code.objects.filter(tenant=tenant, campaign=locked, is_shared=True).first()
-        if shared is not None:
-            if not Code.objects.filter(pk=shared.pk).filter(usable).exists():
-                raise ApplicationError("no_codes_left", "This campaign has no free code left.")
-            code = shared
-        else:
+    shared = None if balance is not None else Code.objects.filter(campaign=campaign, is_shared=True).first()
+    if shared is not None:
+        if not Code.objects.filter(pk=shared.pk).filter(usable).exists():
+            raise ApplicationError("no_codes_left", "This campaign has no free code left.")
+        code = shared
+    else:
+        code = None
+        if balance is None:
             code = (
-                Code.objects.filter(tenant=tenant, campaign=locked, member__isnull=True, is_shared=False)
+                Code.objects.filter(campaign=campaign, member__isnull=True, is_shared=False)
                 .filter(usable, redeemed_count=0)
                 .order_by("pk")
                 .select_for_update(skip_locked=True)
                 .first()
             )
-            if code is None:
-                raise ApplicationError("no_codes_left", "This campaign has no free code left.")
-            code.member = member
-            code.published_at = now
-            code.save(update_fields=["member", "published_at"])
-        publication = Publication.objects.create(
-            tenant=tenant, campaign=locked, code=code, member=member, channel=channel, published_at=now
-        )
-        Campaign.objects.filter(pk=locked.pk).update(published_count=F("published_count") + 1)
-        events.code_published(publication)
+        if code is None and (generate or balance is not None):
+            code = _fresh_code(campaign, balance=balance)
+        if code is None:
+            raise ApplicationError("no_codes_left", "This campaign has no free code left.")
+        code.member = member
+        code.published_at = now
+        code.save(update_fields=["member", "published_at"])
+    publication = Publication.objects.create(
+        tenant_id=tenant_id, campaign=campaign, code=code, member=member, channel=channel, published_at=now
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(published_count=F("published_count") + 1)
+    events.code_published(publication)
     return publication, True
+
+
+def _fresh_code(campaign: Campaign, *, balance: Decimal | None = None) -> Code:
+    pattern = campaign.code_pattern or (
+        "GC-????-####-????" if campaign.type == CampaignType.GIFT_CARD else "????-####-????"
+    )
+    if balance is None and campaign.type == CampaignType.GIFT_CARD:
+        balance = campaign.gift_card_amount
+    for _attempt in range(5):
+        text = next(iter(code_gen.random_codes(pattern, 1)))
+        try:
+            with transaction.atomic():
+                code = Code.objects.create(
+                    tenant_id=campaign.tenant_id,
+                    campaign=campaign,
+                    code=text,
+                    usage_limit=None if campaign.type == CampaignType.GIFT_CARD else (campaign.code_usage_limit or 1),
+                    expires_at=campaign.code_expires_at,
+                    initial_balance=balance,
+                    balance=balance,
+                )
+        except IntegrityError:
+            continue
+        Campaign.objects.filter(pk=campaign.pk).update(codes_count=F("codes_count") + 1)
+        return code
+    raise ApplicationError("no_codes_left", "No free code could be made from the campaign's pattern.")
 
 
 # --- bulk code generation (task) ------------------------------------------------------------------------
