@@ -679,6 +679,9 @@ def breaker_sweep(*, now: dt.datetime | None = None) -> list[int]:
     A campaign younger than two windows has no normal rate yet and is left alone. Returns paused ids.
     """
     now = now or timezone.now()
+    CampaignUsage.objects.filter(
+        key__startswith="min:", key__lt=minute_key(now - dt.timedelta(hours=BASELINE_HOURS + 1))
+    ).delete()
     since = minute_key(now - dt.timedelta(hours=BASELINE_HOURS))
     rows = (
         CampaignUsage.objects.filter(
@@ -728,9 +731,6 @@ def breaker_sweep(*, now: dt.datetime | None = None) -> list[int]:
             },
         ):
             paused.append(campaign_id)
-    CampaignUsage.objects.filter(
-        key__startswith="min:", key__lt=minute_key(now - dt.timedelta(hours=BASELINE_HOURS + 1))
-    ).delete()
     return paused
 
 
