@@ -5,6 +5,14 @@ from rest_framework import permissions
 from loyalty.api.errors import ApiError
 
 
+def scope_for(view, method: str) -> str | None:
+    """`required_scope` is one scope, or a dict by method (GET: read, PATCH: manage)."""
+    scope = getattr(view, "required_scope", None)
+    if isinstance(scope, dict):
+        return scope.get(method.upper()) or scope.get("*")
+    return scope
+
+
 class HasScope(permissions.BasePermission):
     """Authenticated by an API key that carries the view's `required_scope` (403 otherwise)."""
 
@@ -12,7 +20,7 @@ class HasScope(permissions.BasePermission):
         api_key = getattr(request, "auth", None)
         if api_key is None or not getattr(request.user, "is_authenticated", False):
             return False  # DRF answers 401 (NotAuthenticated) since an authenticator is configured
-        scope = getattr(view, "required_scope", None)
+        scope = scope_for(view, request.method)
         if scope is None:
             raise AssertionError(f"{type(view).__name__} must declare required_scope")
         if not api_key.has_scope(scope):

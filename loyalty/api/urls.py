@@ -4,10 +4,16 @@ from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from loyalty.api import schema  # noqa: F401  (registers the API-key security scheme)
+from loyalty.api import views_campaigns as campaigns
+from loyalty.api import views_earning as earning
+from loyalty.api import views_members as members
+from loyalty.api import views_redemptions as redemptions
 from loyalty.api.base import ApiNotFoundView
 from loyalty.api.views_tenant import TenantDetailApi, TenantFreezeApi, TenantUnfreezeApi
 
 app_name = "api"
+
+SEGMENT = r"[^/]+"
 
 
 def route(pattern: str, view, name: str):
@@ -23,6 +29,36 @@ urlpatterns = [
     route("tenant", TenantDetailApi.as_view(), "tenant"),
     route("tenant/freeze", TenantFreezeApi.as_view(), "tenant-freeze"),
     route("tenant/unfreeze", TenantUnfreezeApi.as_view(), "tenant-unfreeze"),
+    # Members
+    route(rf"members/(?P<external_id>{SEGMENT})", members.MemberApi.as_view(), "member"),
+    route(rf"members/(?P<external_id>{SEGMENT})/ledger", members.MemberLedgerApi.as_view(), "member-ledger"),
+    route(rf"members/(?P<external_id>{SEGMENT})/rewards", members.MemberRewardsApi.as_view(), "member-rewards"),
+    route(
+        rf"members/(?P<external_id>{SEGMENT})/reward-redemptions",
+        members.MemberRewardRedemptionApi.as_view(),
+        "member-reward-redemptions",
+    ),
+    # Earning and programs
+    route("orders", earning.OrderCreateApi.as_view(), "orders"),
+    route(rf"orders/(?P<order_id>{SEGMENT})/returns", earning.OrderReturnApi.as_view(), "order-returns"),
+    route("events", earning.EventCreateApi.as_view(), "events"),
+    route(rf"programs/(?P<code>{SEGMENT})", earning.ProgramApi.as_view(), "program"),
+    # Campaigns and distribution
+    route("campaigns", campaigns.CampaignCreateApi.as_view(), "campaigns"),
+    route(rf"campaigns/(?P<campaign_id>{SEGMENT})", campaigns.CampaignApi.as_view(), "campaign"),
+    route(rf"campaigns/(?P<campaign_id>{SEGMENT})/enable", campaigns.CampaignEnableApi.as_view(), "campaign-enable"),
+    route(rf"campaigns/(?P<campaign_id>{SEGMENT})/disable", campaigns.CampaignDisableApi.as_view(), "campaign-disable"),
+    route(rf"campaigns/(?P<campaign_id>{SEGMENT})/stats", campaigns.CampaignStatsApi.as_view(), "campaign-stats"),
+    route("publications", campaigns.PublicationCreateApi.as_view(), "publications"),
+    # Validation, redemption, catalog
+    route("validations", redemptions.ValidationApi.as_view(), "validations"),
+    route("redemptions", redemptions.RedemptionCreateApi.as_view(), "redemptions"),
+    route(
+        rf"redemptions/(?P<redemption_id>{SEGMENT})/rollback",
+        redemptions.RedemptionRollbackApi.as_view(),
+        "redemption-rollback",
+    ),
+    route("rewards", redemptions.RewardCatalogApi.as_view(), "rewards"),
 ]
 
 # Last: any other path under /api/v1/ is a 404 with the error body (not Django's HTML page).

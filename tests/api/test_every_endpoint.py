@@ -11,6 +11,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from loyalty.api.base import ApiView
+from loyalty.api.permissions import scope_for
+from tests.factories import CampaignFactory, CodeFactory, MemberFactory, ProgramFactory, earning_setup
 
 pytestmark = pytest.mark.django_db
 
@@ -50,19 +52,115 @@ def url_for(regex: str, values: dict) -> str:
     return "/" + path.replace("/?$", "").rstrip("$")
 
 
-# Path parameter -> builder of such an object in the given tenant (returns the value for the path).
-PATH_OBJECTS: dict = {}
+def _member(tenant):
+    member = MemberFactory(tenant=tenant)
+    before = (member.email, member.name, member.tenant_id)
 
-# Endpoints with no object in their path, and why their path cannot reach another tenant.
-NO_PATH_OBJECT = {
+    def unchanged():
+        member.refresh_from_db()
+        assert (member.email, member.name, member.tenant_id) == before
+
+    return member.external_id, unchanged
+
+
+def _order(tenant):
+    from loyalty.services import order_record_paid
+
+    _, _, member = earning_setup(tenant)
+    result = order_record_paid(
+        tenant=tenant, member=member.external_id, order_id="o-other", amount="100.00", currency=tenant.currency
+    )
+    order = result.order
+
+    def unchanged():
+        order.refresh_from_db()
+        assert order.returned_amount == 0
+
+    return order.order_id, unchanged
+
+
+def _program(tenant):
+    program = ProgramFactory(tenant=tenant, name="Theirs")
+
+    def unchanged():
+        program.refresh_from_db()
+        assert program.name == "Theirs"
+
+    return program.code, unchanged
+
+
+def _campaign(tenant):
+    campaign = CampaignFactory(tenant=tenant, name="Theirs", enabled=True)
+
+    def unchanged():
+        campaign.refresh_from_db()
+        assert campaign.name == "Theirs" and campaign.enabled
+
+    return str(campaign.pk), unchanged
+
+
+def _redemption(tenant):
+    from rewards.services.redemption import redeem
+
+    code = CodeFactory(campaign=CampaignFactory(tenant=tenant), usage_limit=5)
+    redemption = redeem(tenant=tenant, member=None, order_id="o-1", order={"amount": "100.00"}, codes=[code.code])
+
+    def unchanged():
+        redemption.refresh_from_db()
+        assert str(redemption.status) != "rolled_back"
+
+    return str(redemption.pk), unchanged
+
+
+# Path parameter -> builder of such an object in the given tenant: (value for the path, check it is unchanged).
+PATH_OBJECTS: dict = {
+    "external_id": _member,
+    "order_id": _order,
+    "code": _program,
+    "campaign_id": _campaign,
+    "redemption_id": _redemption,
+}
+
+
+def _probe_member_in_body(method, url, body_for):
+    def probe(tenant):
+        external_id, unchanged = _member(tenant)
+        return method, url, body_for(external_id), unchanged
+
+    return probe
+
+
+def _probe_publication(tenant):
+    campaign_id, unchanged = _campaign(tenant)
+    return "post", "/api/v1/publications", {"campaign": campaign_id, "member": "nobody"}, unchanged
+
+
+# Endpoints with no object in their path: a probe naming another tenant's object in the body or query
+# (which must answer 404), or the reason the endpoint cannot reach another tenant.
+NO_PATH_OBJECT: dict = {
     "TenantDetailApi": "the key's own tenant",
     "TenantFreezeApi": "acts on the key's own tenant",
     "TenantUnfreezeApi": "acts on the key's own tenant",
+    "CampaignCreateApi": "creates in the key's own tenant",
+    "OrderCreateApi": _probe_member_in_body(
+        "post", "/api/v1/orders", lambda m: {"order_id": "o-x", "member": m, "amount": "10.00", "currency": "EUR"}
+    ),
+    "EventCreateApi": _probe_member_in_body("post", "/api/v1/events", lambda m: {"member": m, "event": "liked"}),
+    "ValidationApi": _probe_member_in_body(
+        "post", "/api/v1/validations", lambda m: {"member": m, "order": {"amount": "10.00"}, "codes": ["X"]}
+    ),
+    "RedemptionCreateApi": _probe_member_in_body(
+        "post",
+        "/api/v1/redemptions",
+        lambda m: {"member": m, "order_id": "o-x", "order": {"amount": "10.00"}, "codes": ["X"]},
+    ),
+    "RewardCatalogApi": _probe_member_in_body("get", "/api/v1/rewards", lambda m: {"member": m}),
+    "PublicationCreateApi": _probe_publication,
 }
 
 # (view, method) that create-or-update by a key from the path: another tenant's id makes a *new*
 # object in the caller's tenant; the other tenant's object must stay untouched (checked below).
-UPSERTS: set = set()
+UPSERTS: set = {("MemberApi", "put"), ("ProgramApi", "put")}
 
 ENDPOINTS = api_endpoints()
 
@@ -80,7 +178,8 @@ def test_every_endpoint_is_classified(regex, view, methods):
         assert not missing, f"{view.__name__}: add a builder for {missing} to PATH_OBJECTS"
     else:
         assert view.__name__ in NO_PATH_OBJECT, f"{view.__name__}: classify it in NO_PATH_OBJECT"
-    assert view.required_scope in {"read", "redeem", "earn", "manage"}, view
+    for method in methods:
+        assert scope_for(view, method) in {"read", "redeem", "earn", "manage"}, (view, method)
 
 
 @pytest.mark.parametrize("regex,view,methods", ENDPOINTS, ids=[v.__name__ for _, v, _ in ENDPOINTS])
@@ -96,6 +195,23 @@ def test_every_endpoint_refuses_a_missing_or_bad_key(anon, regex, view, methods)
         assert response.status_code == 401, (method, url, response.content)
 
 
+MINIMAL_BODIES = {"MemberRewardRedemptionApi": {"reward": "1"}, "OrderReturnApi": {"amount": "1.00"}}
+
+PROBED = [e for e in ENDPOINTS if callable(NO_PATH_OBJECT.get(e[1].__name__))]
+
+
+@pytest.mark.parametrize("regex,view,methods", PROBED, ids=[v.__name__ for _, v, _ in PROBED])
+def test_endpoints_refuse_another_tenants_objects_named_in_the_body(api, other_tenant, regex, view, methods):
+    method, url, body, unchanged = NO_PATH_OBJECT[view.__name__](other_tenant)
+    if method == "get":
+        response = api.get(url, body)
+    else:
+        response = getattr(api, method)(url, body, format="json")
+    assert response.status_code == 404, response.content
+    assert response.json()["error"]["code"].endswith("_not_found")
+    unchanged()
+
+
 WITH_PATH_OBJECTS = [e for e in ENDPOINTS if params_of(e[0])]
 
 
@@ -106,6 +222,11 @@ def test_every_endpoint_hides_another_tenants_objects(api, other_tenant, regex, 
         built = {p: PATH_OBJECTS[p](other_tenant) for p in params}
         values = {p: value for p, (value, _) in built.items()}
         response = getattr(api, method)(url_for(regex, values), {}, format="json")
+        if response.status_code == 400 and (view.__name__, method) not in UPSERTS:
+            # Input is checked before lookups on some endpoints: send the smallest valid body.
+            response = getattr(api, method)(
+                url_for(regex, values), MINIMAL_BODIES.get(view.__name__, {}), format="json"
+            )
         if (view.__name__, method) in UPSERTS:
             assert response.status_code in (200, 201, 400), (method, response.content)
         else:

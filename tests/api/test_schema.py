@@ -36,7 +36,7 @@ def test_schema_is_served_without_a_key_with_the_api_key_scheme_and_the_error_bo
             for status in ("401", "403", "429", "500"):
                 ref = operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
                 assert ref.endswith("/Error"), (path, method, status)
-            if method == "post":
+            if method == "post" and path != "/api/v1/validations/":  # validation changes nothing
                 names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
                 assert "Idempotency-Key" in names, path
 
