@@ -407,6 +407,15 @@ def _create_codes(campaign: Campaign, spec: dict[str, Any], errors: _Errors) -> 
         enqueue(generate_codes_job, job.pk)
 
 
+def campaign_check(*, data: dict, campaign: Campaign | None = None) -> dict[str, list[str]]:
+    """The field errors `campaign_create` (or `campaign_update` of `campaign`) would raise; writes nothing."""
+    errors = _Errors()
+    values = _clean(data, instance=campaign, errors=errors)
+    if isinstance(data, dict):
+        _clean_codes(data, campaign.type if campaign else values.get("type", CampaignType.DISCOUNT), errors)
+    return errors.errors
+
+
 def campaign_create(*, tenant, data: dict, user=None) -> Campaign:
     errors = _Errors()
     values = _clean(data, instance=None, errors=errors)

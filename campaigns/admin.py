@@ -1,0 +1,598 @@
+"""The campaign console: a client of `campaigns.services` (no direct writes of domain state).
+
+- Campaigns: tenant-scoped, per-object rights, history; saving goes through `campaign_create` /
+  `campaign_update` (same validation as the API); enable/disable actions need `campaigns.enable_campaign`
+  (Junior marketers and Support agents lack it); "Generate codes" queues the bulk generation task;
+  "Test rule" runs the campaign's rule and the whole validation against a member and a sample order;
+  stats at a glance in the list and on the page; circuit breaker alerts are shown as admin messages.
+- Codes: CSV export and import (django-import-export), scoped to the user's tenants.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from import_export import fields, resources
+from import_export.admin import ImportExportModelAdmin
+from import_export.widgets import ForeignKeyWidget
+
+from campaigns import services
+from campaigns.models import Campaign, CampaignAlert, CampaignType, Code, CodeGenerationJob, Publication
+from campaigns.selectors import campaign_document, campaign_stats, campaign_status
+from common.errors import ApplicationError
+from members.admin_tenancy import TenantScopedAdmin, TenantScopedAdminMixin, TenantScopedReadOnlyAdmin, tenants_for_user
+from members.models import Member
+
+ENABLE_PERMISSION = services.ENABLE_PERMISSION
+
+# Service error keys -> admin form fields.
+FIELD_OF = {
+    "limits.redemptions_per_member_per_period": "redemptions_per_member_period",
+    "stacking.category": "stacking_category",
+    "gift_card.amount": "gift_card_amount",
+    "circuit_breaker.multiple": "breaker_multiple",
+    "circuit_breaker.window_minutes": "breaker_window_minutes",
+    "circuit_breaker.min_redemptions": "breaker_min_redemptions",
+}
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def document_from_instance(obj: Campaign) -> dict:
+    """The API document (`campaign_create` input) for the values of an admin form."""
+    doc = {
+        "name": obj.name,
+        "description": obj.description,
+        "starts_at": _iso(obj.starts_at),
+        "ends_at": _iso(obj.ends_at),
+        "active_hours": obj.active_hours or [],
+        "rule": obj.rule,
+        "priority": obj.priority,
+        "limits": {
+            "redemptions_total": obj.redemptions_total,
+            "redemptions_per_member": obj.redemptions_per_member,
+            "redemptions_per_member_per_period": (
+                {"count": obj.redemptions_per_member_period, "period": obj.member_period}
+                if obj.redemptions_per_member_period
+                else None
+            ),
+            "redemptions_per_day": obj.redemptions_per_day,
+            "redemptions_per_week": obj.redemptions_per_week,
+            "redemptions_per_month": obj.redemptions_per_month,
+            "discount_total": str(obj.discount_total) if obj.discount_total is not None else None,
+            "order_value_total": str(obj.order_value_total) if obj.order_value_total is not None else None,
+        },
+        "stacking": {
+            "category": obj.stacking_category,
+            "exclusive": obj.exclusive,
+            "combinable_with": obj.combinable_with or None,
+            "max_codes_per_order": obj.max_codes_per_order,
+        },
+        "circuit_breaker": {
+            "enabled": obj.breaker_enabled,
+            "multiple": str(obj.breaker_multiple),
+            "window_minutes": obj.breaker_window_minutes,
+            "min_redemptions": obj.breaker_min_redemptions,
+        },
+    }
+    if obj.type in (CampaignType.DISCOUNT, CampaignType.PROMOTION, CampaignType.LOYALTY_REWARD):
+        doc["discount"] = obj.discount or None
+    if obj.type == CampaignType.GIFT_CARD:
+        doc["gift_card"] = {"amount": str(obj.gift_card_amount) if obj.gift_card_amount is not None else None}
+    if obj.type == CampaignType.REFERRAL:
+        doc["referral"] = obj.config or {}
+    return doc
+
+
+def _form_field(key: str) -> str:
+    if key in FIELD_OF:
+        return FIELD_OF[key]
+    head, _dot, tail = key.partition(".")
+    return tail if head in ("limits", "stacking") else head
+
+
+class CampaignAdminForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = (
+            "tenant",
+            "name",
+            "description",
+            "type",
+            "enabled",
+            "owner",
+            "discount",
+            "gift_card_amount",
+            "config",
+            "starts_at",
+            "ends_at",
+            "active_hours",
+            "rule",
+            "redemptions_total",
+            "redemptions_per_member",
+            "redemptions_per_member_period",
+            "member_period",
+            "redemptions_per_day",
+            "redemptions_per_week",
+            "redemptions_per_month",
+            "discount_total",
+            "order_value_total",
+            "stacking_category",
+            "exclusive",
+            "combinable_with",
+            "max_codes_per_order",
+            "priority",
+            "code_usage_limit",
+            "code_expires_at",
+            "breaker_enabled",
+            "breaker_multiple",
+            "breaker_window_minutes",
+            "breaker_min_redemptions",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        probe = Campaign(**{k: v for k, v in cleaned.items() if k in {f.name for f in Campaign._meta.fields}})
+        if self.instance.pk:
+            probe.type = self.instance.type
+        doc = document_from_instance(probe)
+        if not self.instance.pk:
+            doc["type"] = probe.type
+        errors = services.campaign_check(data=doc, campaign=self.instance if self.instance.pk else None)
+        for key, messages_ in errors.items():
+            field = _form_field(key)
+            target = field if field in self.fields else None
+            for message in messages_:
+                self.add_error(target, message if target and "." not in key else f"{key}: {message}")
+        return cleaned
+
+
+class GenerateCodesForm(forms.Form):
+    count = forms.IntegerField(min_value=1, max_value=services.MAX_CODES, initial=1000)
+    pattern = forms.CharField(max_length=50, initial="SPR-####-????", help_text=_("# digit, ? letter, * either"))
+
+
+class RuleTestForm(forms.Form):
+    member = forms.CharField(required=False, help_text=_("External id of a member (optional)."))
+    order = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
+        initial=json.dumps(
+            {
+                "amount": "120.00",
+                "items": [{"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": "60.00"}],
+            },
+            indent=2,
+        ),
+        help_text=_("A sample order as the API takes it (JSON)."),
+    )
+
+    def clean_order(self):
+        try:
+            value = json.loads(self.cleaned_data["order"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(_("Not valid JSON: %(e)s") % {"e": exc}) from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError(_("An object is required."))
+        return value
+
+
+@admin.register(Campaign)
+class CampaignAdmin(TenantScopedAdmin):
+    form = CampaignAdminForm
+    list_display = (
+        "name",
+        "type",
+        "status_badge",
+        "enabled",
+        "redemptions_count",
+        "discount_used",
+        "budget_left",
+        "codes_count",
+        "tenant",
+    )
+    list_filter = ("tenant", "type", "enabled")
+    search_fields = ("name",)
+    readonly_fields = (
+        "stats_at_a_glance",
+        "redemptions_count",
+        "discount_used",
+        "order_value_used",
+        "redemptions_failed",
+        "published_count",
+        "codes_count",
+        "budget_exhausted_at",
+        "disabled_reason",
+        "disabled_at",
+        "created_at",
+        "updated_at",
+        "code_pattern",
+    )
+    actions = ["enable_selected", "disable_selected"]
+    fieldsets = (
+        (None, {"fields": ("tenant", "name", "description", "type", "enabled", "owner", "stats_at_a_glance")}),
+        (_("Incentive"), {"fields": ("discount", "gift_card_amount", "config")}),
+        (_("When and for whom"), {"fields": ("starts_at", "ends_at", "active_hours", "rule")}),
+        (
+            _("Limits and budgets"),
+            {
+                "fields": (
+                    "redemptions_total",
+                    "redemptions_per_member",
+                    "redemptions_per_member_period",
+                    "member_period",
+                    "redemptions_per_day",
+                    "redemptions_per_week",
+                    "redemptions_per_month",
+                    "discount_total",
+                    "order_value_total",
+                )
+            },
+        ),
+        (
+            _("Stacking"),
+            {"fields": ("stacking_category", "exclusive", "combinable_with", "max_codes_per_order", "priority")},
+        ),
+        (_("Codes"), {"fields": ("code_pattern", "code_usage_limit", "code_expires_at")}),
+        (
+            _("Circuit breaker"),
+            {"fields": ("breaker_enabled", "breaker_multiple", "breaker_window_minutes", "breaker_min_redemptions")},
+        ),
+        (
+            _("Counters"),
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "redemptions_count",
+                    "discount_used",
+                    "order_value_used",
+                    "redemptions_failed",
+                    "published_count",
+                    "codes_count",
+                    "budget_exhausted_at",
+                    "disabled_reason",
+                    "disabled_at",
+                    "created_at",
+                    "updated_at",
+                ),
+            },
+        ),
+    )
+
+    # --- display -----------------------------------------------------------------------------------
+
+    @admin.display(description=_("status"))
+    def status_badge(self, obj):
+        return campaign_status(obj)
+
+    @admin.display(description=_("budget left"))
+    def budget_left(self, obj):
+        if obj.discount_total is None:
+            return "-"
+        return obj.discount_total - obj.discount_used
+
+    @admin.display(description=_("stats"))
+    def stats_at_a_glance(self, obj):
+        if not obj or not obj.pk:
+            return "-"
+        stats = campaign_stats(obj)
+        links = format_html(
+            ' &middot; <a href="{}">{}</a> &middot; <a href="{}">{}</a>',
+            reverse("admin:campaigns_campaign_test_rule", args=[obj.pk]),
+            _("Test rule"),
+            reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk]),
+            _("Generate codes"),
+        )
+        return format_html(
+            "{} published &middot; {} redeemed &middot; {} failed &middot; {} discount &middot; {} order value{}",
+            stats["published"],
+            stats["redeemed"],
+            stats["redemptions_failed"],
+            stats["discount_total"],
+            stats["order_value_total"],
+            links,
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            readonly.append("type")
+        if not request.user.has_perm(ENABLE_PERMISSION):
+            readonly.append("enabled")
+        return readonly
+
+    def changelist_view(self, request, extra_context=None):
+        tenant_ids = (
+            None if request.user.is_superuser else list(tenants_for_user(request.user).values_list("pk", flat=True))
+        )
+        for alert in services_alerts(tenant_ids)[:5]:
+            self.message_user(request, alert.message, messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+    # --- writes through the services ---------------------------------------------------------------
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Not wrapped in a transaction as ModelAdmin does: the services own their (durable) transactions.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        doc = document_from_instance(obj)
+        try:
+            if not change:
+                doc["type"] = obj.type
+                doc["enabled"] = obj.enabled
+                created = services.campaign_create(tenant=obj.tenant, data=doc, user=request.user)
+                obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
+                obj._state.adding = False
+                return
+            current = Campaign.objects.get(pk=obj.pk)
+            if "enabled" in form.changed_data:
+                doc["enabled"] = obj.enabled
+            extra = {
+                f: getattr(obj, f) for f in ("code_usage_limit", "code_expires_at", "owner") if f in form.changed_data
+            }
+            updated = services.campaign_update(campaign=current, data=doc, user=request.user)
+            if extra:
+                Campaign.objects.filter(pk=obj.pk).update(**extra)
+            obj.__dict__.update({k: v for k, v in updated.__dict__.items() if not k.startswith("_")})
+        except ApplicationError as exc:
+            self.message_user(request, f"{exc.message} {exc.details or ''}", messages.ERROR)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # campaigns are disabled, never deleted (redemptions point at them)
+
+    @admin.action(description=_("Enable (launch) the selected campaigns"), permissions=["enable"])
+    def enable_selected(self, request, queryset):
+        for campaign in queryset:
+            services.campaign_enable(campaign=campaign, user=request.user)
+        self.message_user(request, _("Enabled %(n)d campaigns.") % {"n": queryset.count()})
+
+    @admin.action(description=_("Disable (kill switch) the selected campaigns"), permissions=["enable"])
+    def disable_selected(self, request, queryset):
+        for campaign in queryset:
+            services.campaign_disable(campaign=campaign, user=request.user, reason="disabled in the admin")
+        self.message_user(request, _("Disabled %(n)d campaigns.") % {"n": queryset.count()})
+
+    def has_enable_permission(self, request):
+        return request.user.has_perm(ENABLE_PERMISSION)
+
+    # --- extra views --------------------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/test-rule/",
+                self.admin_site.admin_view(self.test_rule_view),
+                name="campaigns_campaign_test_rule",
+            ),
+            path(
+                "<int:pk>/generate-codes/",
+                self.admin_site.admin_view(self.generate_codes_view),
+                name="campaigns_campaign_generate_codes",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _campaign_or_404(self, request, pk):
+        return get_object_or_404(self.get_queryset(request), pk=pk)
+
+    def test_rule_view(self, request, pk):
+        campaign = self._campaign_or_404(request, pk)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        form = RuleTestForm(request.POST or None)
+        outcome = None
+        if request.method == "POST" and form.is_valid():
+            outcome = rule_test(
+                campaign=campaign, member_external_id=form.cleaned_data["member"], order=form.cleaned_data["order"]
+            )
+            if outcome.get("error"):
+                form.add_error(None, outcome["error"])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": campaign,
+            "title": _("Test the rule of %(name)s") % {"name": campaign.name},
+            "form": form,
+            "outcome": outcome,
+            "outcome_json": json.dumps(outcome, indent=2, default=str) if outcome else "",
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/test_rule.html", context)
+
+    def generate_codes_view(self, request, pk):
+        campaign = self._campaign_or_404(request, pk)
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        form = GenerateCodesForm(request.POST or None, initial={"pattern": campaign.code_pattern or "SPR-####-????"})
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = services.code_generation_start(
+                    campaign=campaign,
+                    count=form.cleaned_data["count"],
+                    pattern=form.cleaned_data["pattern"],
+                    user=request.user,
+                )
+            except ApplicationError as exc:
+                form.add_error("pattern", exc.message)
+            else:
+                self.message_user(request, _("Generating %(n)d codes (job %(job)s).") % {"n": job.count, "job": job.pk})
+                return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": campaign,
+            "title": _("Generate codes for %(name)s") % {"name": campaign.name},
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/generate_codes.html", context)
+
+
+def services_alerts(tenant_ids):
+    qs = CampaignAlert.objects.filter(acknowledged=False).select_related("campaign").order_by("-created_at")
+    return qs if tenant_ids is None else qs.filter(tenant_id__in=tenant_ids)
+
+
+def rule_test(*, campaign: Campaign, member_external_id: str, order: dict) -> dict:
+    """Evaluate the campaign's rule (and a full validation with one of its codes) for a member and an order."""
+    from django.utils import timezone
+
+    from campaigns.context import member_facts, rule_context
+    from loyalty.rules import RuleError, rule_matches
+    from rewards.services.redemption import member_redemptions, validate
+
+    member = None
+    if member_external_id:
+        member = Member.objects.for_tenant(campaign.tenant_id).filter(external_id=member_external_id.strip()).first()
+        if member is None:
+            return {"error": _("No member %(id)s in this tenant.") % {"id": member_external_id}}
+    now = timezone.now()
+    try:
+        context = rule_context(
+            order=order,
+            now=now,
+            tz=campaign.tenant.tz,
+            facts=member_facts(member, now=now) if member else None,
+            redemptions=member_redemptions(member, now) if member else [],
+        )
+        matches = rule_matches(campaign.rule, context)
+    except (RuleError, ValueError, TypeError, ArithmeticError) as exc:
+        return {"error": str(getattr(exc, "message", exc))}
+    outcome = {"rule": campaign.rule or "(always)", "rule_matches": matches, "context": context}
+    code = Code.objects.filter(campaign=campaign).order_by("pk").first()
+    if code is not None or campaign.type == CampaignType.PROMOTION:
+        try:
+            result = validate(tenant=campaign.tenant, member=member, order=order, codes=[code.code] if code else [])
+            outcome["validation"] = result.as_dict()
+        except ApplicationError as exc:
+            outcome["validation"] = {"error": exc.code, "details": exc.details}
+    outcome["campaign"] = campaign_document(campaign)
+    return outcome
+
+
+class CodeResource(resources.ModelResource):
+    """CSV columns: code, campaign (id), usage_limit, redeemed_count, expires_at, balance, member (external id)."""
+
+    campaign = fields.Field(attribute="campaign", column_name="campaign", widget=ForeignKeyWidget(Campaign, "pk"))
+    member = fields.Field(
+        attribute="member", column_name="member", widget=ForeignKeyWidget(Member, "external_id"), readonly=True
+    )
+
+    class Meta:
+        model = Code
+        fields = ("code", "campaign", "usage_limit", "redeemed_count", "expires_at", "balance", "member")
+        export_order = fields
+        import_id_fields = ("code",)
+        skip_unchanged = True
+        use_bulk = True
+        batch_size = 5000
+
+    def __init__(self, *args, tenant_ids=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tenant_ids = tenant_ids
+
+    def before_import_row(self, row, **kwargs):
+        row["code"] = str(row.get("code") or "").strip().upper()
+        campaign = Campaign.objects.filter(pk=row.get("campaign")).only("tenant_id").first()
+        if campaign is None or (self.tenant_ids is not None and campaign.tenant_id not in self.tenant_ids):
+            raise ValueError(f"unknown campaign {row.get('campaign')!r}")
+
+    def before_save_instance(self, instance, row, **kwargs):
+        instance.tenant_id = instance.campaign.tenant_id
+        if instance.balance is not None and instance.initial_balance is None:
+            instance.initial_balance = instance.balance
+
+    def get_instance(self, instance_loader, row):
+        qs = Code.objects.filter(code=row.get("code"), campaign_id=row.get("campaign"))
+        return qs.first()
+
+
+@admin.register(Code)
+class CodeAdmin(TenantScopedAdminMixin, ImportExportModelAdmin):
+    resource_classes = [CodeResource]
+    list_display = ("code", "campaign", "member", "redeemed_count", "usage_limit", "balance", "expires_at")
+    list_filter = ("tenant", "campaign__type")
+    list_select_related = ("campaign", "member")
+    search_fields = ("code", "member__external_id")
+    raw_id_fields = ("campaign", "member")
+    readonly_fields = ("redeemed_count", "balance", "initial_balance", "member", "published_at", "created_at")
+    show_full_result_count = False  # millions of codes: no COUNT(*) on every page
+
+    def get_resource_kwargs(self, request, *args, **kwargs):
+        kwargs = super().get_resource_kwargs(request, *args, **kwargs)
+        if not request.user.is_superuser:
+            kwargs["tenant_ids"] = set(tenants_for_user(request.user).values_list("pk", flat=True))
+        return kwargs
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class PublicationForm(forms.ModelForm):
+    class Meta:
+        model = Publication
+        fields = ("campaign", "member", "channel")
+
+
+@admin.register(Publication)
+class PublicationAdmin(TenantScopedAdmin):
+    form = PublicationForm
+    list_display = ("code", "campaign", "member", "channel", "published_at")
+    list_select_related = ("code", "campaign", "member")
+    list_filter = ("tenant", "channel")
+    search_fields = ("code__code", "member__external_id")
+    raw_id_fields = ("campaign", "member")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("campaign", "member", "channel", "code", "published_at") if obj else ()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Not wrapped in a transaction as ModelAdmin does: the services own their (durable) transactions.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        try:
+            publication, _created = services.publication_create(
+                tenant=obj.campaign.tenant, campaign=obj.campaign, member=obj.member, channel=obj.channel
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            raise PermissionDenied(exc.message) from exc
+        obj.__dict__.update({k: v for k, v in publication.__dict__.items() if not k.startswith("_")})
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CampaignAlert)
+class CampaignAlertAdmin(TenantScopedReadOnlyAdmin):
+    list_display = ("created_at", "kind", "campaign", "message", "acknowledged")
+    list_filter = ("kind", "acknowledged", "tenant")
+    actions = ["acknowledge"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("campaigns.change_campaignalert")
+
+    @admin.action(description=_("Mark as read"), permissions=["change"])
+    def acknowledge(self, request, queryset):
+        queryset.update(acknowledged=True)
+
+
+@admin.register(CodeGenerationJob)
+class CodeGenerationJobAdmin(TenantScopedReadOnlyAdmin):
+    list_display = ("campaign", "pattern", "count", "created", "status", "created_at", "finished_at")
+    list_filter = ("status", "tenant")

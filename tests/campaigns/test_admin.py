@@ -1,0 +1,162 @@
+import pytest
+import tablib
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from campaigns.admin import CodeResource
+from campaigns.models import Campaign, CampaignAlert, Code, CodeGenerationJob
+from rewards.models import Redemption
+from rewards.services.redemption import redeem
+from tests.factories import CampaignFactory, CodeFactory, EngineMemberFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def superuser():
+    return UserFactory(is_superuser=True)
+
+
+def staff(role):
+    user = UserFactory()
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def add_form(tenant, **overrides):
+    data = {
+        "tenant": tenant.pk,
+        "name": "Admin made",
+        "description": "",
+        "type": "discount",
+        "enabled": "on",
+        "discount": '{"type": "percent", "value": "10"}',
+        "config": "{}",
+        "active_hours": "[]",
+        "rule": "",
+        "member_period": "",
+        "stacking_category": "",
+        "combinable_with": "null",
+        "priority": "0",
+        "breaker_enabled": "on",
+        "breaker_multiple": "5",
+        "breaker_window_minutes": "5",
+        "breaker_min_redemptions": "20",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_admin_creates_campaigns_through_the_service_with_its_validation(client, superuser, tenant, published):
+    client.force_login(superuser)
+    url = reverse("admin:campaigns_campaign_add")
+    response = client.post(url, add_form(tenant, rule="member.contry == 'GB'"))
+    assert response.status_code == 200 and "Unknown name" in response.content.decode()
+    assert not Campaign.objects.exists()
+    response = client.post(url, add_form(tenant, rule="order.amount >= 10"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    campaign = Campaign.objects.get()
+    assert campaign.rule == "order.amount >= 10" and campaign.enabled and campaign.owner == superuser
+    assert [k for k, _ in published] == ["campaign.created"]
+
+
+def test_junior_marketer_cannot_launch_from_the_admin(client, tenant):
+    campaign = CampaignFactory(tenant=tenant, enabled=False)
+    junior = staff("Junior marketer")
+    junior.is_superuser = False
+    from guardian.shortcuts import assign_perm
+
+    assign_perm("members.access_tenant", junior, tenant)
+    client.force_login(junior)
+    changelist = reverse("admin:campaigns_campaign_changelist")
+    page = client.get(changelist)
+    assert page.status_code == 200 and "enable_selected" not in page.content.decode()
+    client.post(changelist, {"action": "enable_selected", "_selected_action": [campaign.pk]})
+    campaign.refresh_from_db()
+    assert campaign.enabled is False
+    marketer = staff("Marketer")
+    assign_perm("members.access_tenant", marketer, tenant)
+    client.force_login(marketer)
+    client.post(changelist, {"action": "enable_selected", "_selected_action": [campaign.pk]})
+    campaign.refresh_from_db()
+    assert campaign.enabled is True
+
+
+def test_rule_tester_against_a_member_and_a_sample_order(client, superuser, tenant):
+    member = EngineMemberFactory(tenant=tenant, country="GB")
+    code = CodeFactory(campaign__tenant=tenant, campaign__rule="member.country == 'GB' and order.amount >= 100")
+    client.force_login(superuser)
+    url = reverse("admin:campaigns_campaign_test_rule", args=[code.campaign_id])
+    page = client.post(url, {"member": member.external_id, "order": '{"amount": "120.00"}'}).content.decode()
+    assert "The rule holds." in page and "valid" in page
+    page = client.post(url, {"member": member.external_id, "order": '{"amount": "20.00"}'}).content.decode()
+    assert "The rule does not hold." in page
+    page = client.post(url, {"member": "nobody", "order": '{"amount": "20.00"}'}).content.decode()
+    assert "No member nobody" in page
+
+
+def test_bulk_generation_from_the_admin_runs_as_a_task(client, superuser, tenant, django_capture_on_commit_callbacks):
+    campaign = CampaignFactory(tenant=tenant)
+    client.force_login(superuser)
+    url = reverse("admin:campaigns_campaign_generate_codes", args=[campaign.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"count": 500, "pattern": "ADM-####-????"})
+    assert response.status_code == 302
+    assert CodeGenerationJob.objects.get().status == "done"
+    assert Code.objects.filter(campaign=campaign, code__startswith="ADM-").count() == 500
+    page = client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()
+    assert "0 redeemed" in page
+
+
+def test_codes_csv_export_and_import(tenant, other_tenant):
+    campaign = CampaignFactory(tenant=tenant)
+    CodeFactory(campaign=campaign, code="EXP-1")
+    exported = CodeResource().export(queryset=Code.objects.all()).csv
+    assert "EXP-1" in exported and "code,campaign,usage_limit" in exported.splitlines()[0]
+    data = tablib.Dataset(headers=["code", "campaign", "usage_limit", "redeemed_count", "expires_at", "balance"])
+    data.append(["imp-1", campaign.pk, 3, 0, "", ""])
+    data.append(["IMP-2", campaign.pk, 1, 0, "", ""])
+    result = CodeResource().import_data(data, dry_run=False)
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert set(Code.objects.filter(campaign=campaign).values_list("code", "usage_limit")) == {
+        ("EXP-1", 1),
+        ("IMP-1", 3),
+        ("IMP-2", 1),
+    }
+    assert Code.objects.get(code="IMP-1").tenant == tenant
+    # A campaign of a tenant the user may not see is refused.
+    foreign = CampaignFactory(tenant=other_tenant)
+    data = tablib.Dataset(headers=["code", "campaign", "usage_limit", "redeemed_count", "expires_at", "balance"])
+    data.append(["SNEAK-1", foreign.pk, 1, 0, "", ""])
+    result = CodeResource(tenant_ids={tenant.pk}).import_data(data, dry_run=False)
+    assert result.has_errors() and not Code.objects.filter(code="SNEAK-1").exists()
+
+
+def test_breaker_alerts_show_in_the_changelist(client, superuser, tenant):
+    campaign = CampaignFactory(tenant=tenant)
+    CampaignAlert.objects.create(
+        tenant=tenant,
+        campaign=campaign,
+        kind="circuit_breaker",
+        message="Campaign 'X' was paused automatically: too fast.",
+    )
+    client.force_login(superuser)
+    page = client.get(reverse("admin:campaigns_campaign_changelist")).content.decode()
+    assert "was paused automatically" in page
+
+
+def test_redemption_rollback_from_the_admin(client, tenant):
+    code = CodeFactory(campaign__tenant=tenant)
+    redemption = redeem(tenant=tenant, member=None, order_id="o-1", order={"amount": "10"}, codes=[code.code])
+    agent = staff("Support agent")
+    from guardian.shortcuts import assign_perm
+
+    assign_perm("members.access_tenant", agent, tenant)
+    client.force_login(agent)
+    url = reverse("admin:rewards_redemption_rollback", args=[redemption.pk])
+    assert client.post(url, {"reason": "customer complaint"}).status_code == 302
+    redemption.refresh_from_db()
+    assert redemption.status == Redemption.Status.ROLLED_BACK and redemption.rollback.user == agent
+    analyst = staff("Analyst")
+    client.force_login(analyst)
+    assert client.post(url, {"reason": "x"}).status_code in (403, 404)
