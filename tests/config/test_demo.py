@@ -9,9 +9,12 @@ from members.models import Tenant
 
 @pytest.mark.django_db
 def test_demo_loader_is_idempotent():
-    first = load_demo()
+    first = load_demo(member_count=25)
     counts_after_first = dict(first.counts)
-    second = load_demo()
+    assert counts_after_first["members"] == 25
+    assert counts_after_first["orders"] >= 25
+    assert counts_after_first["campaigns"] == 5
+    second = load_demo(member_count=25)
     assert Tenant.objects.filter(slug="demo").count() == 1
     assert second.counts == counts_after_first
     assert get_user_model().objects.filter(username__in=ROLE_USERS).count() == len(ROLE_USERS)
@@ -19,7 +22,7 @@ def test_demo_loader_is_idempotent():
 
 @pytest.mark.django_db
 def test_demo_logins_work_and_are_scoped_to_the_demo_tenant():
-    logins = load_demo()
+    logins = load_demo(member_count=3)
     for username, role in ROLE_USERS.items():
         user = authenticate(username=username, password=logins.passwords[username])
         assert user is not None, username
@@ -29,8 +32,12 @@ def test_demo_logins_work_and_are_scoped_to_the_demo_tenant():
 
 @pytest.mark.django_db
 def test_load_demo_command_prints_the_logins(capsys):
-    call_command("load_demo")
+    call_command("load_demo", members=3)
     out = capsys.readouterr().out
+    api_key = out.strip().splitlines()[-1]
+    from loyalty.models import IntegrationAPIKey
+
+    assert IntegrationAPIKey.objects.is_valid(api_key)
     assert "Demo tenant: Demo Outfitters (demo)" in out
     for username in ROLE_USERS:
         assert f"login {username}" in out

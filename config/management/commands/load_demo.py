@@ -6,8 +6,11 @@ from config.demo import load_demo
 class Command(BaseCommand):
     help = "Load (or refresh) the demo tenant, staff users per role and a demo API key; prints the logins."
 
-    def handle(self, *args, **options):
-        logins = load_demo()
+    def add_arguments(self, parser):
+        parser.add_argument("--members", type=int, default=300, help="How many demo members (default 300).")
+
+    def handle(self, *args, members, **options):
+        logins = load_demo(member_count=members)
         out = self.stdout
         out.write(f"Demo tenant: {logins.tenant.name} ({logins.tenant.slug})")
         for what, count in logins.counts.items():
