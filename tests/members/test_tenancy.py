@@ -10,12 +10,17 @@ from tests.factories import TenantFactory, UserFactory
 
 @pytest.mark.django_db
 def test_tenant_scoped_query_never_returns_another_tenants_rows():
-    a, b = TenantFactory(), TenantFactory()
-    from members.models import HistoricalTenant  # any tenant-keyed rows would do; history rows carry the id
+    from members.models import Member
+    from members.services import member_upsert
 
-    assert set(Tenant.objects.filter(pk=a.pk).values_list("slug", flat=True)) == {a.slug}
-    assert HistoricalTenant.objects.filter(id=a.pk).count() == 1
-    assert not HistoricalTenant.objects.filter(id=a.pk, slug=b.slug).exists()
+    a, b = TenantFactory(), TenantFactory()
+    mine, _ = member_upsert(tenant=a, external_id="c-1", email="a@example.com")
+    member_upsert(tenant=b, external_id="c-1", email="b@example.com")  # the same external id, another tenant
+    member_upsert(tenant=b, external_id="c-2", email="c@example.com")
+
+    assert list(Member.objects.for_tenant(a)) == [mine]
+    assert Member.objects.for_tenant(a).get(external_id="c-1").email == "a@example.com"
+    assert Member.objects.for_tenant(b).count() == 2
 
 
 @pytest.mark.django_db
@@ -54,3 +59,45 @@ def test_create_tenant_rejects_an_unknown_time_zone():
     with pytest.raises(CommandError, match="time_zone"):
         call_command("create_tenant", "bad", name="Bad", currency="EUR", time_zone="Mars/Olympus")
     assert not Tenant.objects.filter(slug="bad").exists()
+
+
+def test_every_tenant_owned_model_admin_is_tenant_scoped():
+    """Generated from the admin registry, so a new admin cannot forget the tenant scope."""
+    from django.contrib import admin
+
+    from members.admin_tenancy import TenantScopedAdminMixin
+    from members.models import TenantOwned
+
+    unscoped = [
+        model.__name__
+        for model, model_admin in admin.site._registry.items()
+        if issubclass(model, TenantOwned) and not isinstance(model_admin, TenantScopedAdminMixin)
+    ]
+    assert unscoped == []
+
+
+HISTORY_REQUIRED = {
+    "members.Tenant",
+    "members.Member",
+    "members.Segment",
+    "loyalty.Program",
+    "loyalty.Tier",
+    "loyalty.EarningRule",
+    "loyalty.Integration",
+    "loyalty.IntegrationAPIKey",
+    "loyalty.WebhookEndpoint",
+    "campaigns.Campaign",
+    "rewards.Reward",
+}
+
+
+def test_configuration_and_master_data_keep_history_shown_in_the_admin():
+    """Who changed what, when: on configuration and master data (the ledger is its own history)."""
+    from django.apps import apps
+    from django.contrib import admin
+    from simple_history.admin import SimpleHistoryAdmin
+
+    for label in HISTORY_REQUIRED:
+        model = apps.get_model(label)
+        assert hasattr(model, "history"), f"{label} has no history"
+        assert isinstance(admin.site._registry.get(model), SimpleHistoryAdmin), f"{label} admin shows no history"
