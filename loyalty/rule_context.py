@@ -45,9 +45,21 @@ def _age(birth: dt.date | None, today: dt.date) -> float | None:
     return float(today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day)))
 
 
-def member_context(member: Member, *, tier, now: dt.datetime, points_balance: int = 0) -> dict[str, Any]:
-    spend = spend_summary(member, now)
-    segments = list(SegmentMember.objects.filter(member=member).values_list("segment__code", flat=True))
+SPEND_NAMES = ("lifetime_spend", "spend_30d", "spend_90d", "spend_365d", "orders_count")
+_NO_SPEND = {name: Decimal("0.00") for name in SPEND_NAMES} | {"orders_count": 0}
+
+
+def member_context(
+    member: Member, *, tier, now: dt.datetime, points_balance: int = 0, rules_text: str | None = None
+) -> dict[str, Any]:
+    """The `member` object; with `rules_text`, figures no rule names are not queried (they cannot matter)."""
+    wanted = (lambda *names: True) if rules_text is None else (lambda *names: any(n in rules_text for n in names))
+    spend = spend_summary(member, now) if wanted(*SPEND_NAMES) else _NO_SPEND
+    segments = (
+        list(SegmentMember.objects.filter(member=member).values_list("segment__code", flat=True))
+        if wanted("segments")
+        else []
+    )
     return {
         "external_id": member.external_id,
         "email": member.email,
@@ -110,13 +122,17 @@ def build_rule_context(
     points_balance: int = 0,
     order: dict[str, Any] | None = None,
     event: dict[str, Any] | None = None,
+    rules_text: str | None = None,
 ) -> dict[str, Any]:
-    """The whole context: member (with spend windows), order or event, recent events, now. Three queries."""
+    """The whole context: member (with spend windows), order or event, recent events, now. At most three queries.
+
+    `rules_text` (the text of the rules about to be evaluated) lets it skip the queries of names no rule uses.
+    """
     return {
-        "member": member_context(member, tier=tier, now=now, points_balance=points_balance),
+        "member": member_context(member, tier=tier, now=now, points_balance=points_balance, rules_text=rules_text),
         "order": order,
         "event": event,
-        "events": recent_events(member),
+        "events": recent_events(member) if rules_text is None or "events" in rules_text else [],
         "redemptions": [],
         "now": now,
     }

@@ -50,9 +50,13 @@ Kind = LedgerEntry.Kind
 # --- shared helpers ---------------------------------------------------------------------------------
 
 
-def _refuse_if_frozen(tenant: Tenant) -> None:
-    """The kill switch, read fresh from the database so that freezing takes effect at once."""
-    if Tenant.objects.filter(pk=tenant.pk, frozen=True).exists():
+def _refuse_if_frozen(tenant: Tenant, account: Account | None = None) -> None:
+    """The kill switch, read fresh from the database so that freezing takes effect at once.
+
+    With a locked account the tenant row came with it (`account_locked_for` joins it), so no extra query.
+    """
+    frozen = account.tenant.frozen if account is not None else Tenant.objects.filter(pk=tenant.pk, frozen=True).exists()
+    if frozen:
         raise ApplicationError("tenant_frozen", "This tenant is frozen: earning is suspended.")
 
 
@@ -241,6 +245,7 @@ def _earn(
     items: list[dict] | None = None,
 ) -> EarnOutcome:
     outcome = EarnOutcome()
+    had_debt = account.debt > 0
     tier = status.tier if status else None
     policy = ledger.expiry_policy_for(account, tier=tier) if tier else normalize_policy(account.program.expiry_policy)
     local = at.astimezone(account.tenant.tz)
@@ -285,9 +290,9 @@ def _earn(
             outcome.points_earned += points
             publish(account.tenant, "points.earned", ledger._earned_payload(account, entry))
     if outcome.entries:
-        # Debt repayments and inline expiries written after the earn entries belong to the answer too.
-        first = outcome.entries[0].pk
-        outcome.entries = list(LedgerEntry.objects.filter(account=account, pk__gte=first).order_by("pk"))
+        if had_debt:  # the debt repayments written after the earn entries belong to the answer too
+            first = outcome.entries[0].pk
+            outcome.entries = list(LedgerEntry.objects.filter(account=account, pk__gte=first).order_by("pk"))
         outcome.tier = _tier_upgrade(account, status, now)
     else:
         outcome.tier = tier
@@ -407,17 +412,46 @@ def order_record_paid(
     member = _member_of(tenant, member)
     try:
         with transaction.atomic(durable=True):
+            program = ledger.default_program(tenant)
+            account = ledger.account_locked_for(member=member, program=program) if program else None
+            # Checked under the account lock: a concurrent retry of this order has committed or not started.
             existing = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
             if existing:
                 return _order_result(existing, created=False)
-            _refuse_if_frozen(tenant)
-            program = ledger.default_program(tenant)
-            account = ledger.account_for(member=member, program=program) if program else None
+            _refuse_if_frozen(tenant, account)
+            outcome, result_tier = EarnOutcome(), None
             if account is not None:
-                account = account_lock(account.pk)
-                existing = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
-                if existing:  # a concurrent retry of the same order committed while we waited for the lock
-                    return _order_result(existing, created=False)
+                status = MemberTier.objects.filter(member=member, program=program).select_related("tier").first()
+                rules = _active_rules(program, EarningRule.Trigger.ORDER_PAID, occurred)
+                context = build_rule_context(
+                    member=member,
+                    tier=status.tier if status else None,
+                    now=now,
+                    points_balance=account.balance,
+                    order=order_context(
+                        order_id=order_id,
+                        amount=amount,
+                        currency=currency,
+                        location=location,
+                        channel=channel,
+                        items=clean_items,
+                    ),
+                    rules_text=" ".join(r.rule for r in rules),
+                )
+                outcome = _earn(
+                    account=account,
+                    member=member,
+                    rules=rules,
+                    context=context,
+                    at=occurred,
+                    now=now,
+                    status=status,
+                    label=f"order {order_id}",
+                    order_id=order_id,
+                    amount=amount,
+                    items=clean_items,
+                )
+                result_tier = outcome.tier
             order = Order.objects.create(
                 tenant=tenant,
                 member=member,
@@ -429,49 +463,17 @@ def order_record_paid(
                 channel=channel[:50],
                 occurred_at=occurred,
                 created_at=now,
+                points_total=outcome.points_earned + outcome.points_pending,
+                result={
+                    "order_id": order_id,
+                    "member": member.external_id,
+                    "points_earned": outcome.points_earned,
+                    "points_pending": outcome.points_pending,
+                    "entries": [entry_dict(e) for e in outcome.entries],
+                    "tier": tier_dict(result_tier),
+                },
             )
             OrderItem.objects.bulk_create([OrderItem(order=order, **item) for item in clean_items])
-            outcome = EarnOutcome()
-            if account is not None:
-                status = MemberTier.objects.filter(member=member, program=program).select_related("tier").first()
-                tier = status.tier if status else None
-                context = build_rule_context(
-                    member=member,
-                    tier=tier,
-                    now=now,
-                    points_balance=account.balance,
-                    order=order_context(
-                        order_id=order_id,
-                        amount=amount,
-                        currency=currency,
-                        location=location,
-                        channel=channel,
-                        items=clean_items,
-                    ),
-                )
-                outcome = _earn(
-                    account=account,
-                    member=member,
-                    rules=_active_rules(program, EarningRule.Trigger.ORDER_PAID, occurred),
-                    context=context,
-                    at=occurred,
-                    now=now,
-                    status=status,
-                    label=f"order {order_id}",
-                    order_id=order_id,
-                    amount=amount,
-                    items=clean_items,
-                )
-            order.points_total = outcome.points_earned + outcome.points_pending
-            order.result = {
-                "order_id": order_id,
-                "member": member.external_id,
-                "points_earned": outcome.points_earned,
-                "points_pending": outcome.points_pending,
-                "entries": [entry_dict(e) for e in outcome.entries],
-                "tier": tier_dict(outcome.tier),
-            }
-            order.save(update_fields=["points_total", "result"])
             return _order_result(order, created=True)
     except IntegrityError:
         existing = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
@@ -643,28 +645,28 @@ def custom_event_record(
         raise ApplicationError("invalid_event", "The event is not valid.", errors, status=400)
     member = _member_of(tenant, member)
     with transaction.atomic(durable=True):
-        _refuse_if_frozen(tenant)
         program = ledger.default_program(tenant)
-        account = ledger.account_for(member=member, program=program) if program else None
-        if account is not None:
-            account = account_lock(account.pk)
+        account = ledger.account_locked_for(member=member, program=program) if program else None
+        _refuse_if_frozen(tenant, account)
         row = CustomEvent.objects.create(
             tenant=tenant, member=member, name=event, metadata=metadata or {}, occurred_at=occurred
         )
         if account is None:
             return EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None)
         status = MemberTier.objects.filter(member=member, program=program).select_related("tier").first()
+        rules = _active_rules(program, EarningRule.Trigger.EVENT, occurred, event)
         context = build_rule_context(
             member=member,
             tier=status.tier if status else None,
             now=now,
             points_balance=account.balance,
             event={"name": event, "metadata": metadata or {}, "occurred_at": occurred},
+            rules_text=" ".join(r.rule for r in rules),
         )
         outcome = _earn(
             account=account,
             member=member,
-            rules=_active_rules(program, EarningRule.Trigger.EVENT, occurred, event),
+            rules=rules,
             context=context,
             at=occurred,
             now=now,

@@ -70,6 +70,19 @@ def account_for(*, member: Member, program: Program | None = None) -> Account:
         return Account.objects.get(member=member, program=program)
 
 
+def account_locked_for(*, member: Member, program: Program) -> Account:
+    """The member's account in `program`, created if needed, locked (one query when it exists)."""
+    account = (
+        Account.objects.select_related("tenant", "program", "member")
+        .select_for_update(of=("self",))
+        .filter(member=member, program=program)
+        .first()
+    )
+    if account is None:
+        account = account_lock(account_for(member=member, program=program).pk)
+    return account
+
+
 def expiry_policy_for(account: Account, tier=None) -> dict:
     """The policy for points earned now: the member's tier override, else the program's."""
     if tier is None:
@@ -98,8 +111,8 @@ def _check_idempotent(account: Account, key: str | None, points: int, kind: str)
 
 
 def _touch_activity(account: Account, now: dt.datetime, policy: dict | None) -> None:
-    """Earning or spending: remember it, and under `inactivity` push every live lot's expiry forward."""
-    Account.objects.filter(pk=account.pk).update(last_activity_at=now)
+    """Earning or spending (already stamped in `last_activity_at`): under `inactivity` every live lot's expiry
+    moves forward."""
     account.last_activity_at = now
     if policy is None:
         policy = normalize_policy(account.program.expiry_policy or None)
@@ -166,6 +179,8 @@ def _credit(
         ]
     )
     changes = {"balance": F("balance") + points}
+    if kind in _ACTIVITY_KINDS:
+        changes["last_activity_at"] = now
     if kind == Kind.EARN:
         changes["lifetime_earned"] = F("lifetime_earned") + points
         account.lifetime_earned += points
@@ -277,7 +292,10 @@ def _debit(
         consumptions.append(LotConsumption(lot=lot, entry=entry, points=take))
     PointLot.objects.bulk_update(touched, ["remaining"])
     LotConsumption.objects.bulk_create(consumptions)
-    Account.objects.filter(pk=account.pk).update(balance=F("balance") - points)
+    changes = {"balance": F("balance") - points}
+    if kind in _ACTIVITY_KINDS:
+        changes["last_activity_at"] = now
+    Account.objects.filter(pk=account.pk).update(**changes)
     account.balance -= points
     if kind in _ACTIVITY_KINDS:
         _touch_activity(account, now, None)
@@ -612,10 +630,13 @@ def _in(values) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def points_expire_due(*, now: dt.datetime | None = None, batch_lots: int = 20000) -> ExpiryRunResult:
+def points_expire_due(
+    *, now: dt.datetime | None = None, batch_lots: int = 20000, batch_accounts: int = 2000
+) -> ExpiryRunResult:
     """Expire every lot past its time, in set-based batches (one durable transaction each).
 
-    Each batch: pick accounts with due lots, lock them in id order, then in bulk statements write one
+    Each batch: pick up to `batch_accounts` accounts with due lots (from a sample of `batch_lots` due lots, read
+    through the partial index on live lots' expiry), lock them in id order, then in bulk statements write one
     `expire` entry per account (for all its due lots), record the lot consumptions, zero the lots and
     lower the cached balances. A crash loses at most the uncommitted batch, and a re-run finds only lots
     still unexpired: nothing is expired twice.
@@ -627,7 +648,7 @@ def points_expire_due(*, now: dt.datetime | None = None, batch_lots: int = 20000
     while True:
         with transaction.atomic(durable=True):
             sample = PointLot.objects.filter(remaining__gt=0, expires_at__lte=now).values_list("account_id", flat=True)
-            account_ids = sorted(set(sample[:batch_lots]))
+            account_ids = sorted(set(sample[:batch_lots]))[:batch_accounts]
             if not account_ids:
                 break
             accounts = {a.pk: a for a in accounts_lock(account_ids)}
@@ -660,8 +681,9 @@ def points_expire_due(*, now: dt.datetime | None = None, batch_lots: int = 20000
                 cursor.execute(
                     f"INSERT INTO {cons_t} (lot_id, entry_id, points) "
                     f"SELECT l.id, e.id, l.remaining FROM {lot_t} l JOIN {entry_t} e ON e.account_id = l.account_id "
-                    f"WHERE e.id IN ({_in(entry_ids)}) AND l.remaining > 0 AND l.expires_at <= %s",
-                    [*entry_ids, now],
+                    f"WHERE l.account_id IN ({_in(ids)}) AND e.id IN ({_in(entry_ids)}) "
+                    f"AND l.remaining > 0 AND l.expires_at <= %s",
+                    [*ids, *entry_ids, now],
                 )
                 cursor.execute(
                     f"UPDATE {lot_t} SET remaining = 0 "
