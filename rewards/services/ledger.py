@@ -354,7 +354,8 @@ def post_spend(
 ) -> LedgerEntry:
     """Spend points (kind `redeem`) inside the caller's transaction: locks the account, consumes lots FIFO.
 
-    Raises ApplicationError("points_insufficient"); a repeated idempotency key returns the first entry.
+    Raises ApplicationError("points_insufficient"), or "tenant_frozen" when the tenant's kill switch is on;
+    a repeated idempotency key returns the first entry.
     """
     if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
         raise ApplicationError("invalid_points", "Points must be a positive whole number.", {"points": points})
@@ -362,6 +363,8 @@ def post_spend(
     existing = _check_idempotent(account, idempotency_key, -points, Kind.REDEEM)
     if existing:
         return existing
+    if account.tenant.frozen:  # the kill switch, read with the locked account
+        raise ApplicationError("tenant_frozen", "This tenant is frozen: points cannot be spent.")
     return _debit(
         account,
         points=points,

@@ -227,3 +227,20 @@ def test_earn_emits_points_earned(tenant, published):
     assert [e for e, _ in published].count("points.earned") == 1
     data = dict(published)["points.earned"]
     assert (data["member"], data["points"], data["order_id"]) == (member.external_id, 5, "x")
+
+
+def test_frozen_tenant_refuses_spending_but_allows_putting_points_back(account):
+    from django.db import transaction
+
+    from members.services import tenant_set_frozen
+
+    earn(account, 50)
+    spent = spend(account, 20)
+    tenant_set_frozen(tenant=account.tenant, frozen=True, reason="incident")
+    with pytest.raises(ApplicationError) as exc:
+        spend(account, 1)
+    assert exc.value.code == "tenant_frozen"
+    with transaction.atomic():
+        post_spend_reversal(entry=spent, reason="rollback")
+    account.refresh_from_db()
+    assert account.balance == 50
