@@ -158,6 +158,12 @@ CELERY_BEAT_SCHEDULE = {
     "health-ping": {"task": "config.tasks.ping", "schedule": 300.0},
     "webhooks-dispatch-due": {"task": "loyalty.dispatch_due_webhooks", "schedule": 60.0},
     "idempotency-purge": {"task": "loyalty.purge_idempotency_records", "schedule": 3600.0},
+    # Ledger (issue 3): every job is set-based and safe to re-run.
+    "points-expire": {"task": "rewards.tasks.expire_points", "schedule": 900.0},
+    "points-pending-release": {"task": "rewards.tasks.release_pending_points", "schedule": 900.0},
+    "points-expiry-warnings": {"task": "rewards.tasks.send_expiry_warnings", "schedule": 3600.0},
+    "ledger-reconcile": {"task": "rewards.tasks.reconcile_ledger", "schedule": 86400.0},
+    "tiers-reevaluate": {"task": "loyalty.tasks.reevaluate_tiers", "schedule": 86400.0},
 }
 
 # --- REST framework ----------------------------------------------------------------------------
