@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
+from itertools import repeat
 
 from django.db import connection
 from django.db.models import F
@@ -49,39 +50,56 @@ def check_pattern(pattern: str, count: int = 1) -> None:
         raise PatternError(f"The pattern {pattern!r} is too short for {count} codes: add placeholders.")
 
 
-def _tables(alphabet: str) -> list[str | None]:
-    """Byte -> symbol without modulo bias: bytes past the last whole multiple are rejected."""
+def _translation(alphabet: str) -> tuple[bytes, bytes]:
+    """A byte -> symbol table without modulo bias: bytes past the last whole multiple are dropped."""
     size = len(alphabet)
     limit = 256 - 256 % size
-    return [alphabet[b % size] if b < limit else None for b in range(256)]
+    table = bytes(ord(alphabet[b % size]) if b < limit else 0 for b in range(256))
+    return table, bytes(range(limit, 256))
+
+
+def _stream(alphabet: str, length: int) -> str:
+    """`length` random symbols of `alphabet` (OS randomness, uniform)."""
+    table, dropped = _translation(alphabet)
+    out = b""
+    while len(out) < length:
+        out += os.urandom(length - len(out) + 64).translate(table, dropped)
+    return out[:length].decode("ascii")
+
+
+def _segments(pattern: str) -> list[tuple[str | None, str]]:
+    """Runs of the pattern: (alphabet, placeholder run) or (None, literal text)."""
+    runs: list[tuple[str | None, str]] = []
+    for ch in pattern:
+        alphabet = PLACEHOLDERS.get(ch)
+        if runs and runs[-1][0] == alphabet:
+            runs[-1] = (alphabet, runs[-1][1] + ch)
+        else:
+            runs.append((alphabet, ch))
+    return runs
 
 
 def random_codes(pattern: str, count: int) -> set[str]:
-    """`count` distinct random codes for `pattern` (upper case)."""
-    pattern = pattern.upper()
-    slots = _slots(pattern)
-    tables = {a: _tables(a) for a in set(filter(None, slots))}
-    plan = [(ch, tables[a] if a else None) for ch, a in zip(pattern, slots, strict=True)]
+    """`count` distinct random codes for `pattern` (upper case), built set-wise from random streams."""
+    segments = _segments(pattern.upper())
+    per_code: dict[str, int] = {}
+    for alphabet, text in segments:
+        if alphabet:
+            per_code[alphabet] = per_code.get(alphabet, 0) + len(text)
     out: set[str] = set()
-    pool = b""
-    pos = 0
     while len(out) < count:
-        need = (count - len(out)) * len(plan) * 2 + 64
-        pool, pos = pool[pos:] + os.urandom(need), 0
-        n = len(pool)
-        while len(out) < count and pos + len(plan) * 2 < n:
-            chars = []
-            for literal, table in plan:
-                if table is None:
-                    chars.append(literal)
-                    continue
-                symbol = table[pool[pos]]
-                pos += 1
-                while symbol is None:
-                    symbol = table[pool[pos]]
-                    pos += 1
-                chars.append(symbol)
-            out.add("".join(chars))
+        n = count - len(out)
+        streams = {a: _stream(a, n * k) for a, k in per_code.items()}
+        offsets = dict.fromkeys(per_code, 0)
+        columns = []
+        for alphabet, text in segments:
+            if alphabet is None:
+                columns.append(repeat(text, n))
+                continue
+            stream, step, start, width = streams[alphabet], per_code[alphabet], offsets[alphabet], len(text)
+            columns.append([stream[j : j + width] for j in range(start, n * step, step)])
+            offsets[alphabet] += width
+        out.update(map("".join, zip(*columns, strict=False)))
     return out
 
 
@@ -107,10 +125,10 @@ def insert_codes(
                 f"""
                 INSERT INTO {table} (tenant_id, campaign_id, code, is_shared, usage_limit, redeemed_count,
                                      expires_at, initial_balance, balance, created_at)
-                SELECT %s, %s, c, false, %s, 0, %s, %s, %s, %s FROM unnest(%s::text[]) AS c
+                SELECT %s, %s, c, false, %s, 0, %s, %s, %s, %s FROM unnest(%s::text[]) AS c ORDER BY c
                 ON CONFLICT (tenant_id, code) DO NOTHING
                 """,
-                [tenant_id, campaign_id, usage_limit, expires_at, balance, balance, now, list(codes)],
+                [tenant_id, campaign_id, usage_limit, expires_at, balance, balance, now, sorted(codes)],
             )
             return cursor.rowcount
     before = Code.objects.filter(tenant_id=tenant_id, campaign_id=campaign_id).count()

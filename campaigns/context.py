@@ -8,6 +8,7 @@ Past redemptions belong to the rewards app, which passes them in (dependencies p
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -95,19 +96,41 @@ def _segments(member: Member) -> list[str]:
     return list(model.objects.filter(member=member).values_list("segment__code", flat=True))
 
 
-def member_facts(member: Member, *, now: dt.datetime | None = None, points_balance: int | None = None) -> MemberFacts:
+FACTS = ("spend", "tier", "segments", "events", "redemptions")
+_NEEDS = {
+    "spend": re.compile(r"\b(lifetime_spend|spend_\d+d|orders_count)\b"),
+    "tier": re.compile(r"\btier\b"),
+    "segments": re.compile(r"\bsegments\b"),
+    "events": re.compile(r"\bevents\b"),
+    "redemptions": re.compile(r"\bredemptions\b"),
+}
+
+
+def facts_needed(rules) -> set[str]:
+    """Which member facts the rules read, so that only those are queried (at most one query each)."""
+    text = "\n".join(r for r in rules if r)
+    return {name for name, pattern in _NEEDS.items() if pattern.search(text)}
+
+
+def member_facts(
+    member: Member, *, now: dt.datetime | None = None, points_balance: int | None = None, needs=FACTS
+) -> MemberFacts:
     now = now or timezone.now()
-    spend, orders_count = _spend(member, now)
-    events = [
-        {"name": e.name, "metadata": e.metadata, "occurred_at": e.occurred_at}
-        for e in CustomEvent.objects.filter(
-            tenant_id=member.tenant_id, member=member, occurred_at__gte=now - dt.timedelta(days=EVENTS_LOOKBACK_DAYS)
-        ).order_by("-occurred_at")[:EVENTS_MAX]
-    ]
+    spend, orders_count = _spend(member, now) if "spend" in needs else ({}, 0)
+    events = []
+    if "events" in needs:
+        events = [
+            {"name": e.name, "metadata": e.metadata, "occurred_at": e.occurred_at}
+            for e in CustomEvent.objects.filter(
+                tenant_id=member.tenant_id,
+                member=member,
+                occurred_at__gte=now - dt.timedelta(days=EVENTS_LOOKBACK_DAYS),
+            ).order_by("-occurred_at")[:EVENTS_MAX]
+        ]
     return MemberFacts(
         member=member,
-        tier=_tier(member),
-        segments=_segments(member),
+        tier=_tier(member) if "tier" in needs else None,
+        segments=_segments(member) if "segments" in needs else [],
         spend=spend,
         orders_count=orders_count,
         points_balance=points_balance,

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from members.models import Member, TenantOwned
+from members.models import Member, Tenant, TenantOwned
 
 
 class CampaignType(models.TextChoices):
@@ -128,6 +128,9 @@ class Campaign(TenantOwned):
 
 
 class Code(TenantOwned):
+    # Millions of rows: no single-column indexes that a composite one already covers (tenant: the unique
+    # (tenant, code); member: (member, campaign)), which keeps bulk generation fast.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="codes")
     code = models.CharField(max_length=60)
     is_shared = models.BooleanField(default=False)
@@ -137,7 +140,9 @@ class Code(TenantOwned):
     # Gift cards: the current balance, changed only by the redemption service (history: GiftCardTransaction).
     initial_balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     balance = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="codes")
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="codes", db_index=False
+    )
     published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

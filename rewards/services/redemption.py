@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from campaigns import engine
 from campaigns.codes import normalize
-from campaigns.context import member_facts, rule_context
+from campaigns.context import facts_needed, member_facts, rule_context
 from campaigns.events import campaign_budget_exhausted
 from campaigns.lock_objects import campaigns_for_update, codes_for_update
 from campaigns.models import Campaign, CampaignType, CampaignUsage, Code
@@ -183,10 +183,11 @@ def member_redemptions(member: Member, now) -> list[dict[str, Any]]:
     ]
 
 
-def _context_loader(tenant, member, order, now):
+def _context_loader(tenant, member, order, now, rules):
     def load() -> dict[str, Any]:
-        facts = member_facts(member, now=now) if member else None
-        redemptions = member_redemptions(member, now) if member else []
+        needs = facts_needed(rules)
+        facts = member_facts(member, now=now, needs=needs) if member else None
+        redemptions = member_redemptions(member, now) if member and "redemptions" in needs else []
         return rule_context(order=order, now=now, tz=tenant.tz, facts=facts, redemptions=redemptions)
 
     return load
@@ -229,7 +230,7 @@ def _evaluate(*, tenant, member, order, requests, points_request, codes, promoti
         requests=requests,
         promotions=promotions,
         usage=usage,
-        context=_context_loader(tenant, member, order, now),
+        context=_context_loader(tenant, member, order, now, [c.rule for c in involved.values()]),
         points=points_request,
         frozen=frozen,
     )
