@@ -302,6 +302,31 @@ def _stackable(line: Line) -> stacking.Stackable:
     )
 
 
+def promotion_candidates(*, promotions, now, tz, member_id, order, context) -> list[Campaign]:
+    """Promotions that may apply to `order` regardless of their counters (which need their rows locked).
+
+    The redemption service locks only these, so automatic promotions that cannot apply do not serialise
+    every checkout of the tenant on their rows.
+    """
+    parsed = Order.from_dict(order)
+    tally = _Tally({})
+    out = []
+    for campaign in promotions:
+        if _campaign_refusal(campaign, now=now, tz=tz, member_id=member_id, tally=tally):
+            continue
+        if member_id is None and needs_member(campaign):
+            continue
+        if campaign.rule and not rule_matches(campaign.rule, context()):
+            continue
+        try:
+            if not incentive_for(campaign.discount).evaluate(parsed, parsed.amount).applies:
+                continue
+        except ConfigError:
+            continue
+        out.append(campaign)
+    return out
+
+
 def evaluate(
     *,
     now,

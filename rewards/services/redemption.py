@@ -184,11 +184,16 @@ def member_redemptions(member: Member, now) -> list[dict[str, Any]]:
 
 
 def _context_loader(tenant, member, order, now, rules):
+    """The rule context, built once (on first use) with only the member facts the rules read."""
+    cache: dict[str, Any] = {}
+
     def load() -> dict[str, Any]:
-        needs = facts_needed(rules)
-        facts = member_facts(member, now=now, needs=needs) if member else None
-        redemptions = member_redemptions(member, now) if member and "redemptions" in needs else []
-        return rule_context(order=order, now=now, tz=tenant.tz, facts=facts, redemptions=redemptions)
+        if "ctx" not in cache:
+            needs = facts_needed(rules)
+            facts = member_facts(member, now=now, needs=needs) if member else None
+            redemptions = member_redemptions(member, now) if member and "redemptions" in needs else []
+            cache["ctx"] = rule_context(order=order, now=now, tz=tenant.tz, facts=facts, redemptions=redemptions)
+        return cache["ctx"]
 
     return load
 
@@ -216,7 +221,7 @@ def _points_request(tenant, member, points: int, *, lock: bool = False):
     )
 
 
-def _evaluate(*, tenant, member, order, requests, points_request, codes, promotions, now, frozen):
+def _evaluate(*, tenant, member, order, requests, points_request, codes, promotions, now, frozen, context=None):
     by_text = {c.code: c for c in codes}
     for request in requests:
         request.code = by_text.get(request.text)
@@ -230,7 +235,7 @@ def _evaluate(*, tenant, member, order, requests, points_request, codes, promoti
         requests=requests,
         promotions=promotions,
         usage=usage,
-        context=_context_loader(tenant, member, order, now, [c.rule for c in involved.values()]),
+        context=context or _context_loader(tenant, member, order, now, [c.rule for c in involved.values()]),
         points=points_request,
         frozen=frozen,
     )
@@ -452,10 +457,28 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     now = timezone.now()
     frozen = _frozen(tenant)
     texts = {r.text for r in requests}
-    code_refs = list(Code.objects.for_tenant(tenant).filter(code__in=texts).values_list("pk", "campaign_id"))
-    promotion_ids = list(_promotions_qs(tenant, now).values_list("pk", flat=True))
-    campaigns = campaigns_for_update(tenant=tenant, ids={c for _, c in code_refs} | set(promotion_ids))
-    codes = list(codes_for_update(tenant=tenant, ids={pk for pk, _ in code_refs}).values())
+    code_refs = list(
+        Code.objects.for_tenant(tenant).filter(code__in=texts).values_list("pk", "campaign_id", "campaign__rule")
+    )
+    unlocked_promotions = list(_promotions_qs(tenant, now))
+    context = _context_loader(
+        tenant, member, order, now, [rule for *_, rule in code_refs] + [p.rule for p in unlocked_promotions]
+    )
+    candidates = (
+        []
+        if frozen
+        else engine.promotion_candidates(
+            promotions=unlocked_promotions,
+            now=now,
+            tz=tenant.tz,
+            member_id=member.pk if member else None,
+            order=order,
+            context=context,
+        )
+    )
+    promotion_ids = [p.pk for p in candidates]
+    campaigns = campaigns_for_update(tenant=tenant, ids={c for _, c, _ in code_refs} | set(promotion_ids))
+    codes = list(codes_for_update(tenant=tenant, ids={pk for pk, _, _ in code_refs}).values())
     for code in codes:
         code.campaign = campaigns[code.campaign_id]
     promotions = [campaigns[pk] for pk in promotion_ids if pk in campaigns]
@@ -470,6 +493,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         promotions=promotions,
         now=now,
         frozen=frozen,
+        context=context,
     )
     if not evaluation.valid:
         raise _Refused(evaluation)

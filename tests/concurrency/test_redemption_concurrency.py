@@ -135,3 +135,20 @@ def test_concurrent_rollbacks_of_one_redemption_restore_once():
     assert kinds.count("ok") == 1 and kinds.count("already_rolled_back") == 19
     assert Code.objects.get(pk=code.pk).redeemed_count == 0
     assert Campaign.objects.get(pk=code.campaign_id).redemptions_count == 0
+
+
+def test_concurrent_redemptions_by_one_member_respect_the_per_member_limit():
+    tenant = TenantFactory()
+    campaign = CampaignFactory(tenant=tenant, redemptions_per_member=2, discount={"type": "amount", "value": "1.00"})
+    shared = CodeFactory(campaign=campaign, usage_limit=None, code="TWICE")
+    member = EngineMemberFactory(tenant=tenant)
+    results = run_concurrently(
+        50,
+        lambda i: (
+            redeem(tenant=tenant, member=member, order_id=f"pm-{i}", order={"amount": "10.00"}, codes=[shared.code]).pk
+        ),
+    )
+    kinds = [kind for kind, _ in results]
+    assert kinds.count("ok") == 2
+    assert {reason_of(exc) for kind, exc in results if kind != "ok"} == {"redemptions_per_member_exceeded"}
+    assert Campaign.objects.get(pk=campaign.pk).redemptions_count == 2
