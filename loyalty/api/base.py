@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from loyalty.api import idempotency
 from loyalty.api.authentication import ApiKeyAuthentication
+from loyalty.api.parsers import StrictJSONParser
 from loyalty.api.permissions import HasScope
 from loyalty.api.throttling import ApiKeyRateThrottle
 
@@ -19,6 +20,7 @@ class ApiView(APIView):
     """
 
     authentication_classes = [ApiKeyAuthentication]
+    parser_classes = [StrictJSONParser]
     permission_classes = [HasScope]
     throttle_classes = [ApiKeyRateThrottle]
     required_scope: str | None = None
@@ -41,6 +43,8 @@ class ApiView(APIView):
     def initial(self, request, *args, **kwargs):
         self._idempotency_claim = None
         super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise exceptions.NotFound("No such object.")  # a NUL byte can name nothing that is stored
         if self.idempotent and request.method == "POST" and request.method.lower() in self.http_method_names:
             if getattr(self, request.method.lower(), None) is not None:
                 self._idempotency_claim = idempotency.claim(request, integration=self.integration)

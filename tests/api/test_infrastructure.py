@@ -196,3 +196,19 @@ def test_a_key_never_sees_another_tenant(api, tenant, other_tenant):
     assert api.get("/api/v1/tenant").json()["slug"] == tenant.slug
     api.post("/api/v1/tenant/freeze", {"reason": "x"}, format="json")
     assert Tenant.objects.get(pk=other_tenant.pk).frozen is False
+
+
+def test_nul_characters_are_refused_before_reaching_the_database(api, tenant):
+    assert_error(api.get("/api/v1/members/a%00b"), 404, "not_found")
+    body = {"name": "x", "type": "discount", "discount": {"type": "percent\x00", "value": "10"}}
+    assert_error(api.post("/api/v1/campaigns", body, format="json"), 400, "malformed_request")
+    assert_error(
+        api.put("/api/v1/members/a", {"email": "a@b.example", "name": "x\x00"}, format="json"), 400, "malformed_request"
+    )
+
+
+def test_unusual_methods_are_405_not_500(api):
+    for method in ("TRACE", "QUERY", "OPTIONS"):
+        response = api.generic(method, "/api/v1/members/x")
+        assert response.status_code in (200, 405), (method, response.status_code)
+    assert_error(api.generic("TRACE", "/api/v1/tenant/freeze"), 405, "method_not_allowed")
