@@ -58,3 +58,12 @@ def test_bulk_generation_runs_as_a_task_after_commit(tenant, django_capture_on_c
     with pytest.raises(ApplicationError):
         code_generation_start(campaign=campaign, count=10, pattern="A#")
     assert CodeGenerationJob.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_generate_codes_command(tenant):
+    from django.core.management import call_command
+
+    campaign = CampaignFactory(tenant=tenant)
+    call_command("generate_codes", tenant.slug, str(campaign.pk), "250", "--pattern", "CMD-####-????")
+    assert Code.objects.filter(campaign=campaign, code__startswith="CMD-").count() == 250

@@ -123,3 +123,37 @@ def test_member_rewards_lists_by_status(tenant, member):
     statuses = {i["code"]: i["status"] for i in member_rewards(tenant=tenant, member=member, status="published")}
     assert statuses == {used.code: "redeemed", fresh.code: "available"}
     assert Code.objects.count() == 2
+
+
+def test_member_rewards_available_redeemed_and_expired(tenant, member):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from campaigns.services import publication_create
+    from rewards.services.redemption import redeem
+
+    campaign = CampaignFactory(tenant=tenant, discount={"type": "percent", "value": "15"})
+    for _ in range(3):
+        CodeFactory(campaign=campaign)
+    used, _ = publication_create(tenant=tenant, campaign=campaign, member=member, channel="email")
+    redeem(tenant=tenant, member=member, order_id="o-1", order={"amount": "40"}, codes=[used.code.code])
+    fresh, _ = publication_create(tenant=tenant, campaign=campaign, member=member, channel="sms")
+    late = CodeFactory(campaign=campaign, member=member, expires_at=timezone.now() - dt.timedelta(days=1))
+    from campaigns.models import Publication
+
+    Publication.objects.create(
+        tenant=tenant, campaign=campaign, code=late, member=member, channel="push", published_at=timezone.now()
+    )
+    CampaignFactory(tenant=tenant, type="promotion", discount={"type": "amount", "value": "2.00"})
+
+    redeemed = member_rewards(tenant=tenant, member=member, status="redeemed")
+    assert [(i["code"], i["discount"]) for i in redeemed] == [(used.code.code, "6.00")]
+    expired = member_rewards(tenant=tenant, member=member, status="expired")
+    assert [i["code"] for i in expired] == [late.code] and expired[0]["expires_at"]
+    available = member_rewards(tenant=tenant, member=member, status="available")
+    assert [(i["code"], i["type"], i["value"]) for i in available] == [
+        (fresh.code.code, "discount", "15%"),
+        (None, "promotion", "2.00"),
+    ]
+    assert len(member_rewards(tenant=tenant, member=member)) == 4
