@@ -198,22 +198,23 @@ def _context_loader(tenant, member, order, now, rules):
     return load
 
 
-def _points_request(tenant, member, points: int, *, lock: bool = False):
-    """(PointsRequest, account) for `points` requested; the account row is not locked here."""
+def _points_request(tenant, member, points: int):
+    """(PointsRequest, account or None) for `points` requested; reads only (no account is created here)."""
     if points <= 0:
         return None, None
     if member is None:
         return engine.PointsRequest(requested=points, balance=None, member_present=False), None
-    from rewards.services.ledger import account_for, default_program
+    from rewards.models import Account
+    from rewards.services.ledger import default_program
 
     program = default_program(tenant)
     if program is None:
         return engine.PointsRequest(requested=points, balance=0), None
-    account = account_for(member=member, program=program)
+    account = Account.objects.filter(tenant=tenant, member=member, program=program).first()
     return (
         engine.PointsRequest(
             requested=points,
-            balance=account.balance,
+            balance=account.balance if account else 0,
             points_per=program.points_value_points,
             amount_per=program.points_value_amount,
         ),

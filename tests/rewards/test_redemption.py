@@ -232,3 +232,12 @@ def test_validate_and_redeem_run_a_constant_number_of_queries(
     with django_assert_max_num_queries(REDEEM_MAX_QUERIES):
         redemption_rollback(redemption=redemption, reason="test")
     assert Code.objects.filter(redeemed_count__gt=0).count() == 0
+
+
+def test_validate_with_points_creates_no_account(tenant, member):
+    from rewards.models import Account
+
+    ProgramFactory(tenant=tenant)
+    body = validate(tenant=tenant, member=member, order=ORDER, codes=[], points=10).as_dict()
+    assert body["points"]["reason"] == "points_insufficient"
+    assert not Account.objects.exists()
