@@ -1,7 +1,7 @@
 """`Idempotency-Key` on POSTs: the first response is replayed to retries; concurrent twins run once.
 
 How it is race-safe: before the view runs, the request claims the row (integration, key) with an INSERT
-that a unique constraint arbitrates (`get_or_create`). Exactly one of several concurrent requests wins
+that a unique constraint arbitrates. Exactly one of several concurrent requests wins
 and runs the view; the others wait (polling, bounded by `IDEMPOTENCY_WAIT_SECONDS`) until the winner
 stores its response, then replay it. The services own their transactions (`atomic(durable=True)`), so
 the claim cannot share one with them; a crashed winner's claim expires after `IDEMPOTENCY_LOCK_SECONDS`
@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -53,6 +54,15 @@ class IdempotentReplay(Exception):
         return response
 
 
+def _insert(**fields) -> IdempotencyRecord:
+    """One INSERT; the unique constraint decides between concurrent twins. Outside a transaction (the API
+    runs in autocommit: ATOMIC_REQUESTS is off) a failed INSERT needs no savepoint; inside one it does."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(**fields)
+    return IdempotencyRecord.objects.create(**fields)
+
+
 @dataclass
 class Claim:
     record: IdempotencyRecord
@@ -82,20 +92,22 @@ def claim(request, *, integration) -> Claim | None:
     pause = 0.02
     while True:
         now = timezone.now()
-        record, created = IdempotencyRecord.objects.get_or_create(
-            integration=integration,
-            key=key,
-            defaults={
-                "tenant_id": integration.tenant_id,
-                "method": request.method,
-                "path": request.path[:500],
-                "request_hash": request_hash,
-                "created_at": now,
-                "locked_until": now + lock,
-            },
-        )
-        if created:
+        try:
+            record = _insert(
+                tenant_id=integration.tenant_id,
+                integration=integration,
+                key=key,
+                method=request.method,
+                path=request.path[:500],
+                request_hash=request_hash,
+                created_at=now,
+                locked_until=now + lock,
+            )
             return Claim(record)
+        except IntegrityError:
+            record = IdempotencyRecord.objects.filter(integration=integration, key=key).first()
+            if record is None:  # released (a 5xx) or purged in between: try to claim it again
+                continue
         if record.created_at < now - retention():
             # Past retention and not yet purged: forget it, as the purge would have.
             IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()
