@@ -17,7 +17,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Member, TenantOwned, TenantQuerySet
+from members.models import Member, Tenant, TenantOwned, TenantQuerySet
 
 __all__ = ["Account", "LedgerEntry", "PointLot", "LotConsumption", "PendingPoints", "ExpiryWarning"]
 
@@ -115,9 +115,12 @@ class LedgerEntry(TenantOwned):
 
 
 class PointLot(TenantOwned):
+    # Lots are rewritten in bulk by the expiry job; every index costs there, so only the ones queries use exist:
+    # no single-column index on tenant (lots are always reached through their account) or on entry.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
     # The entry that credited it; an incoming transfer creates one lot per expiry of the points it moved.
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="lots")
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="lots", db_index=False)
     points = models.IntegerField()
     remaining = models.IntegerField()
     earned_at = models.DateTimeField()
