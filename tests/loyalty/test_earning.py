@@ -172,3 +172,58 @@ def test_order_without_program_is_recorded_without_points(tenant):
     member = MemberFactory(tenant=tenant)
     result = _pay(tenant, member)
     assert result.points_earned == 0 and Order.objects.for_tenant(tenant).get().amount == Decimal("100.00")
+
+
+def test_rule_outside_its_dates_does_not_apply(tenant):
+    _, _, member = earning_setup(
+        tenant,
+        starts_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+        ends_at=dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
+    )
+    before = _pay(tenant, member, "a", "10.00", occurred_at=dt.datetime(2026, 2, 28, tzinfo=dt.UTC))
+    during = _pay(tenant, member, "b", "10.00", occurred_at=dt.datetime(2026, 3, 15, tzinfo=dt.UTC))
+    after = _pay(tenant, member, "c", "10.00", occurred_at=dt.datetime(2026, 4, 1, tzinfo=dt.UTC))
+    assert (before.points_earned, during.points_earned, after.points_earned) == (0, 10, 0)
+
+
+def test_rule_on_spend_window_sees_earlier_orders(tenant):
+    _, _, member = earning_setup(tenant, rule="member.spend_365d >= 100", points=25, points_per_unit="0")
+    assert _pay(tenant, member, "a", "100.00").points_earned == 0
+    assert _pay(tenant, member, "b", "1.00").points_earned == 25
+
+
+def test_event_rule_on_metadata(tenant):
+    program = ProgramFactory(tenant=tenant)
+    EarningRuleFactory(
+        program=program,
+        trigger="event",
+        event_name="social_liked",
+        points=10,
+        points_per_unit="0",
+        rule="event.metadata.platform == 'instagram'",
+    )
+    member = MemberFactory(tenant=tenant)
+    got = [
+        custom_event_record(tenant=tenant, member=member, event="social_liked", metadata={"platform": p}).points_earned
+        for p in ("instagram", "tiktok")
+    ]
+    assert got == [10, 0]
+
+
+def test_tier_change_emits_member_tier_changed(tenant):
+    from common import events
+
+    seen = []
+    events._sinks.append(lambda t, e, d: seen.append((e, d)))
+    try:
+        program, _, member = earning_setup(tenant)
+        TierFactory(program=program, code="silver", name="Silver", threshold=50)
+        _pay(tenant, member, "a", "60.00")
+    finally:
+        events._sinks.pop()
+    [(_, data)] = [s for s in seen if s[0] == "member.tier_changed"]
+    assert (data["member"], data["from"], data["to"]) == (
+        member.external_id,
+        None,
+        {"code": "silver", "name": "Silver"},
+    )
