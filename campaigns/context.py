@@ -81,19 +81,18 @@ def _tier(member: Member) -> dict[str, Any] | None:
 
 
 def _segments(member: Member) -> list[str]:
-    """Codes of the segments the member is in: static lists (and dynamic ones when members.selectors offers it)."""
-    try:
-        from members import selectors
-    except ImportError:
-        selectors = None
-    finder = getattr(selectors, "segments_of_member", None) or getattr(selectors, "member_segments", None)
-    if finder is not None:
-        found = finder(member=member)
-        return [getattr(s, "code", s) for s in found]
-    model = _model("members", "SegmentMember")
-    if model is None:
+    """Codes of the segments (static and dynamic) the member is in: two queries whatever their number."""
+    from django.db.models import Exists, OuterRef
+
+    from members.models import Segment
+    from members.selectors import segment_members
+
+    segments = list(Segment.objects.for_tenant(member.tenant_id).order_by("code"))
+    if not segments:
         return []
-    return list(model.objects.filter(member=member).values_list("segment__code", flat=True))
+    flags = {f"in_{seg.pk}": Exists(segment_members(seg).filter(pk=OuterRef("pk")).values("pk")) for seg in segments}
+    row = Member.objects.filter(pk=member.pk).annotate(**flags).values(*flags).first() or {}
+    return [seg.code for seg in segments if row.get(f"in_{seg.pk}")]
 
 
 FACTS = ("spend", "tier", "segments", "events", "redemptions")
