@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -149,6 +149,11 @@ class Code(TenantOwned):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="code_unique_per_tenant"),
+            # The backstop of "one use left -> one success": never more redemptions than the code allows.
+            models.CheckConstraint(
+                condition=Q(usage_limit__isnull=True) | Q(redeemed_count__lte=F("usage_limit")),
+                name="code_redeemed_within_limit",
+            ),
             models.CheckConstraint(
                 condition=Q(balance__gte=0) | Q(balance__isnull=True), name="code_balance_non_negative"
             ),
