@@ -646,8 +646,8 @@ def points_expire_due(
     """
     now = now or timezone.now()
     result = ExpiryRunResult()
-    lot_t, entry_t = PointLot._meta.db_table, LedgerEntry._meta.db_table
-    account_t, cons_t = Account._meta.db_table, LotConsumption._meta.db_table
+    lot_t, entry_t, cons_t = PointLot._meta.db_table, LedgerEntry._meta.db_table, LotConsumption._meta.db_table
+    db_now = connection.ops.adapt_datetimefield_value(now)  # raw SQL parameters, as the ORM would pass them
     while True:
         with transaction.atomic(durable=True):
             sample = PointLot.objects.filter(remaining__gt=0, expires_at__lte=now).values_list("account_id", flat=True)
@@ -656,27 +656,32 @@ def points_expire_due(
                 break
             accounts = {a.pk: a for a in accounts_lock(account_ids)}
             ids = list(accounts)
+            due = (
+                PointLot.objects.filter(account_id__in=ids, remaining__gt=0, expires_at__lte=now)
+                .values("account_id")
+                .annotate(pts=Sum("remaining"))
+                .values_list("account_id", "pts")
+            )
+            expired = dict(due)
+            # The accounts are locked: their balances are current, so the new balances are set in one statement.
+            changed = []
+            for account_id, pts in expired.items():
+                accounts[account_id].balance -= pts
+                changed.append(accounts[account_id])
+            Account.objects.bulk_update(changed, ["balance"], batch_size=5000)
             with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {account_t} AS a SET balance = a.balance - s.pts "
-                    f"FROM (SELECT account_id, SUM(remaining) AS pts FROM {lot_t} "
-                    f"WHERE account_id IN ({_in(ids)}) AND remaining > 0 AND expires_at <= %s "
-                    f"GROUP BY account_id) AS s WHERE a.id = s.account_id RETURNING a.id, a.balance, s.pts",
-                    [*ids, now],
-                )
-                rows = cursor.fetchall()
                 entries = LedgerEntry.objects.bulk_create(
                     [
                         LedgerEntry(
-                            tenant_id=accounts[account_id].tenant_id,
-                            account_id=account_id,
+                            tenant_id=account.tenant_id,
+                            account_id=account.pk,
                             kind=Kind.EXPIRE,
-                            points=-int(pts),
-                            balance_after=balance,
+                            points=-int(expired[account.pk]),
+                            balance_after=account.balance,
                             reason="expired",
                             created_at=now,
                         )
-                        for account_id, balance, pts in rows
+                        for account in changed
                     ],
                     batch_size=5000,
                 )
@@ -686,17 +691,16 @@ def points_expire_due(
                     f"SELECT l.id, e.id, l.remaining FROM {lot_t} l JOIN {entry_t} e ON e.account_id = l.account_id "
                     f"WHERE l.account_id IN ({_in(ids)}) AND e.id IN ({_in(entry_ids)}) "
                     f"AND l.remaining > 0 AND l.expires_at <= %s",
-                    [*ids, *entry_ids, now],
+                    [*ids, *entry_ids, db_now],
                 )
                 cursor.execute(
                     f"UPDATE {lot_t} SET remaining = 0 "
                     f"WHERE account_id IN ({_in(ids)}) AND remaining > 0 AND expires_at <= %s",
-                    [*ids, now],
+                    [*ids, db_now],
                 )
                 result.lots += cursor.rowcount
             for entry in entries:
                 account = accounts[entry.account_id]
-                account.balance = entry.balance_after
                 publish(account.tenant, "points.expired", _expired_payload(account, entry))
             result.batches += 1
             result.accounts += len(entries)
@@ -784,21 +788,22 @@ def expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
     """
     now = now or timezone.now()
     sent = 0
-    lot_t, account_t = PointLot._meta.db_table, Account._meta.db_table
-    program_t, warn_t = Program._meta.db_table, ExpiryWarning._meta.db_table
+    lot_t, account_t, warn_t = PointLot._meta.db_table, Account._meta.db_table, ExpiryWarning._meta.db_table
+    db = connection.ops.adapt_datetimefield_value
     with transaction.atomic(durable=True):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {warn_t} (tenant_id, account_id, expires_at, points, created_at) "
-                f"SELECT l.tenant_id, l.account_id, l.expires_at, SUM(l.remaining), %s FROM {lot_t} l "
-                f"JOIN {account_t} a ON a.id = l.account_id JOIN {program_t} p ON p.id = a.program_id "
-                f"WHERE l.remaining > 0 AND l.expires_at > %s AND p.active "
-                f"AND l.expires_at <= %s + (p.expiry_warning_days * INTERVAL '1 day') "
-                f"GROUP BY l.tenant_id, l.account_id, l.expires_at "
-                f"ON CONFLICT (account_id, expires_at) DO NOTHING RETURNING id",
-                [now, now, now],
-            )
-            ids = [row[0] for row in cursor.fetchall()]
+        ids: list[int] = []
+        for program_id, days in Program.objects.filter(active=True).values_list("pk", "expiry_warning_days"):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {warn_t} (tenant_id, account_id, expires_at, points, created_at) "
+                    f"SELECT l.tenant_id, l.account_id, l.expires_at, SUM(l.remaining), %s FROM {lot_t} l "
+                    f"JOIN {account_t} a ON a.id = l.account_id "
+                    f"WHERE a.program_id = %s AND l.remaining > 0 AND l.expires_at > %s AND l.expires_at <= %s "
+                    f"GROUP BY l.tenant_id, l.account_id, l.expires_at "
+                    f"ON CONFLICT (account_id, expires_at) DO NOTHING RETURNING id",
+                    [db(now), program_id, db(now), db(now + dt.timedelta(days=days))],
+                )
+                ids.extend(row[0] for row in cursor.fetchall())
         for warning in ExpiryWarning.objects.filter(pk__in=ids).select_related(
             "tenant", "account__member", "account__program"
         ):

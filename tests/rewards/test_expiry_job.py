@@ -118,7 +118,6 @@ def test_end_of_month_policy_over_a_leap_day(tenant):
         assert points_expire_due().points == 10
 
 
-@pytest.mark.postgres
 def test_expiry_warning_is_sent_once_per_lot_window(tenant, published, django_capture_on_commit_callbacks):
     setup(tenant, {"policy": "days", "days": 30}, expiry_warning_days=7)
     member = MemberFactory(tenant=tenant, email="ada@example.com")
