@@ -69,3 +69,14 @@ def test_static_list_upload(tenant):
     assert result == {"added": 1, "unknown": ["ghost"]}
     segment_upload_static(segment=segment, external_ids=[b.external_id])
     assert list(segment_members(segment)) == [b]
+
+
+def test_segment_upload_command(tenant, tmp_path):
+    from django.core.management import call_command
+
+    a = MemberFactory(tenant=tenant)
+    path = tmp_path / "list.csv"
+    path.write_text(f"external_id\n{a.external_id}\nghost\n")
+    call_command("segment_upload", tenant.slug, "vip-list", str(path), "--name", "VIP list")
+    segment = Segment.objects.get(code="vip-list")
+    assert segment.kind == "static" and list(segment_members(segment)) == [a]
