@@ -227,3 +227,24 @@ def test_tier_change_emits_member_tier_changed(tenant):
         None,
         {"code": "silver", "name": "Silver"},
     )
+
+
+def test_earning_is_a_constant_number_of_queries(tenant, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    program, _, member = earning_setup(tenant, rule="member.spend_365d >= 0 and order.amount > 0")
+    EarningRuleFactory(program=program, categories=["apparel"], points_per_unit="2")
+    TierFactory(program=program, code="bronze", threshold=0)
+    items = [{"sku": f"S{n}", "category": "apparel", "quantity": 1, "unit_price": "1.00"} for n in range(5)]
+    counts = []
+    for n in range(4):
+        with CaptureQueriesContext(connection) as queries:
+            order_record_paid(
+                tenant=tenant, member=member, order_id=f"o{n}", amount="5.00", currency="EUR", items=items * (n + 1)
+            )
+        counts.append(len(queries))
+    # The first order creates the account and the tier status; after that, more orders, lots and items cost nothing.
+    assert counts[1] == counts[2] == counts[3]
+    with django_assert_max_num_queries(counts[1]):
+        order_record_paid(tenant=tenant, member=member, order_id="last", amount="5.00", currency="EUR", items=items * 9)
