@@ -528,10 +528,11 @@ def order_return(
 ) -> ReturnResult:
     """Reverse the points earned on the returned part of an order, proportionally to the money returned.
 
-    The points to take back are computed cumulatively (all returns so far x points granted, half-up) so that
-    several partial returns never drift from one full return. Pending points are cancelled first; points
-    already spent become a debt paid by the next earnings (see `rewards.services.ledger`). Idempotent per
-    `return_id`. Returns do not give cap allowance back, and tiers move down only at the scheduled evaluation.
+        The points to take back are computed cumulatively (all returns so far x points granted, half-up) so that
+        several partial returns never drift from one full return. Pending points are cancelled first; points
+        already spent become a debt paid by the next earnings, while points of the order that already expired are
+    not charged again (see `rewards.services.ledger`). Idempotent per
+        `return_id`. Returns do not give cap allowance back, and tiers move down only at the scheduled evaluation.
     """
     errors: dict[str, str] = {}
     if (amount is None) == (not items):
@@ -588,8 +589,13 @@ def order_return(
         take = max(0, target - order.points_taken_back)
         taken = ledger.TakeBack()
         if take and account is not None:
+            forgiven_before = order.returns.aggregate(s=Sum("points_forgiven"))["s"] or 0
             taken = ledger.post_take_back(
-                account=account, order_id=order.order_id, points=take, reason=f"return of order {order.order_id}"
+                account=account,
+                order_id=order.order_id,
+                points=take,
+                reason=f"return of order {order.order_id}",
+                forgiven_before=forgiven_before,
             )
         order.returned_amount = returned
         order.points_taken_back += take
@@ -603,6 +609,7 @@ def order_return(
             points_cancelled=taken.cancelled,
             points_reversed=taken.reversed,
             debt_points=taken.debt,
+            points_forgiven=taken.forgiven,
             result={"entries": [entry_dict(taken.entry)] if taken.entry else []},
         )
         return _return_result(row, order_id, created=True)

@@ -81,6 +81,7 @@ class OrderReturn(TenantOwned):
     points_cancelled = models.IntegerField(default=0)
     points_reversed = models.IntegerField(default=0)
     debt_points = models.IntegerField(default=0)
+    points_forgiven = models.IntegerField(default=0, help_text="Points of the order that had expired already.")
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

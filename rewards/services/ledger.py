@@ -10,7 +10,8 @@ balance == sum(entry points) == sum(lot remaining) >= 0, and no lot below zero.
 
 Debt rule (returns of points already spent): a return reverses what the balance still holds (the returned
 order's own lots first, then the oldest); the rest is recorded as `Account.debt` and is never taken from a
-balance the member does not have. Each later earning pays the debt first: the earn entry is written in full
+balance the member does not have. Points of the returned order that already expired are not charged again
+(they are "forgiven", not turned into debt). Each later earning pays the debt first: the earn entry is written in full
 (so the member sees what they earned), directly followed by a `reverse` entry "debt repayment" of
 min(earned, debt).
 """
@@ -442,14 +443,17 @@ class TakeBack:
     cancelled: int = 0
     reversed: int = 0
     debt: int = 0
+    forgiven: int = 0
     entry: LedgerEntry | None = None
 
 
-def post_take_back(*, account: Account, order_id: str, points: int, reason: str) -> TakeBack:
+def post_take_back(*, account: Account, order_id: str, points: int, reason: str, forgiven_before: int = 0) -> TakeBack:
     """Take back `points` granted by an order (a return), with the account locked by the caller.
 
     Pending points of the order are cancelled first (they were never spendable); the rest is reversed from
-    the balance (the order's own lots first); what the balance no longer holds becomes debt.
+    the balance (the order's own lots first); what the balance no longer holds becomes debt, except the
+    order's points that already expired (`forgiven`: they are gone already and are not charged twice;
+    `forgiven_before` is what earlier returns of the order already counted that way).
     """
     result = TakeBack()
     left = points
@@ -473,11 +477,24 @@ def post_take_back(*, account: Account, order_id: str, points: int, reason: str)
         account.pending -= result.cancelled
     if left:
         now = timezone.now()
-        # Due lots are expired first so that the balance used below is the spendable one.
-        due = list(PointLot.objects.filter(account=account, remaining__gt=0, expires_at__lte=now))
+        # Due lots are expired first so that the balances used below are the spendable ones.
+        live = list(PointLot.objects.filter(account=account, remaining__gt=0))
+        due = [lot for lot in live if lot.expires_at is not None and lot.expires_at <= now]
         if due:
             _expire_lots_of_locked(account, due, now)
-        reverse = min(left, account.balance)
+        # What is left of the order's own points is taken first; then its expired points are forgiven; what
+        # was spent is taken from the rest of the balance, and what the balance cannot give becomes debt.
+        own = min(left, sum(lot.remaining for lot in live if lot.order_id == order_id and lot.remaining > 0))
+        if left > own:
+            expired_of_order = (
+                LotConsumption.objects.filter(
+                    lot__account=account, lot__order_id=order_id, entry__kind=Kind.EXPIRE
+                ).aggregate(s=Sum("points"))["s"]
+                or 0
+            )
+            result.forgiven = max(0, min(left - own, expired_of_order - forgiven_before))
+        other = min(left - own - result.forgiven, account.balance - own)
+        reverse = own + other
         if reverse:
             result.entry = _debit(
                 account,
@@ -489,7 +506,7 @@ def post_take_back(*, account: Account, order_id: str, points: int, reason: str)
                 prefer_order_id=order_id,
             )
             result.reversed = reverse
-        result.debt = left - reverse
+        result.debt = left - reverse - result.forgiven
         if result.debt:
             Account.objects.filter(pk=account.pk).update(debt=F("debt") + result.debt)
             account.debt += result.debt

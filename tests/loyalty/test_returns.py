@@ -122,3 +122,21 @@ def test_return_needs_amount_or_items(tenant):
     with pytest.raises(ApplicationError) as exc:
         order_return(tenant=tenant, order_id="o-1")
     assert exc.value.code == "invalid_return"
+
+
+def test_points_that_already_expired_are_not_turned_into_debt(tenant):
+    from rewards.services.ledger import points_expire_due
+
+    _, _, member = earning_setup(tenant, expiry={"policy": "days", "days": 30})
+    with time_machine.travel(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), tick=False):
+        pay(tenant, member, "o-1", "100.00")
+    with time_machine.travel(dt.datetime(2026, 2, 15, tzinfo=dt.UTC), tick=False):
+        assert points_expire_due().points == 100
+        pay(tenant, member, "o-2", "10.00")
+        first = order_return(tenant=tenant, order_id="o-1", amount="50.00")
+        second = order_return(tenant=tenant, order_id="o-1", amount="50.00")
+    # Nothing of o-1 is left to take; its points expired, so the member owes nothing and keeps o-2's points.
+    assert (first.points_reversed, first.debt_points) == (0, 0)
+    assert (second.points_reversed, second.debt_points) == (0, 0)
+    account = Account.objects.get(member=member)
+    assert (account.balance, account.debt) == (10, 0)
