@@ -83,9 +83,7 @@ def happy_hour_multiplier(happy_hours, local: dt.datetime) -> Decimal:
         if start <= end:
             inside = local.weekday() in weekdays and start <= t < end
         else:  # wraps midnight: the part after midnight belongs to the previous day's window
-            inside = (local.weekday() in weekdays and t >= start) or (
-                (local.weekday() - 1) % 7 in weekdays and t < end
-            )
+            inside = (local.weekday() in weekdays and t >= start) or ((local.weekday() - 1) % 7 in weekdays and t < end)
         if inside:
             best = max(best, Decimal(str(window.get("multiplier", "1"))))
     return best
