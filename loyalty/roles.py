@@ -45,8 +45,9 @@ ROLE_RULES: dict[str, list[str]] = {
         "campaigns.*.view_*",
         "campaigns.publication.add_*",
         "-members.tenant.*",
-        "-loyalty.apikey.*",
-        "-loyalty.webhookendpoint.*",
+        "-loyalty.*integrationapikey.*",  # API keys, integrations and webhooks, with their history
+        "-loyalty.*integration.*",
+        "-loyalty.*webhookendpoint.*",
     ],
     "Analyst": ["*.view_*", "reports.*", "-members.tenant.access_*"],
 }

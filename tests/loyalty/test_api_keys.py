@@ -147,3 +147,15 @@ def test_a_delivery_can_be_resent_from_the_admin(admin_client, tenant, monkeypat
     assert sent == [resent.pk]
     page = admin_client.get(f"/admin/loyalty/webhookdelivery/{delivery.pk}/change/")
     assert page.status_code == 200
+
+
+def test_support_agents_cannot_see_api_keys_or_webhook_endpoints():
+    from django.contrib.auth.models import Group
+
+    from loyalty.roles import sync_roles
+
+    sync_roles()
+    codenames = set(Group.objects.get(name="Support agent").permissions.values_list("codename", flat=True))
+    assert not {c for c in codenames if "apikey" in c or "webhookendpoint" in c or c.endswith("_integration")}
+    admin_codenames = set(Group.objects.get(name="Admin").permissions.values_list("codename", flat=True))
+    assert {"add_integrationapikey", "change_webhookendpoint"} <= admin_codenames
