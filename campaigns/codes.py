@@ -10,6 +10,7 @@ are simply topped up by the next batch, so a crash or a re-run never creates a d
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from itertools import repeat
 
@@ -169,25 +170,31 @@ def generate_codes(
     check_pattern(pattern, count)
     made = 0
     barren = 0
-    while made < count:
-        want = min(batch, count - made)
-        fresh = random_codes(pattern, want)
-        inserted = insert_codes(
-            tenant_id=tenant_id,
-            campaign_id=campaign_id,
-            codes=list(fresh),
-            usage_limit=usage_limit,
-            expires_at=expires_at,
-            balance=balance,
-        )
-        made += inserted
-        if inserted:
-            Campaign.objects.filter(pk=campaign_id).update(codes_count=F("codes_count") + inserted)
-        barren = barren + 1 if inserted == 0 else 0
-        if barren >= 5:
-            raise PatternError(f"The pattern {pattern!r} is exhausted in this tenant: add placeholders.")
-        if progress:
-            progress(made)
+    # Draw the next batch in a helper thread while the database inserts the current one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future | None = pool.submit(random_codes, pattern, min(batch, count))
+        while made < count:
+            if pending is None:
+                pending = pool.submit(random_codes, pattern, min(batch, count - made))
+            fresh = pending.result()
+            ahead = min(batch, count - made - len(fresh))
+            pending = pool.submit(random_codes, pattern, ahead) if ahead > 0 else None
+            inserted = insert_codes(
+                tenant_id=tenant_id,
+                campaign_id=campaign_id,
+                codes=list(fresh),
+                usage_limit=usage_limit,
+                expires_at=expires_at,
+                balance=balance,
+            )
+            made += inserted
+            if inserted:
+                Campaign.objects.filter(pk=campaign_id).update(codes_count=F("codes_count") + inserted)
+            barren = barren + 1 if inserted == 0 else 0
+            if barren >= 5:
+                raise PatternError(f"The pattern {pattern!r} is exhausted in this tenant: add placeholders.")
+            if progress:
+                progress(made)
     return made
 
 
