@@ -3,6 +3,8 @@
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from campaigns.incentives import ConfigError, GiftCardDebit, Order, PointsPayment, incentive_for
 
@@ -265,3 +267,31 @@ def test_points_as_payment_at_program_rate(balance, requested, points_per, amoun
 def test_points_above_balance_are_insufficient():
     result, spent = PointsPayment(100, 500).evaluate(D("50.00"))
     assert not result.applies and result.reason == "points_insufficient" and spent == 0
+
+
+money = st.decimals(min_value=0, max_value=10_000, places=2, allow_nan=False, allow_infinity=False)
+configs = st.sampled_from(
+    [
+        {"type": "percent", "value": "15", "max_amount": "30.00"},
+        {"type": "percent", "value": "100"},
+        {"type": "amount", "value": "25.00"},
+        {"type": "free_shipping"},
+        {"type": "unit", "sku": "A", "quantity": 2},
+        {"type": "bogo", "buy_category": "c", "buy_quantity": 1, "get_quantity": 1, "get_percent": "50"},
+        {"type": "volume", "tiers": [{"min_quantity": 2, "percent": "10"}, {"min_amount": "100", "amount": "40"}]},
+    ]
+)
+items = st.lists(
+    st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(["c", "d"]), st.integers(1, 5), money), max_size=6
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(config=configs, lines=items, remaining=money, shipping=money)
+def test_a_discount_is_never_negative_nor_more_than_what_is_left(config, lines, remaining, shipping):
+    the_order = order(None, *[(s, c, q, str(p)) for s, c, q, p in lines], shipping=str(shipping))
+    result = incentive_for(config).evaluate(the_order, remaining)
+    assert D("0") <= result.discount <= remaining
+    assert result.discount == result.discount.quantize(D("0.01"))
+    if config["type"] != "free_shipping":
+        assert result.discount <= the_order.amount
