@@ -103,3 +103,25 @@ def api_schema(
         tags=tags,
         parameters=parameters or None,
     )
+
+
+def add_webhook_components(result, generator, request, public):
+    """Document the webhook envelope and its event types as schema components (`WebhookEventEnvelope`)."""
+    from common.events import EVENT_TYPES
+
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["WebhookEventEnvelope"] = {
+        "type": "object",
+        "description": "What a webhook endpoint receives: POSTed as JSON with the header "
+        '`Loyalty-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed with the endpoint '
+        "secret>`. Deduplicate on `id` (delivery is at least once).",
+        "required": ["id", "type", "created_at", "tenant", "data"],
+        "properties": {
+            "id": {"type": "string", "example": "evt_8f14e45fceea167a5a36dedd4bea2543"},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "created_at": {"type": "string", "format": "date-time"},
+            "tenant": {"type": "string", "description": "The tenant's slug."},
+            "data": {"type": "object", "additionalProperties": True, "description": "The event's own payload."},
+        },
+    }
+    return result

@@ -52,3 +52,12 @@ def test_the_docs_page_loads_only_local_assets(anon):
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not a local static file"
     assert "swagger-ui-bundle.js" in html
     assert not re.search(r"https?://(?!testserver)", html)
+
+
+def test_the_webhook_envelope_is_documented_with_every_event_type(anon):
+    from common.events import EVENT_TYPES
+
+    envelope = anon.get("/api/v1/schema/", {"format": "json"}).json()["components"]["schemas"]["WebhookEventEnvelope"]
+    assert envelope["required"] == ["id", "type", "created_at", "tenant", "data"]
+    assert envelope["properties"]["type"]["enum"] == list(EVENT_TYPES)
+    assert "Loyalty-Signature" in envelope["description"]
