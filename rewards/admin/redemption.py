@@ -22,6 +22,7 @@ from rewards.models import (
 from rewards.services.redemption import redemption_rollback
 
 ROLLBACK_PERMISSION = "rewards.rollback_redemption"
+APPLY_PERMISSION = "rewards.apply_redemption"
 
 
 class RedemptionCodeInline(admin.TabularInline):
@@ -34,6 +35,20 @@ class RedemptionCodeInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ApplyForm(forms.Form):
+    """A support agent applies codes to a member's order after the fact (recorded with their name)."""
+
+    tenant = forms.ModelChoiceField(queryset=None)
+    member = forms.CharField(help_text=_("The member's external id."))
+    order_id = forms.CharField(max_length=100)
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+    codes = forms.CharField(help_text=_("Codes separated by commas or spaces."))
+
+    def __init__(self, *args, tenants=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants
 
 
 class RollbackForm(forms.Form):
@@ -73,11 +88,50 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
 
     def get_urls(self):
         return [
+            path("apply/", self.admin_site.admin_view(self.apply_view), name="rewards_redemption_apply"),
             path(
                 "<int:pk>/rollback/", self.admin_site.admin_view(self.rollback_view), name="rewards_redemption_rollback"
             ),
             *super().get_urls(),
         ]
+
+    def apply_view(self, request):
+        from members.admin_tenancy import tenants_for_user
+        from members.models import Member
+        from rewards.services.redemption import redeem
+
+        if not request.user.has_perm(APPLY_PERMISSION):
+            raise PermissionDenied
+        form = ApplyForm(request.POST or None, tenants=tenants_for_user(request.user))
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            member = Member.objects.for_tenant(data["tenant"]).filter(external_id=data["member"].strip()).first()
+            if member is None:
+                form.add_error("member", _("No such member in this tenant."))
+            else:
+                try:
+                    redemption = redeem(
+                        tenant=data["tenant"],
+                        member=member,
+                        order_id=data["order_id"],
+                        order={"amount": str(data["amount"])},
+                        codes=data["codes"].replace(",", " ").split(),
+                        channel="admin",
+                        staff_user=request.user,
+                    )
+                except ApplicationError as exc:
+                    reasons = [f"{c['code']}: {c['reason']}" for c in exc.details.get("codes", []) if not c["valid"]]
+                    form.add_error(None, f"{exc.message} {'; '.join(reasons)}")
+                else:
+                    self.message_user(request, _("Redemption %(id)s recorded.") % {"id": redemption.pk})
+                    return HttpResponseRedirect(reverse("admin:rewards_redemption_change", args=[redemption.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Apply codes to an order"),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/rewards/redemption/apply.html", context)
 
     def rollback_view(self, request, pk):
         redemption = get_object_or_404(self.get_queryset(request), pk=pk)

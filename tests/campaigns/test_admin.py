@@ -160,3 +160,22 @@ def test_redemption_rollback_from_the_admin(client, tenant):
     analyst = staff("Analyst")
     client.force_login(analyst)
     assert client.post(url, {"reason": "x"}).status_code in (403, 404)
+
+
+def test_support_agent_applies_codes_after_the_fact(client, tenant):
+    from guardian.shortcuts import assign_perm
+
+    member = EngineMemberFactory(tenant=tenant)
+    code = CodeFactory(campaign__tenant=tenant, campaign__discount={"type": "amount", "value": "5.00"})
+    agent = staff("Support agent")
+    assign_perm("members.access_tenant", agent, tenant)
+    client.force_login(agent)
+    url = reverse("admin:rewards_redemption_apply")
+    form = {"tenant": tenant.pk, "member": member.external_id, "order_id": "late-1", "amount": "40.00"}
+    page = client.post(url, {**form, "codes": "NOPE-1"}).content.decode()
+    assert "NOPE-1: code_not_found" in page and not Redemption.objects.exists()
+    assert client.post(url, {**form, "codes": code.code.lower()}).status_code == 302
+    redemption = Redemption.objects.get()
+    assert redemption.staff_user == agent and redemption.channel == "admin" and redemption.discount == 5
+    client.force_login(staff("Analyst"))
+    assert client.get(url).status_code == 403
