@@ -31,7 +31,7 @@ from common.events import publish
 from common.side_effects import after_commit
 from loyalty.expiry import compute_expires_at, inactivity_expires_at, is_inactivity, normalize_policy
 from loyalty.models import MemberTier, Program
-from members.models import Member
+from members.models import Member, Tenant
 from rewards.lock_objects import account_lock, accounts_lock
 from rewards.models import Account, ExpiryWarning, LedgerEntry, LotConsumption, PendingPoints, PointLot
 
@@ -646,6 +646,15 @@ class ExpiryRunResult:
     entry_ids: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _BatchAccount:
+    pk: int
+    tenant_id: int
+    balance: int
+    member_external_id: str
+    program_code: str
+
+
 def _in(values) -> str:
     return ", ".join(["%s"] * len(values))
 
@@ -664,6 +673,7 @@ def points_expire_due(
     now = now or timezone.now()
     result = ExpiryRunResult()
     lot_t, entry_t, cons_t = PointLot._meta.db_table, LedgerEntry._meta.db_table, LotConsumption._meta.db_table
+    account_t = Account._meta.db_table
     db_now = connection.ops.adapt_datetimefield_value(now)  # raw SQL parameters, as the ORM would pass them
     while True:
         with transaction.atomic(durable=True):
@@ -671,7 +681,17 @@ def points_expire_due(
             account_ids = sorted(set(sample[:batch_lots]))[:batch_accounts]
             if not account_ids:
                 break
-            accounts = {a.pk: a for a in accounts_lock(account_ids)}
+            # Locked in id order; read as plain rows (no model instances: this is the batch's hot spot).
+            rows = (
+                Account.objects.filter(pk__in=account_ids)
+                .order_by("pk")
+                .select_for_update(of=("self",))
+                .values_list("pk", "tenant_id", "balance", "member__external_id", "program__code")
+            )
+            accounts = {
+                pk: _BatchAccount(pk, tenant_id, balance, ext, code) for pk, tenant_id, balance, ext, code in rows
+            }
+            tenants = Tenant.objects.in_bulk({a.tenant_id for a in accounts.values()})
             ids = list(accounts)
             due = (
                 PointLot.objects.filter(account_id__in=ids, remaining__gt=0, expires_at__lte=now)
@@ -680,13 +700,18 @@ def points_expire_due(
                 .values_list("account_id", "pts")
             )
             expired = dict(due)
-            # The accounts are locked: their balances are current, so the new balances are set in one statement.
+            # The accounts are locked, so their balances are current: each loses the sum of its due lots.
             changed = []
             for account_id, pts in expired.items():
                 accounts[account_id].balance -= pts
                 changed.append(accounts[account_id])
-            Account.objects.bulk_update(changed, ["balance"], batch_size=5000)
             with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {account_t} SET balance = balance - (SELECT SUM(l.remaining) FROM {lot_t} l "
+                    f"WHERE l.account_id = {account_t}.id AND l.remaining > 0 AND l.expires_at <= %s) "
+                    f"WHERE id IN ({_in(ids)})",
+                    [db_now, *ids],
+                )
                 entries = LedgerEntry.objects.bulk_create(
                     [
                         LedgerEntry(
@@ -718,7 +743,18 @@ def points_expire_due(
                 result.lots += cursor.rowcount
             for entry in entries:
                 account = accounts[entry.account_id]
-                publish(account.tenant, "points.expired", _expired_payload(account, entry))
+                publish(
+                    tenants[account.tenant_id],
+                    "points.expired",
+                    {
+                        "member": account.member_external_id,
+                        "program": account.program_code,
+                        "points": -entry.points,
+                        "balance": entry.balance_after,
+                        "entry_id": entry.pk,
+                        "expired_at": entry.created_at.isoformat(),
+                    },
+                )
             result.batches += 1
             result.accounts += len(entries)
             result.points += sum(-e.points for e in entries)
