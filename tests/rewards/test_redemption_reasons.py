@@ -234,3 +234,33 @@ def test_points_insufficient_and_member_required_for_points(tenant, member):
     assert body["valid"] is False and body["points"]["reason"] == "member_required"
     body = validate(tenant=tenant, member=member, order=ORDER, codes=[], points=100).as_dict()
     assert body["valid"] is False and body["points"]["reason"] == "points_insufficient"
+
+
+@pytest.mark.parametrize(
+    ("field", "period", "second", "next_period"),
+    [
+        # Thursday 26 Nov 2026; the week starts on Monday 30 Nov, the month on 1 Dec (Berlin time).
+        (
+            "redemptions_per_week",
+            "week",
+            dt.datetime(2026, 11, 29, 22, 0, tzinfo=UTC),
+            dt.datetime(2026, 11, 29, 23, 30, tzinfo=UTC),
+        ),
+        (
+            "redemptions_per_month",
+            "month",
+            dt.datetime(2026, 11, 30, 22, 0, tzinfo=UTC),
+            dt.datetime(2026, 11, 30, 23, 30, tzinfo=UTC),
+        ),
+    ],
+)
+def test_campaign_limits_per_week_and_month_in_the_tenant_time_zone(tenant, member, field, period, second, next_period):
+    campaign = CampaignFactory(tenant=tenant, **{field: 1})
+    code = CodeFactory(campaign=campaign, usage_limit=None)
+    with time_machine.travel(dt.datetime(2026, 11, 26, 12, tzinfo=UTC), tick=False):
+        redeem(tenant=tenant, member=member, order_id="o-1", order=ORDER, codes=[code.code])
+    with time_machine.travel(second, tick=False):
+        entry = refused(tenant, code.code, member)
+        assert entry["reason"] == "redemptions_total_exceeded" and entry["details"]["period"] == period
+    with time_machine.travel(next_period, tick=False):
+        assert validate(tenant=tenant, member=member, order=ORDER, codes=[code.code]).valid
