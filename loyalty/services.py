@@ -288,7 +288,6 @@ def _earn(
             )
             outcome.entries.append(entry)
             outcome.points_earned += points
-            publish(account.tenant, "points.earned", ledger._earned_payload(account, entry))
     if outcome.entries:
         if had_debt:  # the debt repayments written after the earn entries belong to the answer too
             first = outcome.entries[0].pk

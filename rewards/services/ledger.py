@@ -324,13 +324,16 @@ def post_earn(
     now: dt.datetime | None = None,
     locked: bool = False,
 ) -> LedgerEntry:
-    """Earned points: an `earn` entry and a lot expiring by the policy (tier override), then debt repayment."""
+    """Earned points: an `earn` entry and a lot expiring by the policy (tier override), then debt repayment.
+
+    Emits `points.earned` (not again for a repeated idempotency key).
+    """
     if not locked:
         account = account_lock(account.pk)
     existing = _check_idempotent(account, idempotency_key, points, Kind.EARN)
     if existing:
         return existing
-    return _credit(
+    entry = _credit(
         account,
         points=points,
         kind=Kind.EARN,
@@ -342,6 +345,8 @@ def post_earn(
         campaign_id=campaign_id,
         idempotency_key=idempotency_key,
     )
+    publish(account.tenant, "points.earned", _earned_payload(account, entry))
+    return entry
 
 
 def post_spend(
