@@ -164,6 +164,8 @@ CELERY_BEAT_SCHEDULE = {
     "points-expiry-warnings": {"task": "rewards.tasks.send_expiry_warnings", "schedule": 3600.0},
     "ledger-reconcile": {"task": "rewards.tasks.reconcile_ledger", "schedule": 86400.0},
     "tiers-reevaluate": {"task": "loyalty.tasks.reevaluate_tiers", "schedule": 86400.0},
+    # Campaigns (issue 4): pause campaigns whose redemption rate or budget burn runs away.
+    "campaigns-circuit-breaker": {"task": "campaigns.tasks.circuit_breaker_sweep", "schedule": 60.0},
 }
 
 # --- REST framework ----------------------------------------------------------------------------
