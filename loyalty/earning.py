@@ -3,9 +3,12 @@
 Points of one rule = (fixed `points` + `points_per_unit` x eligible amount / `unit_amount`)
 x tier multiplier x happy-hour multiplier, computed exactly in Decimal and rounded ONCE at the end with the
 rule's rounding (default down: no point for money not spent). The eligible amount is the order amount, or the
-sum of the items of the rule's `categories` when it names some. Among overlapping happy hours the highest
-multiplier applies (they do not compound). Happy hours are weekday/time windows in the tenant's time zone
-(weekdays 0 = Monday ... 6 = Sunday; `to` before `from` wraps past midnight).
+sum of the items of the rule's `categories` when it names some. When the order carried discounts (codes,
+promotions), points are earned on what was paid after them: the `paid_amount` instead of the order amount, and
+a category rule's items scaled by paid_amount / amount (the discount spread over the items pro rata).
+Among overlapping happy hours the highest multiplier applies (they do not compound). Happy hours are
+weekday/time windows in the tenant's time zone (weekdays 0 = Monday ... 6 = Sunday; `to` before `from`
+wraps past midnight).
 """
 
 import datetime as dt
@@ -62,11 +65,17 @@ def line_total(item: dict) -> Decimal:
     return Decimal(str(item.get("unit_price", "0"))) * int(item.get("quantity", 1))
 
 
-def eligible_amount(spec: RuleSpec, amount: Decimal, items: list[dict]) -> Decimal:
+def eligible_amount(spec: RuleSpec, amount: Decimal, items: list[dict], paid_amount: Decimal | None = None) -> Decimal:
+    """The money a rule pays points on; with `paid_amount` (after discounts) the discount is taken off pro rata."""
     if not spec.categories:
-        return Decimal(amount)
+        return Decimal(amount) if paid_amount is None else Decimal(paid_amount)
     wanted = set(spec.categories)
-    return sum((line_total(i) for i in items if i.get("category") in wanted), Decimal("0"))
+    total = sum((line_total(i) for i in items if i.get("category") in wanted), Decimal("0"))
+    if paid_amount is None or Decimal(paid_amount) >= Decimal(amount):
+        return total
+    if Decimal(amount) <= 0:
+        return Decimal("0")
+    return total * Decimal(paid_amount) / Decimal(amount)
 
 
 def _parse_hhmm(text: str) -> dt.time:
@@ -105,10 +114,11 @@ def compute_points(
     local_time: dt.datetime,
     tier_code: str | None = None,
     tier_mult: Decimal | None = None,
+    paid_amount: Decimal | None = None,
 ) -> Breakdown:
     base = Decimal(spec.points)
     if spec.points_per_unit:
-        base += spec.points_per_unit * eligible_amount(spec, amount, items) / spec.unit_amount
+        base += spec.points_per_unit * eligible_amount(spec, amount, items, paid_amount) / spec.unit_amount
     tm = tier_multiplier(spec, tier_code, tier_mult)
     hm = happy_hour_multiplier(spec.happy_hours, local_time)
     points = max(0, round_points(base * tm * hm, spec.rounding))

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -152,6 +152,30 @@ def _tier_upgrade(account: Account, status: MemberTier | None, now: dt.datetime)
     return current
 
 
+def _tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
+    """The program's tiers and the member's current one, in one query (read under the account lock)."""
+    held = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id, tier_id=OuterRef("pk"))
+    tiers = list(Tier.objects.filter(program_id=account.program_id).annotate(held=Exists(held)))
+    return tiers, next((t for t in tiers if t.held), None)
+
+
+def _tier_upgrade_after_earning(account: Account, tiers: list[Tier], current: Tier | None, now: dt.datetime):
+    """`_tier_upgrade` for the earning hot path: the window's sum is skipped when no higher tier is reachable.
+
+    Qualifying points (earned in the window, net of returns) never exceed `lifetime_earned` (every earn entry
+    ever), so a tier whose threshold is above it cannot be reached by this earning.
+    """
+    reachable = [t for t in tiers if _tier_key(t) > _tier_key(current) and t.threshold <= account.lifetime_earned]
+    if not reachable:
+        return current
+    points = qualifying_points(account, account.program, now)
+    target = _target_tier(tiers, points)
+    if target is None or _tier_key(target) <= _tier_key(current):
+        return current
+    status = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id).first()
+    return _tier_move(account=account, status=status, target=target, points=points, reason="upgrade", now=now).tier
+
+
 def tier_evaluate(*, member: Member, program: Program | None = None, now: dt.datetime | None = None) -> Tier | None:
     """Re-evaluate one member's tier up or down against the qualification window; records any change."""
     now = now or timezone.now()
@@ -238,17 +262,19 @@ def _earn(
     context: dict[str, Any],
     at: dt.datetime,
     now: dt.datetime,
-    status: MemberTier | None,
+    tiers: list[Tier],
+    tier: Tier | None,
     label: str,
     order_id: str = "",
     amount: Decimal = Decimal("0"),
+    paid_amount: Decimal | None = None,
     items: list[dict] | None = None,
 ) -> EarnOutcome:
-    outcome = EarnOutcome()
+    """Apply the matching rules on the LOCKED account: caps, pending holds, then every earning in one batch."""
+    outcome = EarnOutcome(tier=tier)
     had_debt = account.debt > 0
-    tier = status.tier if status else None
-    policy = ledger.expiry_policy_for(account, tier=tier) if tier else normalize_policy(account.program.expiry_policy)
     local = at.astimezone(account.tenant.tz)
+    lines: list[ledger.EarnLine] = []
     for rule in rules:
         if not rule_matches(rule.rule, context):
             continue
@@ -259,6 +285,7 @@ def _earn(
             local_time=local,
             tier_code=tier.code if tier else None,
             tier_mult=tier.multiplier if tier else None,
+            paid_amount=paid_amount,
         )
         points = _cap(rule, member, breakdown.points, local.date()) if breakdown.points else 0
         if points <= 0:
@@ -276,25 +303,17 @@ def _earn(
             )
             outcome.points_pending += points
         else:
-            entry = ledger.post_earn(
-                account=account,
-                points=points,
-                reason=reason,
-                order_id=order_id,
-                rule_code=rule.code,
-                policy=policy,
-                now=now,
-                locked=True,
-            )
-            outcome.entries.append(entry)
-            outcome.points_earned += points
-    if outcome.entries:
-        if had_debt:  # the debt repayments written after the earn entries belong to the answer too
+            lines.append(ledger.EarnLine(points=points, reason=reason, order_id=order_id, rule_code=rule.code))
+    if lines:
+        policy = (
+            ledger.expiry_policy_for(account, tier=tier) if tier else normalize_policy(account.program.expiry_policy)
+        )
+        outcome.entries = ledger.post_earns(account=account, earns=lines, policy=policy, now=now)
+        outcome.points_earned = sum(line.points for line in lines)
+        if had_debt:  # the debt repayment written after the earn entries belongs to the answer too
             first = outcome.entries[0].pk
             outcome.entries = list(LedgerEntry.objects.filter(account=account, pk__gte=first).order_by("pk"))
-        outcome.tier = _tier_upgrade(account, status, now)
-    else:
-        outcome.tier = tier
+        outcome.tier = _tier_upgrade_after_earning(account, tiers, tier, now)
     return outcome
 
 
@@ -308,9 +327,10 @@ class OrderResult:
     tier: dict | None
     created: bool = True
     order: Order | None = None
+    redemption: dict | None = None  # the redemption body when the order carried codes (`order_checkout`)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body = {
             "order_id": self.order_id,
             "member": self.member,
             "points_earned": self.points_earned,
@@ -318,6 +338,9 @@ class OrderResult:
             "entries": self.entries,
             "tier": self.tier,
         }
+        if self.redemption is not None:
+            body["redemption"] = self.redemption
+        return body
 
 
 def _order_result(order: Order, created: bool) -> OrderResult:
@@ -331,6 +354,7 @@ def _order_result(order: Order, created: bool) -> OrderResult:
         tier=data.get("tier"),
         created=created,
         order=order,
+        redemption=data.get("redemption"),
     )
 
 
@@ -384,6 +408,46 @@ def _parse_time(value: Any, name: str, errors: dict[str, str], default: dt.datet
     return value
 
 
+@dataclass(frozen=True)
+class PaidOrder:
+    """A paid order's input, checked (`order_clean`)."""
+
+    order_id: str
+    amount: Decimal
+    currency: str
+    items: list[dict]
+    location: str
+    channel: str
+    occurred_at: dt.datetime
+
+
+def order_clean(
+    *,
+    tenant: Tenant,
+    order_id: str,
+    amount: Decimal | str,
+    currency: str,
+    items: list[dict] | None = None,
+    location: str = "",
+    occurred_at: dt.datetime | str | None = None,
+    channel: str = "",
+    now: dt.datetime | None = None,
+) -> PaidOrder:
+    """Check a paid order's input without touching the database: 400 `invalid_order` with the field errors."""
+    now = now or timezone.now()
+    errors: dict[str, str] = {}
+    if not order_id or not isinstance(order_id, str) or len(order_id) > 100:
+        errors["order_id"] = "required, at most 100 characters"
+    amount = quantize_money(_decimal(amount, "amount", errors))
+    if currency != tenant.currency:
+        errors["currency"] = f"must be the tenant's currency {tenant.currency}"
+    clean_items = _clean_items(items, errors)
+    occurred = _parse_time(occurred_at, "occurred_at", errors, now)
+    if errors:
+        raise ApplicationError("invalid_order", "The order is not valid.", errors, status=400)
+    return PaidOrder(order_id, amount, currency, clean_items, location or "", channel or "", occurred)
+
+
 def order_record_paid(
     *,
     tenant: Tenant,
@@ -396,89 +460,139 @@ def order_record_paid(
     occurred_at: dt.datetime | str | None = None,
     channel: str = "",
 ) -> OrderResult:
-    """Record a paid order and apply the earning rules, once per order id (a retry returns the first result)."""
+    """Record a paid order and apply the earning rules, once per order id (a retry returns the first result).
+
+    Its own durable transaction; `order_record_paid_in_transaction` is the same inside a caller's transaction
+    (the checkout, which redeems codes first).
+    """
     now = timezone.now()
-    errors: dict[str, str] = {}
-    if not order_id or not isinstance(order_id, str) or len(order_id) > 100:
-        errors["order_id"] = "required, at most 100 characters"
-    amount = quantize_money(_decimal(amount, "amount", errors))
-    if currency != tenant.currency:
-        errors["currency"] = f"must be the tenant's currency {tenant.currency}"
-    clean_items = _clean_items(items, errors)
-    occurred = _parse_time(occurred_at, "occurred_at", errors, now)
-    if errors:
-        raise ApplicationError("invalid_order", "The order is not valid.", errors, status=400)
+    order = order_clean(
+        tenant=tenant,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        items=items,
+        location=location,
+        occurred_at=occurred_at,
+        channel=channel,
+        now=now,
+    )
     member = _member_of(tenant, member)
     try:
         with transaction.atomic(durable=True):
-            program = ledger.default_program(tenant)
-            account = ledger.account_locked_for(member=member, program=program) if program else None
-            # Checked under the account lock: a concurrent retry of this order has committed or not started.
-            existing = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
-            if existing:
-                return _order_result(existing, created=False)
-            _refuse_if_frozen(tenant, account)
-            outcome, result_tier = EarnOutcome(), None
-            if account is not None:
-                status = MemberTier.objects.filter(member=member, program=program).select_related("tier").first()
-                rules = _active_rules(program, EarningRule.Trigger.ORDER_PAID, occurred)
-                context = build_rule_context(
-                    member=member,
-                    tier=status.tier if status else None,
-                    now=now,
-                    points_balance=account.balance,
-                    order=order_context(
-                        order_id=order_id,
-                        amount=amount,
-                        currency=currency,
-                        location=location,
-                        channel=channel,
-                        items=clean_items,
-                    ),
-                    rules_text=" ".join(r.rule for r in rules),
-                )
-                outcome = _earn(
-                    account=account,
-                    member=member,
-                    rules=rules,
-                    context=context,
-                    at=occurred,
-                    now=now,
-                    status=status,
-                    label=f"order {order_id}",
-                    order_id=order_id,
-                    amount=amount,
-                    items=clean_items,
-                )
-                result_tier = outcome.tier
-            order = Order.objects.create(
-                tenant=tenant,
-                member=member,
-                program=program,
-                order_id=order_id,
-                amount=amount,
-                currency=currency,
-                location=location[:100],
-                channel=channel[:50],
-                occurred_at=occurred,
-                created_at=now,
-                points_total=outcome.points_earned + outcome.points_pending,
-                result={
-                    "order_id": order_id,
-                    "member": member.external_id,
-                    "points_earned": outcome.points_earned,
-                    "points_pending": outcome.points_pending,
-                    "entries": [entry_dict(e) for e in outcome.entries],
-                    "tier": tier_dict(result_tier),
-                },
-            )
-            OrderItem.objects.bulk_create([OrderItem(order=order, **item) for item in clean_items])
-            return _order_result(order, created=True)
+            return _order_record_locked(tenant=tenant, member=member, order=order, now=now)
     except IntegrityError:
-        existing = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
+        existing = Order.objects.for_tenant(tenant).filter(order_id=order.order_id).first()
         if existing is None:
             raise
         return _order_result(existing, created=False)
+
+
+def order_record_paid_in_transaction(
+    *,
+    tenant: Tenant,
+    member: Member | str,
+    order: PaidOrder,
+    paid_amount: Decimal | None = None,
+    result_extra: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> OrderResult:
+    """`order_record_paid` inside the caller's `transaction.atomic()` (no transaction of its own).
+
+    `paid_amount` is what was paid after discounts: the earning rules see it as `order.amount` and pay points on
+    it (see `loyalty.earning`); the order itself is recorded with its full `amount` and items, so that returns
+    take back points pro rata of the list prices. `result_extra` is stored with the result (a replay returns it).
+    An order id already recorded returns the first result with `created=False` and writes nothing; a concurrent
+    first recording of the same id surfaces as IntegrityError when the caller's transaction writes the order.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("order_record_paid_in_transaction() needs a transaction.")
+    return _order_record_locked(
+        tenant=tenant,
+        member=_member_of(tenant, member),
+        order=order,
+        now=now or timezone.now(),
+        paid_amount=paid_amount,
+        result_extra=result_extra,
+    )
+
+
+def _order_record_locked(
+    *,
+    tenant: Tenant,
+    member: Member,
+    order: PaidOrder,
+    now: dt.datetime,
+    paid_amount: Decimal | None = None,
+    result_extra: dict[str, Any] | None = None,
+) -> OrderResult:
+    account = ledger.default_account_locked(member=member)
+    program = account.program if account is not None else None
+    # Checked under the account lock: a concurrent retry of this order has committed or not started.
+    existing = Order.objects.for_tenant(tenant).filter(order_id=order.order_id).first()
+    if existing:
+        return _order_result(existing, created=False)
+    _refuse_if_frozen(tenant, account)
+    outcome = EarnOutcome()
+    if paid_amount is not None:
+        paid_amount = min(quantize_money(max(paid_amount, Decimal("0"))), order.amount)
+    if account is not None:
+        tiers, tier = _tier_state(account)
+        rules = _active_rules(program, EarningRule.Trigger.ORDER_PAID, order.occurred_at)
+        context = build_rule_context(
+            member=member,
+            tier=tier,
+            now=now,
+            points_balance=account.balance,
+            order=order_context(
+                order_id=order.order_id,
+                amount=order.amount if paid_amount is None else paid_amount,
+                currency=order.currency,
+                location=order.location,
+                channel=order.channel,
+                items=order.items,
+            ),
+            rules_text=" ".join(r.rule for r in rules),
+        )
+        outcome = _earn(
+            account=account,
+            member=member,
+            rules=rules,
+            context=context,
+            at=order.occurred_at,
+            now=now,
+            tiers=tiers,
+            tier=tier,
+            label=f"order {order.order_id}",
+            order_id=order.order_id,
+            amount=order.amount,
+            paid_amount=paid_amount,
+            items=order.items,
+        )
+    row = Order.objects.create(
+        tenant=tenant,
+        member=member,
+        program=program,
+        order_id=order.order_id,
+        amount=order.amount,
+        currency=order.currency,
+        location=order.location[:100],
+        channel=order.channel[:50],
+        occurred_at=order.occurred_at,
+        created_at=now,
+        points_total=outcome.points_earned + outcome.points_pending,
+        result={
+            "order_id": order.order_id,
+            "member": member.external_id,
+            "points_earned": outcome.points_earned,
+            "points_pending": outcome.points_pending,
+            "entries": [entry_dict(e) for e in outcome.entries],
+            "tier": tier_dict(outcome.tier),
+            **(result_extra or {}),
+        },
+    )
+    OrderItem.objects.bulk_create([OrderItem(order=row, **item) for item in order.items])
+    return _order_result(row, created=True)
 
 
 @dataclass
@@ -651,19 +765,19 @@ def custom_event_record(
         raise ApplicationError("invalid_event", "The event is not valid.", errors, status=400)
     member = _member_of(tenant, member)
     with transaction.atomic(durable=True):
-        program = ledger.default_program(tenant)
-        account = ledger.account_locked_for(member=member, program=program) if program else None
+        account = ledger.default_account_locked(member=member)
+        program = account.program if account is not None else None
         _refuse_if_frozen(tenant, account)
         row = CustomEvent.objects.create(
             tenant=tenant, member=member, name=event, metadata=metadata or {}, occurred_at=occurred
         )
         if account is None:
             return EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None)
-        status = MemberTier.objects.filter(member=member, program=program).select_related("tier").first()
+        tiers, tier = _tier_state(account)
         rules = _active_rules(program, EarningRule.Trigger.EVENT, occurred, event)
         context = build_rule_context(
             member=member,
-            tier=status.tier if status else None,
+            tier=tier,
             now=now,
             points_balance=account.balance,
             event={"name": event, "metadata": metadata or {}, "occurred_at": occurred},
@@ -676,7 +790,8 @@ def custom_event_record(
             context=context,
             at=occurred,
             now=now,
-            status=status,
+            tiers=tiers,
+            tier=tier,
             label=f"event {event}",
         )
         return EventResult(

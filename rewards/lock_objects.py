@@ -5,20 +5,27 @@ Global lock order: campaign, then code, then account (by primary key). Only the 
 account lock covers them.
 """
 
+from django.db.models import Subquery
+
+from loyalty.models import Program
 from rewards.models import Account
 
 
+def _locked_accounts():
+    return Account.objects.select_related("tenant", "program", "member").select_for_update(of=("self",))
+
+
 def account_lock(account_id: int) -> Account:
-    return (
-        Account.objects.select_related("tenant", "program", "member").select_for_update(of=("self",)).get(pk=account_id)
-    )
+    return _locked_accounts().get(pk=account_id)
+
+
+def default_account_lock(member) -> Account | None:
+    """The member's account in the tenant's default program (its active program with the lowest id), locked,
+    with tenant, program and member, in ONE query; None when the member has no account there yet."""
+    program = Program.objects.filter(tenant_id=member.tenant_id, active=True).order_by("pk").values("pk")[:1]
+    return _locked_accounts().filter(member=member, program_id=Subquery(program)).first()
 
 
 def accounts_lock(account_ids) -> list[Account]:
     """Several accounts, locked in primary-key order (transfers, batch jobs)."""
-    return list(
-        Account.objects.filter(pk__in=list(account_ids))
-        .select_related("tenant", "program", "member")
-        .order_by("pk")
-        .select_for_update(of=("self",))
-    )
+    return list(_locked_accounts().filter(pk__in=list(account_ids)).order_by("pk"))

@@ -248,3 +248,26 @@ def test_earning_is_a_constant_number_of_queries(tenant, django_assert_max_num_q
     assert counts[1] == counts[2] == counts[3]
     with django_assert_max_num_queries(counts[1]):
         order_record_paid(tenant=tenant, member=member, order_id="last", amount="5.00", currency="EUR", items=items * 9)
+
+
+def test_an_order_matching_two_rules_one_capped_costs_at_most_seventeen_queries(tenant, django_assert_max_num_queries):
+    """The bench's shape (bench/bench_earn.py): two matching rules, one with a monthly cap, a tier ladder.
+
+    17 = BEGIN + account locked with its program (1) + order seen? (1) + tiers (1) + rules (1) + cap read and
+    update (2) + the two earn entries, their lots and the balance (3) + two `points.earned` events through the
+    webhook sink (4) + order and items (2) + COMMIT. Entries and lots are one INSERT each whatever the rules.
+    """
+    program, _, member = earning_setup(tenant, rule="order.amount >= 1")
+    EarningRuleFactory(
+        program=program, code="apparel", categories=["apparel"], points_per_unit="1", cap_points=500, cap_period="month"
+    )
+    TierFactory(program=program, code="bronze", threshold=0)
+    TierFactory(program=program, code="gold", threshold=100_000, rank=1)
+    items = [{"sku": "T", "category": "apparel", "quantity": 2, "unit_price": "30.00"}]
+    order_record_paid(tenant=tenant, member=member, order_id="first", amount="79.90", currency="EUR", items=items)
+    with django_assert_max_num_queries(17):
+        result = order_record_paid(
+            tenant=tenant, member=member, order_id="second", amount="79.90", currency="EUR", items=items
+        )
+    assert len(result.entries) == 2 and result.points_earned > 0
+    assert [e["balance_after"] for e in result.entries] == sorted(e["balance_after"] for e in result.entries)
