@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from rest_framework_api_key.models import APIKey
 
 from common.events import EVENT_TYPES
 from loyalty.api.keys import api_key_create, api_key_revoke
@@ -24,6 +25,11 @@ from loyalty.models import (
 )
 from loyalty.webhooks import webhook_delivery_resend, webhook_endpoint_disable, webhook_endpoint_enable
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
+
+# The library's own key model is unused here (keys belong to an integration, below) and its admin is not
+# tenant-scoped: hide it so there is one "API keys" page, the scoped one.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
 
 
 @admin.register(Integration)

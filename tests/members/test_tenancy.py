@@ -101,3 +101,10 @@ def test_configuration_and_master_data_keep_history_shown_in_the_admin():
         model = apps.get_model(label)
         assert hasattr(model, "history"), f"{label} has no history"
         assert isinstance(admin.site._registry.get(model), SimpleHistoryAdmin), f"{label} admin shows no history"
+
+
+def test_the_unscoped_library_api_key_admin_is_not_offered():
+    from django.contrib import admin
+    from rest_framework_api_key.models import APIKey
+
+    assert not admin.site.is_registered(APIKey)
