@@ -71,6 +71,17 @@ def _member_of(tenant: Tenant, member: Member | str) -> Member:
     return found
 
 
+def member_for(tenant: Tenant, member: Member | str) -> Member:
+    """The tenant's member (an instance of the tenant, or an external id); 404 `member_not_found` otherwise."""
+    return _member_of(tenant, member)
+
+
+def order_recorded(tenant: Tenant, order_id: str) -> "OrderResult | None":
+    """The first result of an order id already recorded (a replay answer), or None."""
+    existing = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
+    return _order_result(existing, created=False) if existing else None
+
+
 def tier_dict(tier: Tier | None) -> dict[str, Any] | None:
     return {"code": tier.code, "name": tier.name} if tier else None
 
