@@ -4,12 +4,15 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from common.errors import ApplicationError
 from loyalty.api.base import ApiView
 from loyalty.api.lookups import program_or_404
 from loyalty.api.schema import api_schema
 from loyalty.api.serializers import LedgerEntrySerializer, OrderItemSerializer, TierRefSerializer, raw_object, validated
+from loyalty.api.views_redemptions import CodeEntryField, RedemptionOutputSerializer
 from loyalty.selectors import program_document
-from loyalty.services import custom_event_record, order_record_paid, order_return, program_declare
+from loyalty.services import custom_event_record, order_return, program_declare
+from rewards.services.checkout import order_checkout
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -24,15 +27,23 @@ class OrderInputSerializer(serializers.Serializer):
     channel = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
     items = OrderItemSerializer(many=True, required=False)
+    codes = serializers.ListField(
+        child=CodeEntryField(),
+        required=False,
+        max_length=20,
+        help_text=_("Codes redeemed with the order, as in redemptions (needs the `redeem` scope too)."),
+    )
+    points = serializers.IntegerField(required=False, min_value=0, help_text=_("Points to spend as payment."))
 
 
 class OrderOutputSerializer(serializers.Serializer):
     order_id = serializers.CharField()
     member = serializers.CharField()
-    points_earned = serializers.IntegerField()
+    points_earned = serializers.IntegerField(help_text=_("Earned on the amount paid after discounts."))
     points_pending = serializers.IntegerField()
     entries = LedgerEntrySerializer(many=True)
     tier = TierRefSerializer(allow_null=True)
+    redemption = RedemptionOutputSerializer(required=False, help_text=_("Present when the order carried codes."))
 
 
 class OrderCreateApi(ApiView):
@@ -41,17 +52,28 @@ class OrderCreateApi(ApiView):
     @api_schema(
         summary="Record a paid order and earn points",
         description="201 with the points earned; the same `order_id` again is not counted twice (200 with the "
-        "first result).",
+        "first result). With `codes` (or `points`), they are redeemed with the order in one transaction: points "
+        "are earned on the amount after discounts, the 201 body adds `redemption`, and a refusal is 422 "
+        "`redemption_failed` with nothing written. A referred member's first qualifying order rewards the referrer.",
         request=OrderInputSerializer,
         responses={201: OrderOutputSerializer, 200: OrderOutputSerializer},
-        errors={400: ["invalid_order"], 404: ["member_not_found"], 422: ["tenant_frozen"]},
+        errors={
+            400: ["invalid_order", "validation_error"],
+            403: ["insufficient_scope"],
+            404: ["member_not_found"],
+            422: ["tenant_frozen", "redemption_failed"],
+        },
         write=True,
         idempotent=True,
         tags=["earning"],
     )
     def post(self, request):
         data = validated(OrderInputSerializer, request.data)
-        result = order_record_paid(
+        if (data.get("codes") or data.get("points")) and not request.auth.has_scope("redeem"):
+            raise ApplicationError(
+                "insufficient_scope", "This API key lacks the `redeem` scope.", {"required_scope": "redeem"}, 403
+            )
+        result = order_checkout(
             tenant=self.tenant,
             member=data["member"],
             order_id=data["order_id"],
@@ -61,6 +83,9 @@ class OrderCreateApi(ApiView):
             location=data["location"],
             channel=data["channel"] or self.integration.name,
             occurred_at=data.get("occurred_at"),
+            codes=data.get("codes"),
+            points=data.get("points") or 0,
+            integration=self.integration,
         )
         return Response(
             OrderOutputSerializer(result.as_dict()).data,
