@@ -6,12 +6,16 @@ parsed and verified by the library (prefix lookup, SHA-512 hash compared in cons
 """
 
 from datetime import timedelta
+from functools import cache
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.permissions import KeyParser
 
-from loyalty.models import IntegrationAPIKey
+from loyalty.api import rows
+from loyalty.models import Integration, IntegrationAPIKey
+from members.models import Tenant
 
 # `last_used_at` is written at most this often per key, so the hot path rarely writes.
 LAST_USED_GRANULARITY = timedelta(seconds=60)
@@ -39,16 +43,38 @@ class ApiKeyPrincipal:
 
 
 def resolve_key(raw_key: str) -> IntegrationAPIKey | None:
-    """The usable (not revoked, not expired) key matching `raw_key`, with its integration and tenant."""
+    """The usable (not revoked, not expired) key matching `raw_key`, with its integration and tenant.
+
+    One query (the key, its integration and tenant joined, by the key's unique prefix); the library
+    verifies the hash and the expiry.
+    """
     prefix, dot, _ = raw_key.partition(".")
     if not dot or not prefix or len(raw_key) > 200:
         return None
-    api_key = (
-        IntegrationAPIKey.objects.get_usable_keys().select_related("integration__tenant").filter(prefix=prefix).first()
-    )
-    if api_key is None or api_key.has_expired or not api_key.is_valid(raw_key):
+    with connection.cursor() as cursor:
+        cursor.execute(_key_sql(), [prefix, False])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n_key, n_integration = rows.width(IntegrationAPIKey), rows.width(Integration)
+    api_key = rows.instance(IntegrationAPIKey, "k", row[:n_key])
+    integration = rows.instance(Integration, "i", row[n_key : n_key + n_integration])
+    integration.tenant = rows.instance(Tenant, "t", row[n_key + n_integration :])
+    api_key.integration = integration
+    if api_key.has_expired or not api_key.is_valid(raw_key):
         return None
     return api_key
+
+
+@cache
+def _key_sql() -> str:
+    return (
+        f"SELECT {rows.select_list(IntegrationAPIKey, 'k')}, {rows.select_list(Integration, 'i')}, "
+        f"{rows.select_list(Tenant, 't')} FROM {IntegrationAPIKey._meta.db_table} k "
+        f"JOIN {Integration._meta.db_table} i ON i.id = k.integration_id "
+        f"JOIN {Tenant._meta.db_table} t ON t.id = i.tenant_id "
+        "WHERE k.prefix = %s AND k.revoked = %s"
+    )
 
 
 def touch_last_used(api_key: IntegrationAPIKey) -> None:

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -54,13 +54,27 @@ class IdempotentReplay(Exception):
         return response
 
 
-def _insert(**fields) -> IdempotencyRecord:
-    """One INSERT; the unique constraint decides between concurrent twins. Outside a transaction (the API
-    runs in autocommit: ATOMIC_REQUESTS is off) a failed INSERT needs no savepoint; inside one it does."""
-    if connection.in_atomic_block:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(**fields)
-    return IdempotencyRecord.objects.create(**fields)
+def _insert(**fields) -> IdempotencyRecord | None:
+    """One INSERT ... ON CONFLICT DO NOTHING: the record when this request claimed the key, None when a
+    twin holds it. The unique constraint decides between concurrent twins (a twin's uncommitted INSERT
+    makes this one wait for its outcome); no exception, so no savepoint is needed inside a transaction."""
+    record = IdempotencyRecord(**fields)
+    columns = [f for f in IdempotencyRecord._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}",
+            [f.get_db_prep_save(getattr(record, f.attname), connection) for f in columns],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record.pk = row[0]
+    record._state.adding = False
+    record._state.db = connection.alias
+    return record
 
 
 @dataclass
@@ -92,22 +106,21 @@ def claim(request, *, integration) -> Claim | None:
     pause = 0.02
     while True:
         now = timezone.now()
-        try:
-            record = _insert(
-                tenant_id=integration.tenant_id,
-                integration=integration,
-                key=key,
-                method=request.method,
-                path=request.path[:500],
-                request_hash=request_hash,
-                created_at=now,
-                locked_until=now + lock,
-            )
-            return Claim(record)
-        except IntegrityError:
-            record = IdempotencyRecord.objects.filter(integration=integration, key=key).first()
-            if record is None:  # released (a 5xx) or purged in between: try to claim it again
-                continue
+        claimed = _insert(
+            tenant_id=integration.tenant_id,
+            integration=integration,
+            key=key,
+            method=request.method,
+            path=request.path[:500],
+            request_hash=request_hash,
+            created_at=now,
+            locked_until=now + lock,
+        )
+        if claimed is not None:
+            return Claim(claimed)
+        record = IdempotencyRecord.objects.filter(integration=integration, key=key).first()
+        if record is None:  # released (a 5xx) or purged in between: try to claim it again
+            continue
         if record.created_at < now - retention():
             # Past retention and not yet purged: forget it, as the purge would have.
             IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()
@@ -149,11 +162,12 @@ def complete(claim_: Claim, response) -> None:
         return
     if hasattr(response, "render") and not getattr(response, "is_rendered", True):
         response.render()
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        state=IdempotencyRecord.State.COMPLETED,
-        response_status=response.status_code,
-        response_body=response.content.decode("utf-8"),
-    )
+    with connection.cursor() as cursor:  # plain SQL: every idempotent POST runs it
+        cursor.execute(
+            f"UPDATE {IdempotencyRecord._meta.db_table} SET state = %s, response_status = %s, response_body = %s "
+            "WHERE id = %s",
+            [str(IdempotencyRecord.State.COMPLETED), response.status_code, response.content.decode("utf-8"), record.pk],
+        )
 
 
 def idempotency_records_purge(*, older_than: timedelta | None = None, chunk: int = 5000) -> int:

@@ -11,7 +11,8 @@ import math
 import re
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
@@ -42,6 +43,24 @@ def default_rate() -> str:
     return (api_settings.DEFAULT_THROTTLE_RATES or {}).get("api_key") or "6000/min"
 
 
+def _increment(key: str, timeout: int) -> int:
+    """Add 1 to the counter `key` (created with `timeout`) and return it; atomic, one round trip on Redis."""
+    backend = caches["default"]  # the backend itself (`cache` is a proxy to it)
+    if isinstance(backend, RedisCache):
+        full_key = backend.make_and_validate_key(key)
+        pipe = backend._cache.get_client(full_key, write=True).pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=timeout, nx=True)  # a no-op when the counter exists
+        pipe.incr(full_key)
+        return int(pipe.execute()[1])
+    # add() is a no-op when the counter exists; incr() is atomic in the local cache too.
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
 class ApiKeyRateThrottle(BaseThrottle):
     cache_prefix = "throttle:key"
 
@@ -56,13 +75,7 @@ class ApiKeyRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         key = f"{self.cache_prefix}:{api_key.prefix}:{period}:{window}"
-        # add() is a no-op when the counter exists; incr() is atomic in Redis and in the local cache.
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+        count = _increment(key, period + 1)
         self._wait = (window + 1) * period - now
         return count <= limit
 

@@ -143,7 +143,8 @@ class ValidationApi(ApiView):
         data = validated(ValidationInputSerializer, request.data)
         member = member_or_none(self.tenant, data.get("member"))
         result = validate(tenant=self.tenant, member=member, **_checkout(data))
-        return Response(ValidationOutputSerializer(result.as_dict()).data)
+        # `as_dict()` is already the contract's body, field for field (ValidationOutputSerializer documents it).
+        return Response(result.as_dict())
 
 
 class RedemptionLineSerializer(serializers.Serializer):
@@ -195,9 +196,9 @@ class RedemptionCreateApi(ApiView):
             integration=self.integration,
             **_checkout(data),
         )
-        return Response(
-            RedemptionOutputSerializer(redemption_document(redemption)).data, status=status.HTTP_201_CREATED
-        )
+        # The service stored the contract's body as it answered (RedemptionOutputSerializer documents it):
+        # no second read of the lines just written.
+        return Response(redemption.result, status=status.HTTP_201_CREATED)
 
 
 class RollbackInputSerializer(serializers.Serializer):

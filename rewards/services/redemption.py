@@ -13,10 +13,12 @@ Each runs a fixed number of queries whatever the number of items, codes and rule
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -147,13 +149,89 @@ def _promotions_qs(tenant, now):
     )
 
 
+def _is_live_promotion(campaign: Campaign, now) -> bool:
+    """The filter of `_promotions_qs`, on a loaded row."""
+    return (
+        campaign.type == CampaignType.PROMOTION
+        and campaign.enabled
+        and (campaign.starts_at is None or campaign.starts_at <= now)
+        and (campaign.ends_at is None or campaign.ends_at > now)
+    )
+
+
+def _placeholders(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _campaigns_and_frozen(tenant, texts, now) -> tuple[bool, list[Campaign], list[Campaign]]:
+    """One query (unlocked): the tenant's kill switch, the campaigns of the codes `texts`, the live promotions.
+
+    Returns (frozen, campaigns of the codes, live promotions). The tenant flag is read fresh, so the kill
+    switch takes effect at once whatever object the caller holds.
+    """
+    campaign_table, code_table = Campaign._meta.db_table, Code._meta.db_table
+    tenant_table = Tenant._meta.db_table
+    texts = sorted(texts)
+    if texts:
+        for_code = (
+            f"c.id IN (SELECT k.campaign_id FROM {code_table} k WHERE k.tenant_id = %s "
+            f"AND k.code IN ({_placeholders(texts)}))"
+        )
+        for_code_params: list[Any] = [tenant.pk, *texts]
+    else:
+        for_code, for_code_params = "1 = 0", []
+    promotion = (
+        "(c.type = %s AND c.enabled = %s AND (c.starts_at IS NULL OR c.starts_at <= %s) "
+        "AND (c.ends_at IS NULL OR c.ends_at > %s))"
+    )
+    promotion_params = [str(CampaignType.PROMOTION), True, now, now]
+    sql = (
+        f"SELECT c.*, (SELECT t.frozen FROM {tenant_table} t WHERE t.id = %s) AS tenant_frozen, "
+        f"CASE WHEN {for_code} THEN 1 ELSE 0 END AS for_code "
+        f"FROM {campaign_table} c WHERE c.tenant_id = %s AND ({for_code} OR {promotion}) ORDER BY c.id"
+    )
+    params = [tenant.pk, *for_code_params, tenant.pk, *for_code_params, *promotion_params]
+    rows = list(Campaign.objects.raw(sql, params))
+    if rows:
+        frozen = bool(rows[0].tenant_frozen)
+    else:
+        frozen = _frozen(tenant)
+    code_campaigns = [c for c in rows if c.for_code]
+    promotions = [c for c in rows if _is_live_promotion(c, now)]
+    return frozen, code_campaigns, promotions
+
+
+def _codes(tenant, texts, *, campaign_ids=None, lock: bool = False) -> list[Code]:
+    """The tenant's codes named `texts` (optionally only of `campaign_ids`), locked in primary key order."""
+    if not texts:
+        return []
+    texts = sorted(texts)
+    sql = f"SELECT * FROM {Code._meta.db_table} WHERE tenant_id = %s AND code IN ({_placeholders(texts)})"
+    params: list[Any] = [tenant.pk, *texts]
+    if campaign_ids is not None:
+        if not campaign_ids:
+            return []
+        ids = sorted(campaign_ids)
+        sql += f" AND campaign_id IN ({_placeholders(ids)})"
+        params += ids
+    sql += " ORDER BY id"
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return list(Code.objects.raw(sql, params))
+
+
 def _usage(campaigns: list[Campaign], member_id, now, tz) -> dict[tuple[int, str], int]:
     wanted = engine.wanted_usage_keys(campaigns, member_id, now, tz)
     if not wanted:
         return {}
-    rows = CampaignUsage.objects.filter(
-        campaign_id__in={c for c, _ in wanted}, key__in={k for _, k in wanted}
-    ).values_list("campaign_id", "key", "count")
+    ids, keys = sorted({c for c, _ in wanted}), sorted({k for _, k in wanted})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT campaign_id, key, count FROM {CampaignUsage._meta.db_table} "
+            f"WHERE campaign_id IN ({_placeholders(ids)}) AND key IN ({_placeholders(keys)})",
+            [*ids, *keys],
+        )
+        rows = cursor.fetchall()
     return {(c, k): n for c, k, n in rows}
 
 
@@ -263,8 +341,11 @@ def validate(*, tenant: Tenant, member: Member | None = None, order: dict, codes
     points = _parse_points(points)
     now = timezone.now()
     texts = {r.text for r in requests}
-    found = list(Code.objects.for_tenant(tenant).filter(code__in=texts).select_related("campaign")) if texts else []
-    promotions = list(_promotions_qs(tenant, now))
+    frozen, code_campaigns, promotions = _campaigns_and_frozen(tenant, texts, now)
+    by_id = {c.pk: c for c in code_campaigns}
+    found = _codes(tenant, texts, campaign_ids=set(by_id))
+    for code in found:
+        code.campaign = by_id[code.campaign_id]
     points_request, _account = _points_request(tenant, member, points)
     evaluation = _evaluate(
         tenant=tenant,
@@ -275,7 +356,7 @@ def validate(*, tenant: Tenant, member: Member | None = None, order: dict, codes
         codes=found,
         promotions=promotions,
         now=now,
-        frozen=_frozen(tenant),
+        frozen=frozen,
     )
     return ValidationResult(evaluation)
 
@@ -407,6 +488,29 @@ BUDGET_REASONS = {
 }
 
 
+def _prepare(*, tenant, member, order_id, order, codes, points) -> tuple[str, dict, list, int]:
+    """Check the input (before any transaction): (order_id, order, code requests, points)."""
+    _check_member(tenant, member)
+    if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 100:
+        raise _bad("order_id", "An order id of 1 to 100 characters is required.")
+    order = _parse_order(order)
+    requests = _parse_codes(codes)
+    points = _parse_points(points)
+    if not requests and not points and not _promotions_qs(tenant, timezone.now()).exists():
+        raise _bad("codes", "Nothing to redeem: give codes or points.")
+    return order_id.strip(), order, requests, points
+
+
+def _refusal_error(evaluation: engine.Evaluation) -> ApplicationError:
+    error = ApplicationError(
+        "redemption_failed",
+        "The redemption was refused; nothing was redeemed.",
+        details=evaluation.as_dict(),
+    )
+    error.evaluation = evaluation
+    return error
+
+
 def redeem(
     *,
     tenant: Tenant,
@@ -421,22 +525,19 @@ def redeem(
 ) -> Redemption:
     """Redeem every code (and the qualifying promotions, and points) on one order, or nothing.
 
-    Raises ApplicationError("redemption_failed", details=<the validation body>) when any part is refused.
+    Runs in its own durable transaction. Raises ApplicationError("redemption_failed", details=<the
+    validation body>) when any part is refused; the failure is then counted on the campaigns involved and
+    `redemption.failed` is emitted (in a transaction of its own, after the refused one rolled back).
     """
-    _check_member(tenant, member)
-    if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 100:
-        raise _bad("order_id", "An order id of 1 to 100 characters is required.")
-    order = _parse_order(order)
-    requests = _parse_codes(codes)
-    points = _parse_points(points)
-    if not requests and not points and not _promotions_qs(tenant, timezone.now()).exists():
-        raise _bad("codes", "Nothing to redeem: give codes or points.")
+    order_id, order, requests, points = _prepare(
+        tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
+    )
     try:
         with transaction.atomic(durable=True):
             redemption = _redeem_locked(
                 tenant=tenant,
                 member=member,
-                order_id=order_id.strip(),
+                order_id=order_id,
                 order=order,
                 requests=requests,
                 points=points,
@@ -446,24 +547,109 @@ def redeem(
             )
     except _Refused as refused:
         _record_failure(tenant=tenant, member=member, order_id=order_id, evaluation=refused.evaluation)
-        raise ApplicationError(
-            "redemption_failed",
-            "The redemption was refused; nothing was redeemed.",
-            details=refused.evaluation.as_dict(),
-        ) from None
+        raise _refusal_error(refused.evaluation) from None
     return redemption
+
+
+def redeem_in_transaction(
+    *,
+    tenant: Tenant,
+    member: Member | None,
+    order_id: str,
+    order: dict,
+    codes: list,
+    points: int = 0,
+    channel: str = "",
+    integration=None,
+    staff_user=None,
+) -> Redemption:
+    """`redeem(...)` inside the caller's `transaction.atomic()`, for compositions such as a checkout.
+
+    Same arguments, checks, locks (campaigns, then codes, then the points account) and writes as `redeem`,
+    but no transaction of its own: the caller commits or rolls back. A refusal raises the same
+    ApplicationError("redemption_failed") (with the engine's evaluation as `.evaluation`) after rolling
+    back what this call wrote (a savepoint); the failure is not counted on the campaigns and no
+    `redemption.failed` is emitted, since those writes would share the caller's fate.
+    """
+    if not connection.in_atomic_block:
+        raise transaction.TransactionManagementError("redeem_in_transaction() needs the caller's transaction.atomic().")
+    order_id, order, requests, points = _prepare(
+        tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
+    )
+    try:
+        with transaction.atomic():
+            return _redeem_locked(
+                tenant=tenant,
+                member=member,
+                order_id=order_id,
+                order=order,
+                requests=requests,
+                points=points,
+                channel=channel,
+                integration=integration,
+                staff_user=staff_user,
+            )
+    except _Refused as refused:
+        raise _refusal_error(refused.evaluation) from None
+
+
+def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption) -> None:
+    """The counters, the usage counters and the redemption's answer: one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        _apply_campaign_deltas(campaign_d)
+        _apply_code_deltas(code_d)
+        _apply_usage_deltas(usage_d)
+        redemption.save(update_fields=["points_entry_id", "result"])
+        return
+    ctes: list[str] = []
+    params: list[Any] = []
+    if campaign_d:
+        table = Campaign._meta.db_table
+        values = ", ".join(["(%s::bigint, %s::int, %s::numeric, %s::numeric)"] * len(campaign_d))
+        for pk, (n, discount, order_value) in sorted(campaign_d.items()):
+            params += [pk, n, discount, order_value]
+        ctes.append(
+            f"""campaign_counts AS (UPDATE {table} AS c SET redemptions_count = c.redemptions_count + v.n,
+                    discount_used = c.discount_used + v.d, order_value_used = c.order_value_used + v.o
+                FROM (VALUES {values}) AS v(id, n, d, o) WHERE c.id = v.id RETURNING c.id)"""
+        )
+    if code_d:
+        table = Code._meta.db_table
+        values = ", ".join(["(%s::bigint, %s::int, %s::numeric)"] * len(code_d))
+        for pk, (n, balance) in sorted(code_d.items()):
+            params += [pk, n, balance]
+        ctes.append(
+            f"""code_counts AS (UPDATE {table} AS c SET redeemed_count = c.redeemed_count + v.n,
+                    balance = CASE WHEN c.balance IS NULL THEN NULL ELSE c.balance + v.b END
+                FROM (VALUES {values}) AS v(id, n, b) WHERE c.id = v.id RETURNING c.id)"""
+        )
+    if usage_d:
+        table = CampaignUsage._meta.db_table
+        rows = sorted(usage_d.items())
+        values = ", ".join(["(%s::bigint, %s, %s::int, %s::numeric)"] * len(rows))
+        for (campaign_id, key), (n, discount) in rows:
+            params += [campaign_id, key, n, discount]
+        ctes.append(
+            f"""usage_counts AS (INSERT INTO {table} (campaign_id, key, count, discount) VALUES {values}
+                ON CONFLICT (campaign_id, key) DO UPDATE SET count = {table}.count + EXCLUDED.count,
+                    discount = {table}.discount + EXCLUDED.discount RETURNING 1)"""
+        )
+    with_clause = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
+    params += [redemption.points_entry_id, json.dumps(redemption.result, cls=DjangoJSONEncoder), redemption.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{with_clause}UPDATE {Redemption._meta.db_table} SET points_entry_id = %s, result = %s::jsonb "
+            "WHERE id = %s",
+            params,
+        )
 
 
 def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user):
     now = timezone.now()
-    frozen = _frozen(tenant)
     texts = {r.text for r in requests}
-    code_refs = list(
-        Code.objects.for_tenant(tenant).filter(code__in=texts).values_list("pk", "campaign_id", "campaign__rule")
-    )
-    unlocked_promotions = list(_promotions_qs(tenant, now))
+    frozen, code_campaigns, unlocked_promotions = _campaigns_and_frozen(tenant, texts, now)
     context = _context_loader(
-        tenant, member, order, now, [rule for *_, rule in code_refs] + [p.rule for p in unlocked_promotions]
+        tenant, member, order, now, [c.rule for c in code_campaigns] + [p.rule for p in unlocked_promotions]
     )
     candidates = (
         []
@@ -478,8 +664,9 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         )
     )
     promotion_ids = [p.pk for p in candidates]
-    campaigns = campaigns_for_update(tenant=tenant, ids={c for _, c, _ in code_refs} | set(promotion_ids))
-    codes = list(codes_for_update(tenant=tenant, ids={pk for pk, _, _ in code_refs}).values())
+    # The global lock order: campaigns, then codes (then the points account, in the ledger).
+    campaigns = campaigns_for_update(tenant=tenant, ids={c.pk for c in code_campaigns} | set(promotion_ids))
+    codes = _codes(tenant, texts, campaign_ids=set(campaigns), lock=True)
     for code in codes:
         code.campaign = campaigns[code.campaign_id]
     promotions = [campaigns[pk] for pk in promotion_ids if pk in campaigns]
@@ -544,9 +731,6 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         if x.is_gift_card and x.discount > 0:
             gift_debits[x.code.pk] += x.discount
     campaign_d, code_d, usage_d = _deltas(lines, +1, gift_debits)
-    _apply_campaign_deltas(campaign_d)
-    _apply_code_deltas(code_d)
-    _apply_usage_deltas(usage_d)
     if gift_debits:
         codes_by_pk = {c.pk: c for c in codes}
         GiftCardTransaction.objects.bulk_create(
@@ -583,7 +767,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         redemption.points_entry_id = entry.pk
     body = redemption_document(redemption, lines=lines, evaluation=evaluation)
     redemption.result = body
-    redemption.save(update_fields=["points_entry_id", "result"])
+    _apply_writes(campaign_d=campaign_d, code_d=code_d, usage_d=usage_d, redemption=redemption)
     for pk, (n, discount, order_value) in campaign_d.items():
         campaign = campaigns[pk]
         campaign.redemptions_count += n
