@@ -1,0 +1,39 @@
+"""The checkout endpoints run a constant, small number of queries (the performance target of issue 5)."""
+
+import pytest
+
+from rewards.models import Redemption
+from rewards.services.redemption import redemption_document
+from tests.api.test_redemptions_api import checkout, setup  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.django_db
+
+# Measured through the real URL conf and key authentication (inside the test transaction, so the service's
+# durable block is a savepoint: +2). Validation: key, member, campaigns+kill switch, codes, usage counters.
+# Redemption: key, idempotency claim, member, campaigns+kill switch (unlocked), campaigns locked, codes
+# locked, usage counters, redemption, lines, counters+answer in one statement, the event (2), idempotency
+# answer. Both +1 here: the key's last-used time, written at most once a minute (this is the key's first call).
+VALIDATION_QUERIES = 5 + 1
+REDEMPTION_QUERIES = 13 + 2 + 1
+
+
+def test_validation_is_a_constant_number_of_queries(api, setup, django_assert_max_num_queries):  # noqa: F811
+    member, _code, _gift = setup
+    with django_assert_max_num_queries(VALIDATION_QUERIES):
+        response = api.post("/api/v1/validations", checkout(member, ["SPR-1"]), format="json")
+    assert response.status_code == 200 and response.json()["valid"] is True
+
+
+def test_redemption_is_a_constant_number_of_queries_and_answers_the_stored_body(
+    api,
+    setup,  # noqa: F811
+    django_assert_max_num_queries,
+):
+    member, _code, _gift = setup
+    body = checkout(member, ["SPR-1"], order_id="o-1")
+    with django_assert_max_num_queries(REDEMPTION_QUERIES):
+        response = api.post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert response.status_code == 201, response.content
+    redemption = Redemption.objects.get()
+    # The answer is the body the service stored, identical to the document built from the rows.
+    assert response.json() == redemption.result == redemption_document(redemption)
