@@ -170,34 +170,26 @@ def _campaigns_and_frozen(tenant, texts, now) -> tuple[bool, list[Campaign], lis
     switch takes effect at once whatever object the caller holds.
     """
     campaign_table, code_table = Campaign._meta.db_table, Code._meta.db_table
-    tenant_table = Tenant._meta.db_table
+    frozen_sql = f"(SELECT t.frozen FROM {Tenant._meta.db_table} t WHERE t.id = %s) AS tenant_frozen"
+    # Two index scans (the codes' unique (tenant, code), the campaigns' (tenant, type, enabled)), not one OR.
+    branches, params = [], []
     texts = sorted(texts)
     if texts:
-        for_code = (
-            f"c.id IN (SELECT k.campaign_id FROM {code_table} k WHERE k.tenant_id = %s "
-            f"AND k.code IN ({_placeholders(texts)}))"
+        branches.append(
+            f"SELECT c.*, {frozen_sql}, 1 AS for_code FROM {campaign_table} c WHERE c.tenant_id = %s AND c.id IN "
+            f"(SELECT k.campaign_id FROM {code_table} k WHERE k.tenant_id = %s AND k.code IN ({_placeholders(texts)}))"
         )
-        for_code_params: list[Any] = [tenant.pk, *texts]
-    else:
-        for_code, for_code_params = "1 = 0", []
-    promotion = (
-        "(c.type = %s AND c.enabled = %s AND (c.starts_at IS NULL OR c.starts_at <= %s) "
-        "AND (c.ends_at IS NULL OR c.ends_at > %s))"
+        params += [tenant.pk, tenant.pk, tenant.pk, *texts]
+    branches.append(
+        f"SELECT c.*, {frozen_sql}, 0 AS for_code FROM {campaign_table} c WHERE c.tenant_id = %s AND c.type = %s "
+        "AND c.enabled = %s AND (c.starts_at IS NULL OR c.starts_at <= %s) AND (c.ends_at IS NULL OR c.ends_at > %s)"
     )
-    promotion_params = [str(CampaignType.PROMOTION), True, now, now]
-    sql = (
-        f"SELECT c.*, (SELECT t.frozen FROM {tenant_table} t WHERE t.id = %s) AS tenant_frozen, "
-        f"CASE WHEN {for_code} THEN 1 ELSE 0 END AS for_code "
-        f"FROM {campaign_table} c WHERE c.tenant_id = %s AND ({for_code} OR {promotion}) ORDER BY c.id"
-    )
-    params = [tenant.pk, *for_code_params, tenant.pk, *for_code_params, *promotion_params]
-    rows = list(Campaign.objects.raw(sql, params))
-    if rows:
-        frozen = bool(rows[0].tenant_frozen)
-    else:
-        frozen = _frozen(tenant)
+    params += [tenant.pk, tenant.pk, str(CampaignType.PROMOTION), True, now, now]
+    rows = list(Campaign.objects.raw(" UNION ALL ".join(branches) + " ORDER BY id", params))
+    frozen = bool(rows[0].tenant_frozen) if rows else _frozen(tenant)
     code_campaigns = [c for c in rows if c.for_code]
-    promotions = [c for c in rows if _is_live_promotion(c, now)]
+    promotions = [c for c in rows if not c.for_code]
+    # A promotion that also has codes comes twice: one instance per role is fine (same row, read once).
     return frozen, code_campaigns, promotions
 
 
