@@ -23,7 +23,15 @@ def default_account_lock(member) -> Account | None:
     """The member's account in the tenant's default program (its active program with the lowest id), locked,
     with tenant, program and member, in ONE query; None when the member has no account there yet."""
     program = Program.objects.filter(tenant_id=member.tenant_id, active=True).order_by("pk").values("pk")[:1]
-    return _locked_accounts().filter(member=member, program_id=Subquery(program)).first()
+    account = (
+        Account.objects.select_related("tenant", "program")
+        .select_for_update(of=("self",))
+        .filter(member=member, program_id=Subquery(program))
+        .first()
+    )
+    if account is not None:
+        account.member = member  # the caller's instance: no need to read it again
+    return account
 
 
 def accounts_lock(account_ids) -> list[Account]:

@@ -139,9 +139,10 @@ def order_checkout(
     wants_redemption = bool(codes) or bool(points)
     try:
         with transaction.atomic(durable=True):
-            replay = order_recorded(tenant, order.order_id)
-            if replay is not None:
-                return replay
+            if wants_redemption:  # without codes the check under the account lock is enough (one query less)
+                replay = order_recorded(tenant, order.order_id)
+                if replay is not None:
+                    return replay
             _lock_referral_campaigns(tenant, member)
             redemption = None
             paid = order.amount

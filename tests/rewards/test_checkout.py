@@ -186,3 +186,21 @@ def test_concurrent_retries_of_one_order_redeem_and_earn_once(tenant, program, m
     code.refresh_from_db()
     assert code.redeemed_count == 1
     assert account_for(member=member, program=program).balance == 85
+
+
+@pytest.mark.postgres  # the redemption engine's set-wise writes are per row on SQLite
+def test_a_checkout_is_a_constant_number_of_queries(tenant, program, member, django_assert_max_num_queries):
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    checkout(tenant, member, order_id="warm-up")
+    with django_assert_max_num_queries(17):  # without codes: exactly what order_record_paid costs
+        checkout(tenant, member, order_id="plain")
+    counts = []
+    for n in range(3):
+        codes = [percent_code(tenant, value="5").code for _ in range(n + 1)]
+        with CaptureQueriesContext(conn) as queries:
+            checkout(tenant, member, order_id=f"coded-{n}", codes=codes)
+        counts.append(len(queries))
+    assert counts[0] == counts[1] == counts[2], counts  # more codes cost no more queries
+    assert counts[0] <= 25, counts  # redemption (locks, lines, usage, budgets, event) + the order and its earning
