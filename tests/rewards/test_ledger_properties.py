@@ -64,6 +64,8 @@ def test_random_sequences_keep_the_ledger_consistent(ops, pending):
     program = ProgramFactory(tenant=tenant, expiry_policy={"policy": "days", "days": 60})
     EarningRuleFactory(program=program, rule="order.amount < 150")
     EarningRuleFactory(program=program, rule="order.amount >= 150", pending_days=20 if pending else 0)
+    # A bonus that stacks on orders of 100.00 and more: several earn lines in one batch (`post_earns`).
+    EarningRuleFactory(program=program, rule="order.amount >= 100", points=5, points_per_unit="0")
     member = MemberFactory(tenant=tenant)
     account = account_for(member=member, program=program)
     orders: list[tuple[str, int]] = []
