@@ -6,7 +6,8 @@
 Works in its own throwaway database (`bench_api_<pid>`, dropped at the end). Loads BENCH_CAMPAIGNS
 (default 1,000) discount campaigns of BENCH_CODES_PER_CAMPAIGN (default 1,000) codes each, so 1,000,000
 codes, with set-based SQL, BENCH_MEMBERS (default 100,000) members, a program with a spend rule, and an
-API key. Starts gunicorn (BENCH_WORKERS sync workers, default 2: the machine has 2 cores) and, for each
+API key. Starts gunicorn (BENCH_WORKERS sync workers, default 4 as in the Procfile: 2 per core, so one
+worker waits on PostgreSQL while the other computes) and, for each
 scenario, warms up for BENCH_WARMUP seconds (default 2, not counted) then drives it for BENCH_SECONDS
 (default 8) with BENCH_CLIENTS client threads (default 4), a new connection per request as gunicorn's
 sync workers close them:
@@ -49,7 +50,7 @@ MEMBERS = int(os.environ.get("BENCH_MEMBERS", 100_000))
 SECONDS = float(os.environ.get("BENCH_SECONDS", 8))
 WARMUP = float(os.environ.get("BENCH_WARMUP", 2))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", 4))
-WORKERS = int(os.environ.get("BENCH_WORKERS", 2))
+WORKERS = int(os.environ.get("BENCH_WORKERS", 4))
 PORT = int(os.environ.get("BENCH_PORT", 8765))
 
 BASE_URL = os.environ.get("DATABASE_URL", "")
@@ -402,7 +403,7 @@ def run_pgbench(script_text: str, campaign_ids: list[int]) -> float:
             "-c", str(CLIENTS), "-j", str(min(CLIENTS, 2)), "-T", str(max(1, int(seconds))),
             "-D", f"cmin={campaign_ids[0]}", "-D", f"cmax={campaign_ids[-1]}", "-D", f"nmembers={MEMBERS}",
             "-D", f"nfirst={PER_CAMPAIGN // 2 + 1}", "-D", f"nlast={PER_CAMPAIGN}",
-            "-f", str(script), DB_NAME,
+            "-f", str(script), "-r", DB_NAME,
         ]  # fmt: skip
 
     for seconds in (WARMUP, SECONDS):
@@ -417,6 +418,10 @@ def run_pgbench(script_text: str, campaign_ids: list[int]) -> float:
         f"pgbench, the redemption's {statements} statements (BEGIN/COMMIT included): {tps:,.0f} tps ({latency}) "
         f"({load()})"
     )
+    # pgbench -r: the average latency of each statement, slowest first (where PostgreSQL spends the time).
+    timed = [line.split(None, 2) for line in output.splitlines() if re.match(r"^\s+\d+\.\d+\s+\d+\s", line)]
+    for latency_ms, _failures, statement in sorted(timed, key=lambda t: -float(t[0]))[:5]:
+        print(f"    {float(latency_ms):6.2f} ms  {statement[:110]}")
     script.unlink()
     return tps
 
