@@ -5,7 +5,8 @@
 Works in its own throwaway database (`bench_<name>`, dropped at the end). Declares the contract's example
 program (tiers, a spend rule with happy hours, a category rule, rolling-quarter expiry), then records paid
 orders with `loyalty.services.order_record_paid` (rules, multipliers, caps, ledger entries, lots, tier moves,
-one `points.earned` event per entry through the webhook sink), then custom events with a monthly cap.
+one `points.earned` event per entry through the webhook sink), then custom events with a monthly cap, then
+checkouts carrying a shared code (`rewards.services.checkout.order_checkout`).
 Sizes: BENCH_ORDERS (default 2000), BENCH_MEMBERS (default 200), BENCH_THREADS (default 1; 2 cores are shared).
 """
 
@@ -144,6 +145,16 @@ def main() -> None:
                 items=[{"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": "30.00"}],
             )
         print(f"queries per order (2 rules matching, first order of a member): {len(queries)}")
+        with CaptureQueriesContext(connection) as queries:
+            order_record_paid(
+                tenant=tenant,
+                member=members[0],
+                order_id="warm-up-2",
+                amount="79.90",
+                currency="EUR",
+                items=[{"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": "30.00"}],
+            )
+        print(f"queries per order (2 rules matching, a member's later order): {len(queries)}")
 
         entries_before = LedgerEntry.objects.count()
         latencies: list[float] = []
@@ -182,6 +193,44 @@ def main() -> None:
             f"events: 500 in {elapsed:.1f} s -> {500 / elapsed:,.0f} events/s; points granted under the cap: {granted}"
         )
         assert granted == 20 * 100
+
+        # Checkouts: the same orders carrying a shared 10 % code (redeemed, then points on the discounted amount).
+        from campaigns.services import campaign_create
+        from rewards.services.checkout import order_checkout
+
+        campaign_create(
+            tenant=tenant,
+            data={
+                "name": "Bench 10",
+                "type": "discount",
+                "discount": {"type": "percent", "value": "10"},
+                "codes": {"code": "BENCH10"},
+            },
+        )
+        checkout_items = [
+            {"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": "30.00"},
+            {"sku": "BOOK", "category": "books", "quantity": 1, "unit_price": "19.90"},
+        ]
+        count = min(ORDERS, 500)
+        latencies = []
+        started = time.perf_counter()
+        for n in range(count):
+            t0 = time.perf_counter()
+            order_checkout(
+                tenant=tenant,
+                member=members[n % len(members)],
+                order_id=f"c-{n}",
+                amount="79.90",
+                currency="EUR",
+                items=checkout_items,
+                codes=["BENCH10"],
+            )
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+        print(
+            f"checkouts with a code: {count} in {elapsed:.1f} s -> {count / elapsed:,.0f}/s, "
+            f"median {statistics.median(latencies) * 1000:.1f} ms"
+        )
 
         with CaptureQueriesContext(connection) as queries:
             detail = member_detail(members[1])
