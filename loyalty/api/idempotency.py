@@ -80,6 +80,7 @@ def _insert(**fields) -> IdempotencyRecord | None:
 @dataclass
 class Claim:
     record: IdempotencyRecord
+    stored: bool = False  # the answer was stored with the request's own effects (`store_in_transaction`)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -154,20 +155,38 @@ def claim(request, *, integration) -> Claim | None:
         pause = min(pause * 2, 0.25)
 
 
+def _store(record: IdempotencyRecord, status: int, body: str) -> None:
+    with connection.cursor() as cursor:  # plain SQL: every idempotent POST runs it
+        cursor.execute(
+            f"UPDATE {IdempotencyRecord._meta.db_table} SET state = %s, response_status = %s, response_body = %s "
+            "WHERE id = %s",
+            [str(IdempotencyRecord.State.COMPLETED), status, body, record.pk],
+        )
+
+
+def store_in_transaction(claim_: Claim | None, status: int, data) -> None:
+    """Store the answer (`data`, rendered as the API renders it) inside the service's transaction, just
+    before its commit: the effects and the answer to retries then commit together, and twins waiting on the
+    key see both at once. The caller sets `claim_.stored` once that transaction has committed; if it rolls
+    back, nothing is stored and `complete` stores the error as usual."""
+    if claim_ is None:
+        return
+    from rest_framework.renderers import JSONRenderer
+
+    _store(claim_.record, status, JSONRenderer().render(data).decode("utf-8"))
+
+
 def complete(claim_: Claim, response) -> None:
     """Store the response of the claimed request (or release the claim after a 5xx)."""
+    if claim_.stored:
+        return
     record = claim_.record
     if response.status_code >= 500 or response.status_code == 429:
         IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
         return
     if hasattr(response, "render") and not getattr(response, "is_rendered", True):
         response.render()
-    with connection.cursor() as cursor:  # plain SQL: every idempotent POST runs it
-        cursor.execute(
-            f"UPDATE {IdempotencyRecord._meta.db_table} SET state = %s, response_status = %s, response_body = %s "
-            "WHERE id = %s",
-            [str(IdempotencyRecord.State.COMPLETED), response.status_code, response.content.decode("utf-8"), record.pk],
-        )
+    _store(record, response.status_code, response.content.decode("utf-8"))
 
 
 def idempotency_records_purge(*, older_than: timedelta | None = None, chunk: int = 5000) -> int:

@@ -5,13 +5,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from loyalty.api import idempotency
 from loyalty.api.base import ApiView
 from loyalty.api.lookups import member_or_none, redemption_or_404
 from loyalty.api.pagination import paginated
 from loyalty.api.schema import api_schema
 from loyalty.api.serializers import OrderItemSerializer, validated
 from rewards.selectors_redemption import reward_catalog
-from rewards.services.redemption import redeem, redemption_document, redemption_rollback, validate
+from rewards.services.redemption import redeem_with_answer, redemption_document, redemption_rollback, validate
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -188,7 +189,10 @@ class RedemptionCreateApi(ApiView):
     def post(self, request):
         data = validated(RedemptionInputSerializer, request.data)
         member = member_or_none(self.tenant, data.get("member"))
-        redemption = redeem(
+        claim = self._idempotency_claim
+        redemption = redeem_with_answer(
+            # The answer to retries commits with the redemption (one commit, no window between the two).
+            answer=lambda r: idempotency.store_in_transaction(claim, status.HTTP_201_CREATED, r.result),
             tenant=self.tenant,
             member=member,
             order_id=data["order_id"],
@@ -196,6 +200,8 @@ class RedemptionCreateApi(ApiView):
             integration=self.integration,
             **_checkout(data),
         )
+        if claim is not None:
+            claim.stored = True  # committed with the redemption: nothing left for finalize_response to write
         # The service stored the contract's body as it answered (RedemptionOutputSerializer documents it):
         # no second read of the lines just written.
         return Response(redemption.result, status=status.HTTP_201_CREATED)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -521,6 +522,31 @@ def redeem(
     validation body>) when any part is refused; the failure is then counted on the campaigns involved and
     `redemption.failed` is emitted (in a transaction of its own, after the refused one rolled back).
     """
+    return _redeem_durable(
+        tenant=tenant,
+        member=member,
+        order_id=order_id,
+        order=order,
+        codes=codes,
+        points=points,
+        channel=channel,
+        integration=integration,
+        staff_user=staff_user,
+    )
+
+
+def redeem_with_answer(*, answer: Callable[[Redemption], None], **arguments) -> Redemption:
+    """`redeem(**arguments)`, calling `answer(redemption)` inside its transaction just before the commit.
+
+    For the API: it stores its idempotent response there, so that the redemption and the answer to its
+    retries commit together (and one commit, not two, waits for the disk).
+    """
+    return _redeem_durable(**arguments, answer=answer)
+
+
+def _redeem_durable(
+    *, tenant, member, order_id, order, codes, points=0, channel="", integration=None, staff_user=None, answer=None
+) -> Redemption:
     order_id, order, requests, points = _prepare(
         tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
     )
@@ -537,6 +563,8 @@ def redeem(
                 integration=integration,
                 staff_user=staff_user,
             )
+            if answer is not None:
+                answer(redemption)
     except _Refused as refused:
         _record_failure(tenant=tenant, member=member, order_id=order_id, evaluation=refused.evaluation)
         raise _refusal_error(refused.evaluation) from None

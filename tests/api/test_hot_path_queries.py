@@ -1,5 +1,7 @@
 """The checkout endpoints run a constant, small number of queries (the performance target of issue 5)."""
 
+import json
+
 import pytest
 
 from rewards.models import Redemption
@@ -37,3 +39,21 @@ def test_redemption_is_a_constant_number_of_queries_and_answers_the_stored_body(
     redemption = Redemption.objects.get()
     # The answer is the body the service stored, identical to the document built from the rows.
     assert response.json() == redemption.result == redemption_document(redemption)
+
+
+def test_the_idempotent_answer_is_stored_with_the_redemption(api, setup):  # noqa: F811
+    from loyalty.models import IdempotencyRecord
+
+    member, _code, _gift = setup
+    body = checkout(member, ["SPR-1"], order_id="o-1")
+    first = api.post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    record = IdempotencyRecord.objects.get(key="k-1")
+    assert record.state == IdempotencyRecord.State.COMPLETED and record.response_status == 201
+    assert json.loads(record.response_body) == first.json()
+    refused = api.post("/api/v1/redemptions", {**body, "order_id": "o-2"}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    assert refused.status_code == 422  # the code is used up: the refusal is stored after the rollback
+    record = IdempotencyRecord.objects.get(key="k-2")
+    assert (record.state, record.response_status) == (IdempotencyRecord.State.COMPLETED, 422)
+    assert json.loads(record.response_body) == refused.json()
+    replay = api.post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert replay.json() == first.json() and replay["Idempotent-Replayed"] == "true"

@@ -99,3 +99,25 @@ def test_it_refuses_to_run_without_the_callers_transaction(tenant, member):
     with pytest.raises(transaction.TransactionManagementError):
         redeem_in_transaction(tenant=tenant, member=member, order_id="o-1", order=ORDER, codes=[code.code])
     assert Code.objects.get(pk=code.pk).redeemed_count == 0
+
+
+@pytest.mark.django_db
+def test_redeem_with_answer_calls_back_inside_the_transaction_only_on_success(tenant, member, published):
+    from django.db import connection
+
+    from rewards.services.redemption import redeem_with_answer
+
+    code = CodeFactory(campaign__tenant=tenant)
+    seen = []
+
+    def answer(redemption):
+        seen.append((redemption.pk, redemption.result["order_id"], connection.in_atomic_block))
+
+    redemption = redeem_with_answer(
+        answer=answer, tenant=tenant, member=member, order_id="o-1", order=ORDER, codes=[code.code]
+    )
+    assert seen == [(redemption.pk, "o-1", True)]
+    with pytest.raises(ApplicationError):
+        redeem_with_answer(answer=answer, tenant=tenant, member=member, order_id="o-2", order=ORDER, codes=[code.code])
+    assert len(seen) == 1  # refused (the code is used up): no answer, the failure recorded as `redeem` does
+    assert [k for k, _ in published] == ["redemption.succeeded", "redemption.failed"]
