@@ -215,6 +215,39 @@ def load() -> str:
     return f"load average {os.getloadavg()[0]:.2f}"
 
 
+SERVER_PID: list[int] = []  # gunicorn's master, once started
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split() -> dict[str, float]:
+    """CPU seconds so far of gunicorn (master and workers), of the PostgreSQL backends of the bench database
+    (other databases on the server are other people's), and of this process (the client threads)."""
+    app = postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if SERVER_PID and (int(entry.name) == SERVER_PID[0] or ppid == SERVER_PID[0]):
+            app += _proc_cpu(int(entry.name))
+        elif cmdline.startswith(b"postgres: ") and f" {DB_NAME} ".encode() in cmdline:
+            postgres += _proc_cpu(int(entry.name))
+    times = os.times()
+    return {"app": app, "postgres": postgres, "client": times.user + times.system}
+
+
 def drive(name: str, make_request, *, rate: float | None = None) -> float:
     """Warm up, then run `make_request(thread_index, n)` from CLIENTS threads for SECONDS; print, return req/s."""
     latencies: list[float] = []
@@ -246,16 +279,24 @@ def drive(name: str, make_request, *, rate: float | None = None) -> float:
                         failures.append(content[:300])
 
     for seconds, record in ((WARMUP, False), (SECONDS, True)):
+        cpu_before = cpu_split()
         threads = [threading.Thread(target=worker, args=(i, seconds, record)) for i in range(CLIENTS)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+    cpu = {k: v - cpu_before[k] for k, v in cpu_split().items()}
     rps = len(latencies) / SECONDS
     print(
         f"{name}: {rps:,.0f} req/s, p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
         f"statuses {statuses} ({load()})"
     )
+    if latencies:
+        per = {k: v * 1000 / len(latencies) for k, v in cpu.items()}
+        print(
+            f"    CPU per request: gunicorn {per['app']:.1f} ms, PostgreSQL {per['postgres']:.1f} ms, "
+            f"client {per['client']:.1f} ms; {sum(cpu.values()) / SECONDS:.2f} of the 2 cores busy with the bench"
+        )
     for content in failures:
         print(f"    refused: {content!r}")
     return rps
@@ -362,9 +403,7 @@ def pgbench_script(statements, *, campaign_id: int, n: int, member_index: int) -
             return "code_"
         if text.startswith('INSERT INTO "rewards_redemption" '):
             return "redemption_"
-        if text.startswith("INSERT INTO loyalty_idempotencyrecord") or text.startswith(
-            'INSERT INTO "loyalty_idempotencyrecord"'
-        ):
+        if 'INSERT INTO "loyalty_idempotencyrecord"' in text:
             return "idempotency_"
         return ""
 
@@ -382,7 +421,7 @@ def pgbench_script(statements, *, campaign_id: int, n: int, member_index: int) -
             lines.append("BEGIN;" if atomic else "COMMIT;")
             in_transaction = atomic
         values = iter(params or [])
-        text = " ".join(sql.split())
+        text = " ".join(sql.split()).replace("; ", " \\; ")  # several statements in one round trip
         text = "".join(literal(next(values)) if part == "%s" else part for part in re.split(r"(%s)", text))
         prefix = gset(text)
         lines.append(f"{text} \\gset {prefix}" if prefix else f"{text};")
@@ -434,6 +473,7 @@ def main() -> None:
         auth = {"Authorization": f"Api-Key {data['key']}"}
         campaign_ids = data["campaign_ids"]
         server = start_gunicorn()
+        SERVER_PID.append(server.pid)
         item = ITEM
 
         def validation(index, n):

@@ -61,13 +61,23 @@ def _insert(**fields) -> IdempotencyRecord | None:
     record = IdempotencyRecord(**fields)
     columns = [f for f in IdempotencyRecord._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}"
+    )
+    # In autocommit, the claim commits without waiting for the disk: every later commit of this request
+    # (its effects, its stored answer) flushes the write-ahead log up to there, the claim included, so a
+    # crash can only lose a claim that nothing depends on yet (a retry then claims and runs it anew).
+    # Twins see it at once either way. Inside a caller's transaction the claim shares that transaction.
+    relaxed = connection.vendor == "postgresql" and not connection.in_atomic_block
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) "
-            f"ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}",
+            ("SET LOCAL synchronous_commit = off; " if relaxed else "") + sql,
             [f.get_db_prep_save(getattr(record, f.attname), connection) for f in columns],
         )
+        if relaxed:
+            cursor.nextset()  # past the SET's (empty) result
         row = cursor.fetchone()
     if row is None:
         return None
