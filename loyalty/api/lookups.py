@@ -2,6 +2,7 @@
 
 from campaigns.selectors import campaign_get
 from common.errors import NotFound
+from loyalty.api import rows
 from loyalty.models import Program
 from members.models import Member
 from rewards.models import Reward
@@ -10,15 +11,12 @@ from rewards.selectors_redemption import redemption_get
 
 def member_or_404(tenant, external_id: str) -> Member:
     # Plain SQL on the unique (tenant, external_id): every checkout runs it, the ORM would compile it each time.
-    member = next(
-        iter(
-            Member.objects.raw(
-                f"SELECT * FROM {Member._meta.db_table} WHERE tenant_id = %s AND external_id = %s",
-                [tenant.pk, external_id],
-            )
-        ),
-        None,
+    found = rows.instances(
+        Member,
+        f"FROM {Member._meta.db_table} t WHERE t.tenant_id = %s AND t.external_id = %s",
+        [tenant.pk, external_id],
     )
+    member = found[0] if found else None
     if member is None:
         raise NotFound("member_not_found", "No such member.", {"member": external_id})
     return member

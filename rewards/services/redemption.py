@@ -28,7 +28,7 @@ from campaigns import engine
 from campaigns.codes import normalize
 from campaigns.context import facts_needed, member_facts, rule_context
 from campaigns.events import campaign_budget_exhausted
-from campaigns.lock_objects import campaigns_for_update, codes_for_update
+from campaigns.lock_objects import campaigns_for_update, codes_for_update, instance, instances, select_list, width
 from campaigns.models import Campaign, CampaignType, CampaignUsage, Code
 from common.errors import ApplicationError, Conflict
 from common.events import publish
@@ -171,22 +171,31 @@ def _campaigns_and_frozen(tenant, texts, now) -> tuple[bool, list[Campaign], lis
     switch takes effect at once whatever object the caller holds.
     """
     campaign_table, code_table = Campaign._meta.db_table, Code._meta.db_table
-    frozen_sql = f"(SELECT t.frozen FROM {Tenant._meta.db_table} t WHERE t.id = %s) AS tenant_frozen"
+    columns = select_list(Campaign, "c")
+    frozen_sql = f"(SELECT t.frozen FROM {Tenant._meta.db_table} t WHERE t.id = %s)"
     # Two index scans (the codes' unique (tenant, code), the campaigns' (tenant, type, enabled)), not one OR.
     branches, params = [], []
     texts = sorted(texts)
     if texts:
         branches.append(
-            f"SELECT c.*, {frozen_sql}, 1 AS for_code FROM {campaign_table} c WHERE c.tenant_id = %s AND c.id IN "
+            f"SELECT {columns}, {frozen_sql}, 1 FROM {campaign_table} c WHERE c.tenant_id = %s AND c.id IN "
             f"(SELECT k.campaign_id FROM {code_table} k WHERE k.tenant_id = %s AND k.code IN ({_placeholders(texts)}))"
         )
         params += [tenant.pk, tenant.pk, tenant.pk, *texts]
     branches.append(
-        f"SELECT c.*, {frozen_sql}, 0 AS for_code FROM {campaign_table} c WHERE c.tenant_id = %s AND c.type = %s "
+        f"SELECT {columns}, {frozen_sql}, 0 FROM {campaign_table} c WHERE c.tenant_id = %s AND c.type = %s "
         "AND c.enabled = %s AND (c.starts_at IS NULL OR c.starts_at <= %s) AND (c.ends_at IS NULL OR c.ends_at > %s)"
     )
     params += [tenant.pk, tenant.pk, str(CampaignType.PROMOTION), True, now, now]
-    rows = list(Campaign.objects.raw(" UNION ALL ".join(branches) + " ORDER BY id", params))
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(branches) + " ORDER BY 1", params)
+        fetched = cursor.fetchall()
+    n = width(Campaign)
+    rows = []
+    for row in fetched:
+        campaign = instance(Campaign, "c", row[:n])
+        campaign.tenant_frozen, campaign.for_code = row[n], row[n + 1]
+        rows.append(campaign)
     frozen = bool(rows[0].tenant_frozen) if rows else _frozen(tenant)
     code_campaigns = [c for c in rows if c.for_code]
     promotions = [c for c in rows if not c.for_code]
@@ -199,18 +208,18 @@ def _codes(tenant, texts, *, campaign_ids=None, lock: bool = False) -> list[Code
     if not texts:
         return []
     texts = sorted(texts)
-    sql = f"SELECT * FROM {Code._meta.db_table} WHERE tenant_id = %s AND code IN ({_placeholders(texts)})"
+    sql = f"FROM {Code._meta.db_table} t WHERE t.tenant_id = %s AND t.code IN ({_placeholders(texts)})"
     params: list[Any] = [tenant.pk, *texts]
     if campaign_ids is not None:
         if not campaign_ids:
             return []
         ids = sorted(campaign_ids)
-        sql += f" AND campaign_id IN ({_placeholders(ids)})"
+        sql += f" AND t.campaign_id IN ({_placeholders(ids)})"
         params += ids
-    sql += " ORDER BY id"
+    sql += " ORDER BY t.id"
     if lock and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
-    return list(Code.objects.raw(sql, params))
+    return instances(Code, sql, params)
 
 
 def _usage(campaigns: list[Campaign], member_id, now, tz) -> dict[tuple[int, str], int]:
