@@ -7,6 +7,14 @@ pure modules, so there is no import cycle.
 
 Lock order inside an earning: the member's account row (serialises every earning, cap count, return and
 tier move of that member in that program), then the order row.
+
+`order_record_paid` is durable; `order_record_paid_in_transaction` is the same inside a caller's transaction
+(`rewards.services.checkout.order_checkout` redeems the order's codes first, then records it and earns on the
+amount after discounts). The hot path is a fixed number of queries (17 for an order matching two rules, one of
+them capped, with no tier move): the account and the default program in one locked read, the tiers and the
+member's tier in one read, every earn entry, lot and balance change of the order in one batch
+(`rewards.services.ledger.post_earns`), and the window's sum for tier upgrades only when a higher tier is within
+reach of the points ever earned.
 """
 
 import datetime as dt
