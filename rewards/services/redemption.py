@@ -5,6 +5,8 @@
   rows locked (campaigns, then codes, then the points account: the global lock order), and writes all or
   nothing: the redemption and its lines, the campaign and code counters, the usage counters (one
   set-based statement each), gift card debits and the points spend.
+- `redeem_in_transaction(...)`: the same, inside the caller's `transaction.atomic()` (checkout compositions);
+  `redeem_with_answer(answer=..., ...)`: `redeem` calling `answer(redemption)` just before its commit.
 - `redemption_rollback(...)` restores all of it exactly once.
 
 Each runs a fixed number of queries whatever the number of items, codes and rules.
