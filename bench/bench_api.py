@@ -227,10 +227,10 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_split() -> dict[str, float]:
-    """CPU seconds so far of gunicorn (master and workers), of the PostgreSQL backends of the bench database
-    (other databases on the server are other people's), and of this process (the client threads)."""
-    app = postgres = 0.0
+def cpu_split() -> dict[tuple[str, int], float]:
+    """CPU seconds so far, by (role, pid): gunicorn (master and workers), the PostgreSQL backends of the
+    bench database (other databases on the server are other people's), this process (the client threads)."""
+    out: dict[tuple[str, int], float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -239,13 +239,22 @@ def cpu_split() -> dict[str, float]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if SERVER_PID and (int(entry.name) == SERVER_PID[0] or ppid == SERVER_PID[0]):
-            app += _proc_cpu(int(entry.name))
+        pid, ppid = int(entry.name), int(stat.rsplit(")", 1)[1].split()[1])
+        if SERVER_PID and SERVER_PID[0] in (pid, ppid):
+            out[("app", pid)] = _proc_cpu(pid)
         elif cmdline.startswith(b"postgres: ") and f" {DB_NAME} ".encode() in cmdline:
-            postgres += _proc_cpu(int(entry.name))
+            out[("postgres", pid)] = _proc_cpu(pid)
     times = os.times()
-    return {"app": app, "postgres": postgres, "client": times.user + times.system}
+    out[("client", os.getpid())] = times.user + times.system
+    return out
+
+
+def cpu_delta(before, after) -> dict[str, float]:
+    """CPU seconds spent between two `cpu_split()`s by role (a backend that closed in between is left out)."""
+    out = {"app": 0.0, "postgres": 0.0, "client": 0.0}
+    for (role, pid), seconds in after.items():
+        out[role] += seconds - before.get((role, pid), 0.0)
+    return out
 
 
 def drive(name: str, make_request, *, rate: float | None = None) -> float:
@@ -285,7 +294,7 @@ def drive(name: str, make_request, *, rate: float | None = None) -> float:
             thread.start()
         for thread in threads:
             thread.join()
-    cpu = {k: v - cpu_before[k] for k, v in cpu_split().items()}
+    cpu = cpu_delta(cpu_before, cpu_split())
     rps = len(latencies) / SECONDS
     print(
         f"{name}: {rps:,.0f} req/s, p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, "
