@@ -26,6 +26,8 @@ def test_validation_is_a_constant_number_of_queries(api, setup, django_assert_ma
     assert response.status_code == 200 and response.json()["valid"] is True
 
 
+# PostgreSQL only: see tests/rewards/test_redemption.py (one-statement counter update).
+@pytest.mark.postgres
 def test_redemption_is_a_constant_number_of_queries_and_answers_the_stored_body(
     api,
     setup,  # noqa: F811
