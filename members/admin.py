@@ -1,20 +1,36 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
 from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
+from members.services import tenant_set_frozen
 
 
 @admin.register(Tenant)
 class TenantAdmin(ReinforcedGuardedModelAdminMixin, SimpleHistoryAdmin):
-    list_display = ("slug", "name", "currency", "time_zone", "frozen")
+    list_display = ("slug", "name", "currency", "time_zone", "frozen", "frozen_reason")
     list_filter = ("frozen", "currency")
     search_fields = ("slug", "name")
+    # The kill switch moves only through the actions below (the service locks the row and records why).
+    readonly_fields = ("frozen", "frozen_reason")
+    actions = ["freeze", "unfreeze"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(pk__in=tenants_for_user(request.user))
+
+    @admin.action(description=_("Freeze: refuse every redemption and earning of the selected tenants"))
+    def freeze(self, request, queryset):
+        for tenant in queryset:
+            tenant_set_frozen(tenant=tenant, frozen=True, reason=f"frozen in the admin by {request.user.username}")
+        self.message_user(request, _("%(n)d tenant(s) frozen.") % {"n": len(queryset)}, messages.WARNING)
+
+    @admin.action(description=_("Unfreeze the selected tenants"))
+    def unfreeze(self, request, queryset):
+        for tenant in queryset:
+            tenant_set_frozen(tenant=tenant, frozen=False)
+        self.message_user(request, _("%(n)d tenant(s) unfrozen.") % {"n": len(queryset)}, messages.SUCCESS)
 
 
 class CustomEventInline(admin.TabularInline):

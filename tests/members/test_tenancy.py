@@ -108,3 +108,22 @@ def test_the_unscoped_library_api_key_admin_is_not_offered():
     from rest_framework_api_key.models import APIKey
 
     assert not admin.site.is_registered(APIKey)
+
+
+@pytest.mark.django_db
+def test_admin_freezes_and_unfreezes_a_tenant_with_the_reason_recorded(client):
+    tenant = TenantFactory()
+    admin_user = UserFactory(is_superuser=True)
+    client.force_login(admin_user)
+    changelist = "/admin/members/tenant/"
+
+    response = client.post(changelist, {"action": "freeze", "_selected_action": [tenant.pk]})
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.frozen is True
+    assert tenant.frozen_reason == f"frozen in the admin by {admin_user.username}"
+    assert tenant.history.first().history_change_reason.startswith("frozen")
+
+    client.post(changelist, {"action": "unfreeze", "_selected_action": [tenant.pk]})
+    tenant.refresh_from_db()
+    assert (tenant.frozen, tenant.frozen_reason) == (False, "")
