@@ -482,9 +482,14 @@ def rule_test(*, campaign: Campaign, member_external_id: str, order: dict) -> di
 
 
 class CodeResource(resources.ModelResource):
-    """CSV columns: code, campaign (id), usage_limit, redeemed_count, expires_at, balance, member (external id)."""
+    """CSV columns: code, campaign (id), usage_limit, redeemed_count, expires_at, balance, member (external id).
+
+    Usage counts are exported, never imported, and a balance is taken only for a new gift card code: both
+    change through redemptions and rollbacks alone (locked), never by overwriting them from a file.
+    """
 
     campaign = fields.Field(attribute="campaign", column_name="campaign", widget=ForeignKeyWidget(Campaign, "pk"))
+    redeemed_count = fields.Field(attribute="redeemed_count", column_name="redeemed_count", readonly=True)
     member = fields.Field(
         attribute="member", column_name="member", widget=ForeignKeyWidget(Member, "external_id"), readonly=True
     )
@@ -509,6 +514,10 @@ class CodeResource(resources.ModelResource):
             raise ValueError(f"unknown campaign {row.get('campaign')!r}")
 
     def before_save_instance(self, instance, row, **kwargs):
+        if instance.pk is not None:
+            stored = Code.objects.filter(pk=instance.pk).values_list("balance", flat=True).get()
+            if instance.balance != stored:
+                raise ValueError(f"{instance.code}: the balance of an existing code changes only through redemptions")
         instance.tenant_id = instance.campaign.tenant_id
         if instance.balance is not None and instance.initial_balance is None:
             instance.initial_balance = instance.balance

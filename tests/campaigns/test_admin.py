@@ -179,3 +179,24 @@ def test_support_agent_applies_codes_after_the_fact(client, tenant):
     assert redemption.staff_user == agent and redemption.channel == "admin" and redemption.discount == 5
     client.force_login(staff("Analyst"))
     assert client.get(url).status_code == 403
+
+
+def test_codes_csv_import_never_rewrites_usage_counts_or_balances(tenant):
+    from decimal import Decimal
+
+    campaign = CampaignFactory(tenant=tenant)
+    used = CodeFactory(campaign=campaign, code="USED-1", usage_limit=1)
+    Code.objects.filter(pk=used.pk).update(redeemed_count=1)
+    gift = CodeFactory(campaign=campaign, code="GIFT-1", balance=Decimal("20.00"), initial_balance=Decimal("50.00"))
+    headers = ["code", "campaign", "usage_limit", "redeemed_count", "expires_at", "balance"]
+
+    data = tablib.Dataset(headers=headers)
+    data.append(["USED-1", campaign.pk, 1, 0, "", ""])  # an attempt to make a used code fresh again
+    CodeResource().import_data(data, dry_run=False)
+    assert Code.objects.get(pk=used.pk).redeemed_count == 1
+
+    data = tablib.Dataset(headers=headers)
+    data.append(["GIFT-1", campaign.pk, 1, 0, "", "500.00"])  # an attempt to top up a gift card
+    result = CodeResource().import_data(data, dry_run=False)
+    assert result.has_errors()
+    assert Code.objects.get(pk=gift.pk).balance == Decimal("20.00")
