@@ -28,12 +28,13 @@ import random
 import time
 import urllib.error
 import urllib.request
+import uuid
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -97,18 +98,53 @@ def envelope_bytes(event: Event) -> bytes:
 # --- the sink ------------------------------------------------------------------------------------
 
 
-def webhook_event_record(tenant, event_type: str, data: dict) -> Event:
-    """Write the event and its deliveries in the caller's transaction; deliver after commit."""
+def webhook_event_record(tenant, event_type: str, data: dict) -> uuid.UUID:
+    """Write the event and its deliveries in the caller's transaction; deliver after commit.
+
+    It runs inside every hot write (a redemption, an order), so on PostgreSQL the event, the lookup of the
+    endpoints that want it and their deliveries are one statement: the ORM's compilation of the three
+    cost more CPU than the redemption's own writes.
+    """
     tenant_id = getattr(tenant, "pk", tenant)
-    event = Event.objects.create(tenant_id=tenant_id, type=event_type, data=data)
-    endpoints = [e for e in WebhookEndpoint.objects.for_tenant(tenant_id).filter(enabled=True) if e.wants(event_type)]
-    if endpoints:
-        deliveries = WebhookDelivery.objects.bulk_create(
-            [WebhookDelivery(tenant_id=tenant_id, event=event, endpoint=endpoint) for endpoint in endpoints]
-        )
-        for delivery in deliveries:
-            enqueue(deliver_webhook, delivery.pk)
-    return event
+    event_id, now = uuid.uuid4(), timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_RECORD_SQL, [event_id, tenant_id, event_type, _json(data), now, now, now, event_type])
+            delivery_ids = [row[0] for row in cursor.fetchall()]
+    else:  # SQLite (the newcomer's default) has no jsonb operators: the portable way
+        event = Event.objects.create(id=event_id, tenant_id=tenant_id, type=event_type, data=data, created_at=now)
+        endpoints = [
+            e for e in WebhookEndpoint.objects.for_tenant(tenant_id).filter(enabled=True) if e.wants(event_type)
+        ]
+        delivery_ids = [
+            d.pk
+            for d in WebhookDelivery.objects.bulk_create(
+                [WebhookDelivery(tenant_id=tenant_id, event=event, endpoint=endpoint) for endpoint in endpoints]
+            )
+        ]
+    for delivery_id in delivery_ids:
+        enqueue(deliver_webhook, delivery_id)
+    return event_id
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, cls=DjangoJSONEncoder)
+
+
+# The endpoints are those of `WebhookEndpoint.wants()`: enabled, with the type among their event types.
+_RECORD_SQL = f"""
+    WITH event AS (
+        INSERT INTO {Event._meta.db_table} (id, tenant_id, type, data, created_at)
+        VALUES (%s, %s, %s, %s::jsonb, %s) RETURNING id, tenant_id
+    )
+    INSERT INTO {WebhookDelivery._meta.db_table}
+        (tenant_id, event_id, endpoint_id, status, attempts, next_attempt_at, locked_until, last_status_code,
+         last_error, resent_from_id, created_at, succeeded_at)
+    SELECT event.tenant_id, event.id, e.id, '{WebhookDelivery.Status.PENDING}', 0, %s, NULL, NULL, '', NULL, %s, NULL
+    FROM event JOIN {WebhookEndpoint._meta.db_table} AS e ON e.tenant_id = event.tenant_id
+    WHERE e.enabled AND e.event_types @> jsonb_build_array(%s::text)
+    RETURNING id
+"""
 
 
 events.register_sink(webhook_event_record)

@@ -168,6 +168,39 @@ def test_throttling_is_per_key(tenant):
     assert client_for(raw_b).get("/api/v1/tenant").status_code == 200
 
 
+@pytest.mark.redis
+def test_the_throttle_counter_on_redis_is_atomic_and_expires():
+    """Threads incrementing one counter see every count once; the window's key dies with the window."""
+    import threading
+    import uuid
+
+    from django.core.cache import caches
+
+    from loyalty.api.throttling import _increment
+
+    assert type(caches["default"]).__name__ == "RedisCache"
+    key = f"throttle:test:{uuid.uuid4().hex}"
+    backend = caches["default"]
+    backend._cache.get_client(key, write=True).script_flush()  # as after a Redis restart: EVAL again
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def hit():
+        for _ in range(25):
+            count = _increment(key, 30)
+            with lock:
+                seen.append(count)
+
+    threads = [threading.Thread(target=hit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == list(range(1, 201))
+    full_key = backend.make_and_validate_key(key)
+    assert 0 < backend._cache.get_client(full_key).ttl(full_key) <= 30
+
+
 def test_an_unexpected_exception_is_a_500_without_internals_logged_with_the_request_id(api, monkeypatch, caplog):
     def boom(self, request):
         raise RuntimeError("secret internals: password=hunter2")

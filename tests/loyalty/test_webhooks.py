@@ -93,7 +93,8 @@ def test_a_rolled_back_transaction_announces_nothing(tenant, monkeypatch, django
 def test_the_envelope_is_the_contracts(tenant):
     from decimal import Decimal
 
-    event = webhooks.webhook_event_record(tenant, "points.earned", {"points": 10, "amount": Decimal("1.50")})
+    event_id = webhooks.webhook_event_record(tenant, "points.earned", {"points": 10, "amount": Decimal("1.50")})
+    event = Event.objects.get(pk=event_id)
     document = json.loads(webhooks.envelope_bytes(event))
     assert set(document) == {"id", "type", "created_at", "tenant", "data"}
     assert document["id"] == f"evt_{event.id.hex}" and document["type"] == "points.earned"
