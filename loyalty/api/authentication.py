@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.permissions import KeyParser
 
-from loyalty.api import rows
+from common import plain_sql
 from loyalty.models import Integration, IntegrationAPIKey
 from members.models import Tenant
 
@@ -56,10 +56,10 @@ def resolve_key(raw_key: str) -> IntegrationAPIKey | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    n_key, n_integration = rows.width(IntegrationAPIKey), rows.width(Integration)
-    api_key = rows.instance(IntegrationAPIKey, "k", row[:n_key])
-    integration = rows.instance(Integration, "i", row[n_key : n_key + n_integration])
-    integration.tenant = rows.instance(Tenant, "t", row[n_key + n_integration :])
+    n_key, n_integration = plain_sql.width(IntegrationAPIKey), plain_sql.width(Integration)
+    api_key = plain_sql.instance(IntegrationAPIKey, "k", row[:n_key])
+    integration = plain_sql.instance(Integration, "i", row[n_key : n_key + n_integration])
+    integration.tenant = plain_sql.instance(Tenant, "t", row[n_key + n_integration :])
     api_key.integration = integration
     if api_key.has_expired or not api_key.is_valid(raw_key):
         return None
@@ -69,8 +69,8 @@ def resolve_key(raw_key: str) -> IntegrationAPIKey | None:
 @cache
 def _key_sql() -> str:
     return (
-        f"SELECT {rows.select_list(IntegrationAPIKey, 'k')}, {rows.select_list(Integration, 'i')}, "
-        f"{rows.select_list(Tenant, 't')} FROM {IntegrationAPIKey._meta.db_table} k "
+        f"SELECT {plain_sql.select_list(IntegrationAPIKey, 'k')}, {plain_sql.select_list(Integration, 'i')}, "
+        f"{plain_sql.select_list(Tenant, 't')} FROM {IntegrationAPIKey._meta.db_table} k "
         f"JOIN {Integration._meta.db_table} i ON i.id = k.integration_id "
         f"JOIN {Tenant._meta.db_table} t ON t.id = i.tenant_id "
         "WHERE k.prefix = %s AND k.revoked = %s"

@@ -1,8 +1,8 @@
 """Tenant-scoped lookups of the objects named in API paths and bodies: another tenant's is a 404."""
 
 from campaigns.selectors import campaign_get
+from common import plain_sql
 from common.errors import NotFound
-from loyalty.api import rows
 from loyalty.models import Program
 from members.models import Member
 from rewards.models import Reward
@@ -11,7 +11,7 @@ from rewards.selectors_redemption import redemption_get
 
 def member_or_404(tenant, external_id: str) -> Member:
     # Plain SQL on the unique (tenant, external_id): every checkout runs it, the ORM would compile it each time.
-    found = rows.instances(
+    found = plain_sql.instances(
         Member,
         f"FROM {Member._meta.db_table} t WHERE t.tenant_id = %s AND t.external_id = %s",
         [tenant.pk, external_id],

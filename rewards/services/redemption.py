@@ -30,11 +30,12 @@ from campaigns import engine
 from campaigns.codes import normalize
 from campaigns.context import facts_needed, member_facts, rule_context
 from campaigns.events import campaign_budget_exhausted
-from campaigns.lock_objects import campaigns_for_update, codes_for_update, instance, instances, select_list, width
+from campaigns.lock_objects import campaigns_for_update, codes_for_update
 from campaigns.models import Campaign, CampaignType, CampaignUsage, Code
 from common.errors import ApplicationError, Conflict
 from common.events import publish
 from common.money import money_str
+from common.plain_sql import insert_values, instance, instances, select_list, width
 from members.models import Member, Tenant
 from rewards.models import GiftCardTransaction, Redemption, RedemptionCode, RedemptionRollback
 
@@ -675,6 +676,34 @@ def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption) -> Non
         )
 
 
+def _insert_redemption(redemption: Redemption, lines: list[RedemptionCode]) -> None:
+    """Save a new redemption and its lines: one statement on PostgreSQL (the lines point at the row the
+    same statement inserts), sets their primary keys as `save()` would."""
+    if connection.vendor != "postgresql":
+        redemption.save(force_insert=True)
+        for line in lines:
+            line.redemption = redemption
+        RedemptionCode.objects.bulk_create(lines)
+        return
+    head, params = insert_values(Redemption, [redemption])
+    sql = f"WITH r AS ({head} RETURNING id)"
+    if lines:
+        body, line_params = insert_values(RedemptionCode, lines, computed={"redemption_id": "(SELECT id FROM r)"})
+        params += line_params
+        # A multi-row INSERT draws its ids from the sequence in VALUES order: sorted ids are the lines' own.
+        sql += f", l AS ({body} RETURNING id) SELECT (SELECT id FROM r), ARRAY(SELECT id FROM l ORDER BY id)"
+    else:
+        sql += " SELECT id, ARRAY[]::bigint[] FROM r"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        redemption.pk, line_ids = cursor.fetchone()
+    for obj, pk in [(redemption, redemption.pk), *zip(lines, line_ids, strict=True)]:
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
+    for line in lines:
+        line.redemption = redemption
+
+
 def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user):
     now = timezone.now()
     texts = {r.text for r in requests}
@@ -717,7 +746,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     if not evaluation.valid:
         raise _Refused(evaluation)
 
-    redemption = Redemption.objects.create(
+    redemption = Redemption(
         tenant=tenant,
         member=member,
         order_id=order_id,
@@ -756,7 +785,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         )
         for x in applied
     ]
-    RedemptionCode.objects.bulk_create(lines)
+    _insert_redemption(redemption, lines)
     gift_debits: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for x in applied:
         if x.is_gift_card and x.discount > 0:

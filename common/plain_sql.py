@@ -1,0 +1,77 @@
+"""Plain SQL for the few statements every checkout runs, with the ORM's own conversions.
+
+Compiling a queryset costs more CPU than PostgreSQL spends answering a primary-key lookup or a one-row
+INSERT, and the hot paths (validate, redeem, earn) run a handful of them per request. These helpers
+read rows into model instances (`select_list`, `instance`, `instances`) and write instances
+(`insert_values`) with the values converted exactly as the ORM converts them, so the rows are the same
+as `objects.filter(...)` / `objects.create(...)` would read or write.
+"""
+
+from functools import cache
+
+from django.db import connection
+from django.db.models.expressions import Col
+
+
+@cache
+def select_list(model, alias: str) -> str:
+    """`alias."col1", alias."col2", ...`: every concrete field of `model`, in field order."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+def width(model) -> int:
+    """How many values of a row `select_list(model, ...)` selects."""
+    return len(model._meta.concrete_fields)
+
+
+@cache
+def _converters(model, alias: str) -> list[tuple[int, list, Col]]:
+    out = []
+    for index, field in enumerate(model._meta.concrete_fields):
+        column = Col(alias, field)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if converters:
+            out.append((index, converters, column))
+    return out
+
+
+def instance(model, alias: str, values):
+    """An instance of `model` from the values of `select_list(model, alias)`, converted as the ORM would."""
+    values = list(values)
+    for index, converters, column in _converters(model, alias):
+        for converter in converters:
+            values[index] = converter(values[index], column, connection)
+    return model.from_db(connection.alias, None, values)
+
+
+def instances(model, sql: str, params) -> list:
+    """Instances of `model` from `SELECT <select_list(model, "t")> <sql>` (`sql` names the table `t`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {select_list(model, 't')} {sql}", params)
+        return [instance(model, "t", row) for row in cursor.fetchall()]
+
+
+@cache
+def _insert_fields(model, computed: tuple[str, ...]) -> tuple[list, str]:
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in computed]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in [*fields, *(model._meta.get_field(a) for a in computed)])
+    return fields, f"{quote(model._meta.db_table)} ({columns})"
+
+
+def insert_values(model, objs, computed: dict[str, str] | None = None) -> tuple[str, list]:
+    """`INSERT INTO table (cols) VALUES (...), ...` of `objs` (no RETURNING) and its parameters.
+
+    Values are prepared by each field's `get_db_prep_save`, as `Model.save()` does (`pre_save` included,
+    so defaults and auto_now behave the same). `computed` maps attnames to SQL expressions written in
+    place of a value, e.g. `{"redemption_id": "(SELECT id FROM r)"}` to point at a row inserted by an
+    earlier CTE of the same statement.
+    """
+    computed = computed or {}
+    fields, target = _insert_fields(model, tuple(computed))
+    row = "(" + ", ".join(["%s"] * len(fields) + list(computed.values())) + ")"
+    params: list = []
+    for obj in objs:
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    return f"INSERT INTO {target} VALUES " + ", ".join([row] * len(objs)), params
