@@ -9,7 +9,7 @@ as `objects.filter(...)` / `objects.create(...)` would read or write.
 
 from functools import cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models.expressions import Col
 
 
@@ -36,20 +36,27 @@ def _converters(model, alias: str) -> list[tuple[int, list, Col]]:
     return out
 
 
-def instance(model, alias: str, values):
+def _connection():
+    """The connection itself: every attribute read through the `connection` proxy looks it up again."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def instance(model, alias: str, values, db=None):
     """An instance of `model` from the values of `select_list(model, alias)`, converted as the ORM would."""
+    db = db or _connection()
     values = list(values)
     for index, converters, column in _converters(model, alias):
         for converter in converters:
-            values[index] = converter(values[index], column, connection)
-    return model.from_db(connection.alias, None, values)
+            values[index] = converter(values[index], column, db)
+    return model.from_db(db.alias, None, values)
 
 
 def instances(model, sql: str, params) -> list:
     """Instances of `model` from `SELECT <select_list(model, "t")> <sql>` (`sql` names the table `t`)."""
-    with connection.cursor() as cursor:
+    db = _connection()
+    with db.cursor() as cursor:
         cursor.execute(f"SELECT {select_list(model, 't')} {sql}", params)
-        return [instance(model, "t", row) for row in cursor.fetchall()]
+        return [instance(model, "t", row, db) for row in cursor.fetchall()]
 
 
 @cache
@@ -71,7 +78,8 @@ def insert_values(model, objs, computed: dict[str, str] | None = None) -> tuple[
     computed = computed or {}
     fields, target = _insert_fields(model, tuple(computed))
     row = "(" + ", ".join(["%s"] * len(fields) + list(computed.values())) + ")"
+    db = _connection()
     params: list = []
     for obj in objs:
-        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+        params += [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
     return f"INSERT INTO {target} VALUES " + ", ".join([row] * len(objs)), params

@@ -8,7 +8,14 @@ from common.errors import ApplicationError
 from loyalty.api.base import ApiView
 from loyalty.api.lookups import program_or_404
 from loyalty.api.schema import api_schema
-from loyalty.api.serializers import LedgerEntrySerializer, OrderItemSerializer, TierRefSerializer, raw_object, validated
+from loyalty.api.serializers import (
+    InputSerializer,
+    LedgerEntrySerializer,
+    OrderItemSerializer,
+    TierRefSerializer,
+    raw_object,
+    validated,
+)
 from loyalty.api.views_redemptions import CodeEntryField, RedemptionOutputSerializer
 from loyalty.selectors import program_document
 from loyalty.services import custom_event_record, order_return, program_declare
@@ -17,7 +24,7 @@ from rewards.services.checkout import order_checkout
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
-class OrderInputSerializer(serializers.Serializer):
+class OrderInputSerializer(InputSerializer):
     order_id = serializers.CharField(max_length=100)
     member = serializers.CharField(max_length=100, help_text=_("The member's external id."))
     amount = serializers.DecimalField(min_value=0, **MONEY)
