@@ -168,6 +168,14 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-circuit-breaker": {"task": "campaigns.tasks.circuit_breaker_sweep", "schedule": 60.0},
 }
 
+# --- Webhooks: where deliveries may go ---------------------------------------------------------
+# Endpoints are typed in by tenant admins, so by default a delivery goes only to a public address over
+# https: a URL naming a private, loopback or link-local address is refused at save, and the address
+# each delivery actually connects to is checked before anything is sent (DNS may change after saving).
+# Turn these on for local development only (a receiver on 127.0.0.1 or a LAN host, plain http).
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+
 # --- REST framework ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

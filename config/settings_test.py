@@ -17,5 +17,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# The webhook tests deliver to a real receiver on http://127.0.0.1; the tests of the address checks
+# (tests/loyalty/test_webhook_addresses.py) turn these off again.
+WEBHOOK_ALLOW_PRIVATE_HOSTS = True
+WEBHOOK_ALLOW_HTTP = True
 if REDIS_URL:
     CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"

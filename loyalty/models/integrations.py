@@ -8,9 +8,12 @@ per subscribed endpoint, each attempt of which is logged as a `WebhookAttempt`.
 """
 
 import datetime
+import ipaddress
 import secrets
+import urllib.parse
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -121,6 +124,87 @@ class IntegrationAPIKey(AbstractAPIKey):
         return scope in (self.scopes or [])
 
 
+_NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def is_public_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a webhook may connect to `address`: a globally routed unicast address, nothing internal.
+
+    Addresses that carry an IPv4 address inside (IPv4-mapped, NAT64, 6to4) are judged by that address too,
+    so `::ffff:127.0.0.1` is loopback however it is written.
+    """
+    if isinstance(address, str):
+        address = ipaddress.ip_address(address.partition("%")[0])  # drop an IPv6 zone ("fe80::1%eth0")
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public_address(address.ipv4_mapped)
+        if address in _NAT64_PREFIX:
+            return is_public_address(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.sixtofour is not None and not is_public_address(address.sixtofour):
+            return False
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def webhook_private_hosts_allowed() -> bool:
+    return getattr(settings, "WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
+
+
+def validate_webhook_url(value: str) -> None:
+    """Refuse, at save, a webhook URL that could make the server call itself or its network (SSRF).
+
+    Only literal addresses and `localhost` names are judged here: what a host name resolves to can change
+    after saving, so each delivery checks the addresses it is about to connect to (`loyalty.webhooks`).
+    """
+    host = validate_webhook_url_shape(value)
+    if webhook_private_hosts_allowed():
+        return
+    if host == "localhost" or host.endswith(".localhost"):
+        raise ValidationError(_("Webhook URLs may not point at this server (localhost)."), code="private_host")
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return  # a host name: judged by the address it resolves to, at each delivery
+    if not is_public_address(address):
+        raise ValidationError(
+            _(
+                "Webhook URLs may not point at a private, loopback, link-local, multicast, reserved or "
+                "unspecified address (%(address)s); use the receiver's public address or host name."
+            ),
+            params={"address": str(address)},
+            code="private_host",
+        )
+
+
+def validate_webhook_url_shape(value: str) -> str:
+    """https (or http where allowed), a host, no credentials: the rules that need no address. Returns the host."""
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise ValidationError(_("Enter a valid URL."), code="invalid") from exc
+    schemes = ("https", "http") if getattr(settings, "WEBHOOK_ALLOW_HTTP", False) else ("https",)
+    if parts.scheme.lower() not in schemes:
+        if "http" in schemes:
+            raise ValidationError(_("Webhook URLs must start with https:// or http://."), code="scheme")
+        raise ValidationError(_("Webhook URLs must use https:// so deliveries are encrypted."), code="scheme")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(
+            _("Put no user name or password in the URL: receivers check the Loyalty-Signature header instead."),
+            code="credentials",
+        )
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise ValidationError(_("The URL needs a host name."), code="host")
+    return host
+
+
 def new_webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
@@ -128,7 +212,7 @@ def new_webhook_secret() -> str:
 class WebhookEndpoint(TenantOwned):
     """Where a tenant wants events POSTed, signed with its own secret."""
 
-    url = models.URLField(max_length=500)
+    url = models.URLField(max_length=500, validators=[validate_webhook_url])
     description = models.CharField(max_length=200, blank=True)
     secret = models.CharField(
         max_length=100,
