@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import BooleanField, Case, CharField, F, Func, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignType, Publication
@@ -34,15 +37,28 @@ def _expiry(code, campaign):
     return min(ends) if ends else None
 
 
-def _code_status(code, campaign, now) -> str:
-    expires = _expiry(code, campaign)
-    if expires and expires <= now:
-        return "expired"
-    if campaign.type == CampaignType.GIFT_CARD:
-        return "available" if (code.balance or 0) > 0 and campaign.enabled else "redeemed"
-    if code.usage_limit is not None and code.redeemed_count >= code.usage_limit:
-        return "redeemed"
-    return "available" if campaign.enabled else "published"
+def _with_status(publications: QuerySet[Publication], now) -> QuerySet[Publication]:
+    """Each published code's status (`reward_status`), in SQL so that a page can filter by it.
+
+    Expired once its own expiry or its campaign's end has passed; a gift card is available while it has a
+    balance, a code until it is used up; a disabled campaign's unused code is only `published`.
+    """
+    gift_card = Q(campaign__type=CampaignType.GIFT_CARD)
+    return publications.annotate(
+        reward_status=Case(
+            When(Q(code__expires_at__lte=now) | Q(campaign__ends_at__lte=now), then=Value("expired")),
+            When(gift_card & Q(code__balance__gt=0, campaign__enabled=True), then=Value("available")),
+            When(gift_card, then=Value("redeemed")),
+            When(
+                code__usage_limit__isnull=False,
+                code__redeemed_count__gte=F("code__usage_limit"),
+                then=Value("redeemed"),
+            ),
+            When(campaign__enabled=True, then=Value("available")),
+            default=Value("published"),
+            output_field=CharField(),
+        )
+    )
 
 
 def _item(*, code=None, campaign, status, points_cost=None, value=None, expires_at=None, **extra) -> dict[str, Any]:
@@ -61,92 +77,176 @@ def _item(*, code=None, campaign, status, points_cost=None, value=None, expires_
     return item
 
 
-def member_rewards(*, tenant: Tenant, member: Member, status: str | None = None) -> list[dict[str, Any]]:
-    """What the member holds or can get: published codes and gift cards, promotions, affordable rewards.
+@dataclass(frozen=True)
+class ListSection:
+    """One source of a list made of several (the member's rewards), answered after the ones before it.
 
-    `available`: usable now (codes not used up, gift cards with balance, running promotions, catalog rewards
-    the member can afford); `published`: every code handed to the member, with its own status; `redeemed`:
-    codes the member used; `expired`: codes past their expiry or their campaign's end.
+    `queryset` builds the rows only when a page reaches the section; `ordering` is unique (it ends with the
+    primary key) so that a cursor can name the last row answered; `render` makes an item without a query.
+    """
+
+    name: str
+    queryset: Callable[[], QuerySet]
+    ordering: tuple[str, ...]
+    render: Callable[[Any], dict[str, Any]]
+
+
+def member_reward_sections(*, tenant: Tenant, member: Member, status: str | None = None) -> list[ListSection]:
+    """What the member holds or can get, as sections to page through (one query per section read).
+
+    `available`: usable now (codes not used up and gift cards with balance, newest first; running promotions;
+    catalog rewards the member can afford, cheapest first); `published`: every code handed to the member, with
+    its own status; `redeemed`: codes the member used, newest first; `expired`: codes past their expiry or
+    their campaign's end. Without `status`: available, then redeemed, then expired.
     """
     if status is not None and status not in STATUSES:
         raise ValueError(status)
     now = timezone.now()
-    publications = list(
-        Publication.objects.filter(tenant=tenant, member=member).select_related("code", "campaign").order_by("-pk")
-    )
-    codes = [(p.code, p.campaign, _code_status(p.code, p.campaign, now)) for p in publications]
-    items: list[dict[str, Any]] = []
-    if status == "published":
-        return [_item(code=c, campaign=k, status=s) for c, k, s in codes]
-    if status in (None, "available"):
-        items += [_item(code=c, campaign=k, status=s) for c, k, s in codes if s == "available"]
-        promotions = Campaign.objects.for_tenant(tenant).filter(
-            Q(starts_at__isnull=True) | Q(starts_at__lte=now),
-            Q(ends_at__isnull=True) | Q(ends_at__gt=now),
-            type=CampaignType.PROMOTION,
-            enabled=True,
+
+    def codes(*statuses: str) -> QuerySet[Publication]:
+        publications = _with_status(
+            Publication.objects.filter(tenant=tenant, member=member).select_related("code", "campaign"), now
         )
-        items += [_item(campaign=p, status="available") for p in promotions]
-        items += [
-            {**r, "status": "available"}
-            for r in reward_catalog(tenant=tenant, member=member)
-            if r["affordable"] and r["eligible"] and r["in_stock"]
-        ]
-    if status in (None, "redeemed"):
-        lines = (
-            RedemptionCode.objects.filter(tenant=tenant, member=member, rolled_back=False, code__isnull=False)
-            .select_related("code", "campaign")
-            .order_by("-created_at")[:200]
-        )
-        items += [
-            _item(
+        return publications.filter(reward_status__in=statuses) if statuses else publications
+
+    def code_item(publication: Publication) -> dict[str, Any]:
+        return _item(code=publication.code, campaign=publication.campaign, status=publication.reward_status)
+
+    viewer = cache(lambda: catalog_member(tenant=tenant, member=member))
+    sections = {
+        "published": ListSection("codes", codes, ("-pk",), code_item),
+        "available": ListSection("available_codes", lambda: codes("available"), ("-pk",), code_item),
+        "promotions": ListSection(
+            "promotions",
+            lambda: Campaign.objects.for_tenant(tenant).filter(
+                Q(starts_at__isnull=True) | Q(starts_at__lte=now),
+                Q(ends_at__isnull=True) | Q(ends_at__gt=now),
+                type=CampaignType.PROMOTION,
+                enabled=True,
+            ),
+            ("pk",),
+            lambda campaign: _item(campaign=campaign, status="available"),
+        ),
+        "catalog": ListSection(
+            "catalog",
+            lambda: affordable_rewards(tenant=tenant, viewer=viewer()),
+            CATALOG_ORDERING,
+            lambda reward: {**catalog_item(reward, viewer()), "status": "available"},
+        ),
+        "redeemed": ListSection(
+            "redeemed",
+            lambda: RedemptionCode.objects.filter(
+                tenant=tenant, member=member, rolled_back=False, code__isnull=False
+            ).select_related("code", "campaign"),
+            ("-created_at", "-pk"),
+            lambda line: _item(
                 code=line.code,
                 campaign=line.campaign,
                 status="redeemed",
                 redeemed_at=line.created_at.isoformat(),
                 discount=money_str(line.discount),
-            )
-            for line in lines
-        ]
-    if status in (None, "expired"):
-        items += [_item(code=c, campaign=k, status=s) for c, k, s in codes if s == "expired"]
-    return items
+            ),
+        ),
+        "expired": ListSection("expired_codes", lambda: codes("expired"), ("-pk",), code_item),
+    }
+    names = {
+        None: ["available", "promotions", "catalog", "redeemed", "expired"],
+        "published": ["published"],
+        "available": ["available", "promotions", "catalog"],
+        "redeemed": ["redeemed"],
+        "expired": ["expired"],
+    }[status]
+    return [sections[name] for name in names]
+
+
+def member_rewards(*, tenant: Tenant, member: Member, status: str | None = None) -> list[dict[str, Any]]:
+    """Every item of `member_reward_sections` at once (the API pages them instead)."""
+    return [
+        section.render(row)
+        for section in member_reward_sections(tenant=tenant, member=member, status=status)
+        for row in section.queryset().order_by(*section.ordering)
+    ]
+
+
+# Cheapest first; the primary key breaks ties so that a cursor never skips or repeats a reward.
+CATALOG_ORDERING = ("points_cost", "pk")
+
+
+@dataclass(frozen=True)
+class CatalogMember:
+    """What the catalog needs of a member to say `affordable` and `eligible`."""
+
+    balance: int
+    tiers: frozenset[str]
+
+
+def catalog_member(*, tenant: Tenant, member: Member) -> CatalogMember:
+    """The member's points (all programs) and tier codes, in two queries."""
+    from rewards.models import Account
+    from rewards.services.catalog import member_tier_codes
+
+    balance = Account.objects.filter(tenant=tenant, member=member).aggregate(total=Sum("balance"))["total"]
+    return CatalogMember(balance=balance or 0, tiers=frozenset(member_tier_codes(member)))
+
+
+def catalog_rewards(*, tenant: Tenant) -> QuerySet[Reward]:
+    """The active catalog (a queryset: paginate it by CATALOG_ORDERING; render with `catalog_item`)."""
+    return Reward.objects.for_tenant(tenant).filter(active=True).order_by(*CATALOG_ORDERING)
+
+
+class _HoldsAny(Func):
+    """True when a JSON array of strings holds one of `values` (PostgreSQL's `?|`, SQLite's `json_each`)."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, values):
+        super().__init__(expression)
+        self.values = list(values)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        marks = ", ".join(["%s"] * len(self.values))
+        return f"EXISTS (SELECT 1 FROM json_each({sql}) WHERE json_each.value IN ({marks}))", (*params, *self.values)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"({sql} ?| %s::text[])", (*params, self.values)
+
+
+def affordable_rewards(*, tenant: Tenant, viewer: CatalogMember) -> QuerySet[Reward]:
+    """The rewards `catalog_item` calls affordable (cost, tier) and in stock, filtered in SQL for paging."""
+    eligible = Q(tier_codes=[])
+    if viewer.tiers:
+        eligible |= _HoldsAny(F("tier_codes"), sorted(viewer.tiers))
+    return catalog_rewards(tenant=tenant).filter(
+        eligible, Q(stock__isnull=True) | Q(stock__gt=0), points_cost__lte=viewer.balance
+    )
+
+
+def catalog_item(reward: Reward, viewer: CatalogMember | None) -> dict[str, Any]:
+    """A catalog reward in the contract's shape, with `eligible`/`affordable` when a member is given."""
+    eligible = not reward.tier_codes or bool(viewer is not None and viewer.tiers & set(reward.tier_codes))
+    return {
+        "id": str(reward.pk),
+        "name": reward.name,
+        "type": reward.type,
+        "points_cost": reward.points_cost,
+        "value": money_str(reward.value) if reward.value is not None else None,
+        "stock": reward.stock,
+        "in_stock": reward.stock is None or reward.stock > 0,
+        "tiers": reward.tier_codes,
+        "eligible": eligible if viewer is not None else None,
+        "affordable": viewer.balance >= reward.points_cost and eligible if viewer is not None else None,
+        "code": None,
+        "campaign": str(reward.campaign_id) if reward.campaign_id else None,
+        "expires_at": None,
+    }
 
 
 def reward_catalog(*, tenant: Tenant, member: Member | None = None) -> list[dict[str, Any]]:
-    """The catalog with `affordable` (and tier eligibility) for `member`."""
-    balance = None
-    tiers: set[str] = set()
-    if member is not None:
-        from rewards.models import Account
-        from rewards.services.catalog import member_tier_codes
-
-        balance = sum(Account.objects.filter(tenant=tenant, member=member).values_list("balance", flat=True))
-        tiers = member_tier_codes(member)
-    rewards = Reward.objects.for_tenant(tenant).filter(active=True).select_related("campaign").order_by("points_cost")
-    out = []
-    for reward in rewards:
-        eligible = not reward.tier_codes or bool(tiers & set(reward.tier_codes))
-        out.append(
-            {
-                "id": str(reward.pk),
-                "name": reward.name,
-                "type": reward.type,
-                "points_cost": reward.points_cost,
-                "value": money_str(reward.value) if reward.value is not None else None,
-                "stock": reward.stock,
-                "in_stock": reward.stock is None or reward.stock > 0,
-                "tiers": reward.tier_codes,
-                "eligible": eligible if member is not None else None,
-                "affordable": (balance is not None and balance >= reward.points_cost and eligible)
-                if member is not None
-                else None,
-                "code": None,
-                "campaign": str(reward.campaign_id) if reward.campaign_id else None,
-                "expires_at": None,
-            }
-        )
-    return out
+    """The whole catalog with `affordable` (and tier eligibility) for `member` (the API pages it instead)."""
+    viewer = catalog_member(tenant=tenant, member=member) if member is not None else None
+    return [catalog_item(reward, viewer) for reward in catalog_rewards(tenant=tenant)]
 
 
 def redemption_get(*, tenant: Tenant, redemption_id) -> Redemption | None:

@@ -7,12 +7,12 @@ from rest_framework.response import Response
 
 from loyalty.api.base import ApiView
 from loyalty.api.lookups import member_or_404, reward_or_404
-from loyalty.api.pagination import ApiCursorPagination, paginated
+from loyalty.api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, SectionedCursorPagination, paginated
 from loyalty.api.schema import api_schema
 from loyalty.api.serializers import LedgerEntrySerializer, TierRefSerializer, validated
 from members.services import member_upsert
 from rewards.selectors import entry_dict, ledger_entries, member_detail
-from rewards.selectors_redemption import STATUSES, member_rewards
+from rewards.selectors_redemption import STATUSES, member_reward_sections
 from rewards.services.catalog import reward_purchase, reward_purchase_document
 
 
@@ -133,16 +133,22 @@ class MemberRewardsApi(ApiView):
 
     @api_schema(
         summary="What the member can use now, holds, redeemed or let expire",
+        description="Without `status`: available codes (newest first), running promotions, affordable catalog "
+        "rewards (cheapest first), then redeemed codes (newest first), then expired codes. Cursor-paginated: "
+        "follow `next` with the same `status`.",
         responses={200: paginated(MemberRewardSerializer)},
-        errors={400: ["validation_error"], 404: ["member_not_found"]},
-        parameters=[MemberRewardsQuerySerializer],
+        errors={400: ["validation_error"], 404: ["member_not_found", "not_found"]},
+        parameters=[MemberRewardsQuerySerializer, *CURSOR_PARAMETERS],
         tags=["members"],
     )
     def get(self, request, external_id):
         query = validated(MemberRewardsQuerySerializer, request.query_params)
         member = member_or_404(self.tenant, external_id)
-        items = member_rewards(tenant=self.tenant, member=member, status=query.get("status"))
-        return Response({"results": MemberRewardSerializer(items, many=True).data, "next": None})
+        paginator = SectionedCursorPagination()
+        items = paginator.paginate_sections(
+            member_reward_sections(tenant=self.tenant, member=member, status=query.get("status")), request
+        )
+        return paginator.get_paginated_response(MemberRewardSerializer(items, many=True).data)
 
 
 class RewardRedemptionInputSerializer(serializers.Serializer):

@@ -8,10 +8,10 @@ from rest_framework.response import Response
 from loyalty.api import idempotency
 from loyalty.api.base import ApiView
 from loyalty.api.lookups import member_or_none, redemption_or_404
-from loyalty.api.pagination import paginated
+from loyalty.api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, paginated
 from loyalty.api.schema import api_schema
 from loyalty.api.serializers import OrderItemSerializer, validated
-from rewards.selectors_redemption import reward_catalog
+from rewards.selectors_redemption import CATALOG_ORDERING, catalog_item, catalog_member, catalog_rewards
 from rewards.services.redemption import redeem_with_answer, redemption_document, redemption_rollback, validate
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -254,13 +254,17 @@ class RewardCatalogApi(ApiView):
 
     @api_schema(
         summary="The reward catalog (with `affordable` for a member)",
+        description="Active rewards, cheapest first. Cursor-paginated: follow `next` (it keeps `member`).",
         responses={200: paginated(CatalogRewardSerializer)},
-        errors={404: ["member_not_found"]},
-        parameters=[CatalogQuerySerializer],
+        errors={404: ["member_not_found", "not_found"]},
+        parameters=[CatalogQuerySerializer, *CURSOR_PARAMETERS],
         tags=["rewards"],
     )
     def get(self, request):
         query = validated(CatalogQuerySerializer, request.query_params)
         member = member_or_none(self.tenant, query.get("member"))
-        items = reward_catalog(tenant=self.tenant, member=member)
-        return Response({"results": CatalogRewardSerializer(items, many=True).data, "next": None})
+        viewer = catalog_member(tenant=self.tenant, member=member) if member is not None else None
+        paginator = ApiCursorPagination(ordering=CATALOG_ORDERING)
+        page = paginator.paginate_queryset(catalog_rewards(tenant=self.tenant), request, view=self)
+        items = [catalog_item(reward, viewer) for reward in page]
+        return paginator.get_paginated_response(CatalogRewardSerializer(items, many=True).data)
