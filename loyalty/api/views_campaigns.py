@@ -16,12 +16,12 @@ from campaigns.services import (
 from loyalty.api.base import ApiView
 from loyalty.api.lookups import campaign_or_404, member_or_404
 from loyalty.api.schema import api_schema
-from loyalty.api.serializers import raw_object, validated
+from loyalty.api.serializers import InputSerializer, raw_object, validated
 
 CAMPAIGN_TYPES = ["discount", "gift_card", "promotion", "referral", "loyalty_reward"]
 
 
-class CampaignInputSerializer(serializers.Serializer):
+class CampaignInputSerializer(InputSerializer):
     """The campaign document (API.md, "Campaigns"); the service checks it exactly as the admin does."""
 
     name = serializers.CharField(max_length=200, required=False)
@@ -133,7 +133,7 @@ class CampaignApi(ApiView):
         return Response(_campaign_body(campaign_update(campaign=campaign, data=document)))
 
 
-class CampaignDisableInputSerializer(serializers.Serializer):
+class CampaignDisableInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
@@ -185,7 +185,7 @@ class CampaignStatsApi(ApiView):
         return Response(CampaignStatsSerializer(campaign_stats(campaign_or_404(self.tenant, campaign_id))).data)
 
 
-class PublicationInputSerializer(serializers.Serializer):
+class PublicationInputSerializer(InputSerializer):
     campaign = serializers.CharField(max_length=40, help_text=_("The campaign id."))
     member = serializers.CharField(max_length=100, help_text=_("The member's external id."))
     channel = serializers.ChoiceField(choices=Channel.values, default=Channel.API)

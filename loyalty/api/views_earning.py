@@ -105,7 +105,7 @@ class ReturnItemSerializer(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
 
 
-class ReturnInputSerializer(serializers.Serializer):
+class ReturnInputSerializer(InputSerializer):
     amount = serializers.DecimalField(required=False, min_value=0, **MONEY)
     items = ReturnItemSerializer(many=True, required=False)
     return_id = serializers.CharField(max_length=100, required=False, help_text=_("Makes the return idempotent."))
@@ -149,7 +149,7 @@ class OrderReturnApi(ApiView):
         )
 
 
-class EventInputSerializer(serializers.Serializer):
+class EventInputSerializer(InputSerializer):
     member = serializers.CharField(max_length=100)
     event = serializers.CharField(max_length=100, help_text=_("Such as newsletter_subscribed, review_written."))
     metadata = serializers.DictField(required=False, allow_null=True)

@@ -9,14 +9,14 @@ from loyalty.api.base import ApiView
 from loyalty.api.lookups import member_or_404, reward_or_404
 from loyalty.api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, SectionedCursorPagination, paginated
 from loyalty.api.schema import api_schema
-from loyalty.api.serializers import LedgerEntrySerializer, TierRefSerializer, validated
+from loyalty.api.serializers import InputSerializer, LedgerEntrySerializer, TierRefSerializer, validated
 from members.services import member_upsert
 from rewards.selectors import entry_dict, ledger_entries, member_detail
 from rewards.selectors_redemption import STATUSES, member_reward_sections
 from rewards.services.catalog import reward_purchase, reward_purchase_document
 
 
-class MemberInputSerializer(serializers.Serializer):
+class MemberInputSerializer(InputSerializer):
     email = serializers.CharField(required=False, allow_blank=True, help_text=_("Required on create."))
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     phone = serializers.CharField(required=False, allow_blank=True, allow_null=True)
@@ -124,7 +124,7 @@ class MemberRewardSerializer(serializers.Serializer):
     discount = serializers.CharField(required=False)
 
 
-class MemberRewardsQuerySerializer(serializers.Serializer):
+class MemberRewardsQuerySerializer(InputSerializer):
     status = serializers.ChoiceField(choices=STATUSES, required=False)
 
 
@@ -151,7 +151,7 @@ class MemberRewardsApi(ApiView):
         return paginator.get_paginated_response(MemberRewardSerializer(items, many=True).data)
 
 
-class RewardRedemptionInputSerializer(serializers.Serializer):
+class RewardRedemptionInputSerializer(InputSerializer):
     reward = serializers.CharField(max_length=40, help_text=_("The catalog reward's id."))
 
 

@@ -10,7 +10,7 @@ from loyalty.api.base import ApiView
 from loyalty.api.lookups import member_or_none, redemption_or_404
 from loyalty.api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, paginated
 from loyalty.api.schema import api_schema
-from loyalty.api.serializers import OrderItemSerializer, validated
+from loyalty.api.serializers import InputSerializer, OrderItemSerializer, validated
 from rewards.selectors_redemption import CATALOG_ORDERING, catalog_item, catalog_member, catalog_rewards
 from rewards.services.redemption import redeem_with_answer, redemption_document, redemption_rollback, validate
 
@@ -36,7 +36,7 @@ REASONS = [
 ]
 
 
-class CheckoutOrderSerializer(serializers.Serializer):
+class CheckoutOrderSerializer(InputSerializer):
     amount = serializers.DecimalField(required=False, min_value=0, **MONEY)
     shipping = serializers.DecimalField(required=False, min_value=0, **MONEY)
     location = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -62,7 +62,7 @@ class CodeEntryField(serializers.JSONField):
     """A code, or `{"code", "amount"}` for a gift card."""
 
 
-class ValidationInputSerializer(serializers.Serializer):
+class ValidationInputSerializer(InputSerializer):
     member = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     order = CheckoutOrderSerializer()
     codes = serializers.ListField(child=CodeEntryField(), required=False, max_length=20)
@@ -207,7 +207,7 @@ class RedemptionCreateApi(ApiView):
         return Response(redemption.result, status=status.HTTP_201_CREATED)
 
 
-class RollbackInputSerializer(serializers.Serializer):
+class RollbackInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
@@ -231,7 +231,7 @@ class RedemptionRollbackApi(ApiView):
         return Response(RedemptionOutputSerializer(redemption_document(redemption)).data)
 
 
-class CatalogQuerySerializer(serializers.Serializer):
+class CatalogQuerySerializer(InputSerializer):
     member = serializers.CharField(max_length=100, required=False, help_text=_("External id: adds `affordable`."))
 
 

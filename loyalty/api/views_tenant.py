@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from loyalty.api.base import ApiView
 from loyalty.api.schema import api_schema
+from loyalty.api.serializers import InputSerializer
 from members.services import tenant_set_frozen
 
 
@@ -17,7 +18,7 @@ class TenantOutputSerializer(serializers.Serializer):
     frozen_reason = serializers.CharField()
 
 
-class TenantFreezeInputSerializer(serializers.Serializer):
+class TenantFreezeInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
