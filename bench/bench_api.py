@@ -410,7 +410,9 @@ def pgbench_script(statements, *, campaign_id: int, n: int, member_index: int) -
             return "member_"
         if text.startswith("SELECT") and "FROM campaigns_code" in text and text.endswith("FOR UPDATE"):
             return "code_"
-        if text.startswith('INSERT INTO "rewards_redemption" '):
+        if text.startswith('INSERT INTO "rewards_redemption" ') or text.startswith(
+            'WITH r AS (INSERT INTO "rewards_redemption" '
+        ):
             return "redemption_"
         if 'INSERT INTO "loyalty_idempotencyrecord"' in text:
             return "idempotency_"

@@ -1,7 +1,6 @@
 """Members (CRM sync): upsert, read, ledger, rewards, reward redemptions."""
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -95,11 +94,8 @@ class MemberLedgerApi(ApiView):
     @api_schema(
         summary="A member's ledger entries, newest first",
         responses={200: paginated(LedgerEntrySerializer)},
-        errors={404: ["member_not_found"]},
-        parameters=[
-            OpenApiParameter("cursor", str, description="From `next`."),
-            OpenApiParameter("limit", int, description="Page size, at most 200 (default 50)."),
-        ],
+        errors={404: ["member_not_found", "not_found"]},
+        parameters=CURSOR_PARAMETERS,
         tags=["members"],
     )
     def get(self, request, external_id):

@@ -691,9 +691,10 @@ def _insert_redemption(redemption: Redemption, lines: list[RedemptionCode]) -> N
         body, line_params = insert_values(RedemptionCode, lines, computed={"redemption_id": "(SELECT id FROM r)"})
         params += line_params
         # A multi-row INSERT draws its ids from the sequence in VALUES order: sorted ids are the lines' own.
-        sql += f", l AS ({body} RETURNING id) SELECT (SELECT id FROM r), ARRAY(SELECT id FROM l ORDER BY id)"
+        sql += f", l AS ({body} RETURNING id) SELECT (SELECT id FROM r) AS id, "
+        sql += "ARRAY(SELECT id FROM l ORDER BY id) AS lines"
     else:
-        sql += " SELECT id, ARRAY[]::bigint[] FROM r"
+        sql += " SELECT id, ARRAY[]::bigint[] AS lines FROM r"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         redemption.pk, line_ids = cursor.fetchone()
