@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from common.errors import ApplicationError, NotFound
 from common.events import publish
 from common.money import money_str, quantize_money
+from common.plain_sql import instance, instances, select_list
 from loyalty import earning
 from loyalty.expiry import add_months, normalize_policy
 from loyalty.models import (
@@ -73,10 +74,15 @@ def _member_of(tenant: Tenant, member: Member | str) -> Member:
         if member.tenant_id != tenant.pk:
             raise NotFound("member_not_found", "No such member.", {"member": member.external_id})
         return member
-    found = Member.objects.for_tenant(tenant).filter(external_id=member).first()
-    if found is None:
+    # Plain SQL: every order and earning looks the member up (see `common.plain_sql`).
+    found = instances(
+        Member,
+        f"FROM {Member._meta.db_table} t WHERE t.tenant_id = %s AND t.external_id = %s ORDER BY t.id LIMIT 1",
+        [tenant.pk, member],
+    )
+    if not found:
         raise NotFound("member_not_found", "No such member.", {"member": member})
-    return found
+    return found[0]
 
 
 def member_for(tenant: Tenant, member: Member | str) -> Member:
@@ -84,9 +90,19 @@ def member_for(tenant: Tenant, member: Member | str) -> Member:
     return _member_of(tenant, member)
 
 
+def _order_of(tenant: Tenant, order_id: str) -> Order | None:
+    """The tenant's order with this id (plain SQL: every recording checks it)."""
+    found = instances(
+        Order,
+        f"FROM {Order._meta.db_table} t WHERE t.tenant_id = %s AND t.order_id = %s ORDER BY t.id LIMIT 1",
+        [tenant.pk, order_id],
+    )
+    return found[0] if found else None
+
+
 def order_recorded(tenant: Tenant, order_id: str) -> "OrderResult | None":
     """The first result of an order id already recorded (a replay answer), or None."""
-    existing = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
+    existing = _order_of(tenant, order_id)
     return _order_result(existing, created=False) if existing else None
 
 
@@ -172,9 +188,24 @@ def _tier_upgrade(account: Account, status: MemberTier | None, now: dt.datetime)
 
 
 def _tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
-    """The program's tiers and the member's current one, in one query (read under the account lock)."""
-    held = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id, tier_id=OuterRef("pk"))
-    tiers = list(Tier.objects.filter(program_id=account.program_id).annotate(held=Exists(held)))
+    """The program's tiers and the member's current one, in one query (read under the account lock).
+
+    Plain SQL (`common.plain_sql`): it runs on every order, and compiling the queryset cost more than running it.
+    """
+    width = len(Tier._meta.concrete_fields)
+    sql = (
+        f"SELECT {select_list(Tier, 't')}, EXISTS(SELECT 1 FROM {MemberTier._meta.db_table} m"
+        " WHERE m.member_id = %s AND m.program_id = %s AND m.tier_id = t.id)"
+        f' FROM {Tier._meta.db_table} t WHERE t.program_id = %s ORDER BY t.threshold, t."rank", t.id'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account.member_id, account.program_id, account.program_id])
+        rows = cursor.fetchall()
+    tiers = []
+    for row in rows:
+        tier = instance(Tier, "t", row[:width])
+        tier.held = bool(row[width])
+        tiers.append(tier)
     return tiers, next((t for t in tiers if t.held), None)
 
 
@@ -251,12 +282,17 @@ class EarnOutcome:
 
 
 def _active_rules(program: Program, trigger: str, at: dt.datetime, event: str = "") -> list[EarningRule]:
-    rules = EarningRule.objects.filter(program=program, trigger=trigger, active=True).filter(
-        Q(starts_at__isnull=True) | Q(starts_at__lte=at), Q(ends_at__isnull=True) | Q(ends_at__gt=at)
+    """The rules live at `at`, read fresh on every earning (plain SQL: it runs on every order)."""
+    when = connection.ops.adapt_datetimefield_value(at)
+    sql = (
+        f'FROM {EarningRule._meta.db_table} t WHERE t.program_id = %s AND t."trigger" = %s AND t.active = %s'
+        " AND (t.starts_at IS NULL OR t.starts_at <= %s) AND (t.ends_at IS NULL OR t.ends_at > %s)"
     )
+    params = [program.pk, trigger, True, when, when]
     if trigger == EarningRule.Trigger.EVENT:
-        rules = rules.filter(event_name=event)
-    return list(rules.order_by("priority", "code"))
+        sql += " AND t.event_name = %s"
+        params.append(event)
+    return instances(EarningRule, sql + " ORDER BY t.priority, t.code", params)
 
 
 def _cap(rule: EarningRule, member: Member, points: int, local_day: dt.date) -> int:
@@ -548,7 +584,7 @@ def _order_record_locked(
     account = ledger.default_account_locked(member=member)
     program = account.program if account is not None else None
     # Checked under the account lock: a concurrent retry of this order has committed or not started.
-    existing = Order.objects.for_tenant(tenant).filter(order_id=order.order_id).first()
+    existing = _order_of(tenant, order.order_id)
     if existing:
         return _order_result(existing, created=False)
     _refuse_if_frozen(tenant, account)
