@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from guardian.admin import ReinforcedGuardedModelAdminMixin
@@ -5,7 +6,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
 from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
-from members.services import tenant_set_frozen
+from members.services import MEMBER_FIELDS, member_fields_errors, member_upsert, tenant_set_frozen
 
 
 @admin.register(Tenant)
@@ -46,16 +47,64 @@ class CustomEventInline(admin.TabularInline):
         return super().get_queryset(request).order_by("-occurred_at")
 
 
+class MemberAdminForm(forms.ModelForm):
+    """The service's own checks (country codes, email required for a new member) as form errors."""
+
+    class Meta:
+        model = Member
+        fields = ("tenant", "external_id", *MEMBER_FIELDS, "referred_by")
+
+    def clean(self):
+        cleaned = super().clean()
+        fields = {name: cleaned[name] for name in MEMBER_FIELDS if name in cleaned}
+        for name, message in member_fields_errors(fields).items():
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, message)
+        if self.instance.pk is None and "email" in self.fields and not cleaned.get("email"):
+            if "email" not in self.errors:
+                self.add_error("email", _("An email is required for a new member."))
+        return cleaned
+
+
 @admin.register(Member)
 class MemberAdmin(TenantScopedAdmin):
-    """Members; the rewards app adds the accounts inline (this app does not import those above it)."""
+    """Members; the rewards app adds the accounts inline (this app does not import those above it).
 
+    Saved through `member_upsert`, as the API saves them: the consent change is time-stamped, a new member
+    gets its referral code and emits `member.created`. The external id (the touchpoints' key), the tenant
+    and the referrer (set once) cannot be changed here.
+    """
+
+    form = MemberAdminForm
     list_display = ("external_id", "email", "name", "country", "tenant", "marketing_consent", "created_at")
     list_filter = ("tenant", "marketing_consent", "country")
     search_fields = ("external_id", "email", "name", "referral_code")
     readonly_fields = ("referral_code", "marketing_consent_changed_at", "created_at", "updated_at")
     raw_id_fields = ("referred_by",)
     inlines = [CustomEventInline]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Not wrapped in a transaction as ModelAdmin does: the service owns its (durable) transaction, and the
+        # inlines here are read-only.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields + ("tenant", "external_id", "referred_by") if obj is not None else fields
+
+    def save_model(self, request, obj, form, change):
+        fields = {
+            name: form.cleaned_data[name]
+            for name in MEMBER_FIELDS
+            if name in form.cleaned_data and (not change or name in form.changed_data)
+        }
+        referrer = form.cleaned_data.get("referred_by")
+        if not change and referrer is not None:
+            fields["referred_by"] = referrer.external_id
+        member, _created = member_upsert(tenant=obj.tenant, external_id=obj.external_id, **fields)
+        obj.pk = member.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
 
 
 @admin.register(CustomEvent)

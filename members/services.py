@@ -52,6 +52,11 @@ def _referral_code(member: Member) -> str:
     return f"{prefix or 'M'}-{''.join(secrets.choice(REFERRAL_ALPHABET) for _ in range(4))}"
 
 
+def member_fields_errors(fields: dict[str, Any]) -> dict[str, str]:
+    """What `member_upsert` would refuse in `fields` ({field: message}), for forms that check before saving."""
+    return _clean_member_fields(fields)[1]
+
+
 def _clean_member_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
     unknown = set(fields) - set(MEMBER_FIELDS) - {"referred_by"}
