@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from common.errors import ApplicationError, Conflict
 from common.events import publish
+from common.plain_sql import insert_values
 from common.side_effects import after_commit
 from loyalty.expiry import compute_expires_at, inactivity_expires_at, is_inactivity, normalize_policy
 from loyalty.models import MemberTier, Program
@@ -382,6 +383,49 @@ class EarnLine:
     campaign_id: int | None = None
 
 
+def _write_earns(account: Account, entries: list[LedgerEntry], lots: list[PointLot], *, total: int, now) -> None:
+    """The entries, one lot per entry, and the cached figures (added to, as with F()): one statement on PostgreSQL.
+
+    Compiling three ORM statements cost more CPU than PostgreSQL spends running them (see `common.plain_sql`);
+    SQLite keeps the ORM. Sets the entries' primary keys as `bulk_create` does.
+    """
+    if connection.vendor != "postgresql":
+        LedgerEntry.objects.bulk_create(entries)
+        for entry, lot in zip(entries, lots, strict=True):
+            lot.entry = entry
+        PointLot.objects.bulk_create(lots)
+        Account.objects.filter(pk=account.pk).update(
+            balance=F("balance") + total, lifetime_earned=F("lifetime_earned") + total, last_activity_at=now
+        )
+        return
+    head, params = insert_values(LedgerEntry, entries)
+    sql = f"WITH e AS ({head} RETURNING id)"
+    # A multi-row INSERT draws its ids from the sequence in VALUES order: the n-th smallest id is the n-th entry's,
+    # and the lots (one INSERT, in entry order, so that FIFO by id stays the entries' order) point at them.
+    rows = []
+    for n, lot in enumerate(lots):
+        body, lot_params = insert_values(
+            PointLot, [lot], computed={"entry_id": f"(SELECT id FROM e ORDER BY id LIMIT 1 OFFSET {n})"}
+        )
+        head_of_lots, _, row = body.partition(" VALUES ")
+        rows.append(row)
+        params += lot_params
+    sql += f", l AS ({head_of_lots} VALUES {', '.join(rows)})"
+    table = connection.ops.quote_name(Account._meta.db_table)
+    sql += (
+        f", a AS (UPDATE {table} SET balance = balance + %s, lifetime_earned = lifetime_earned + %s,"
+        " last_activity_at = %s WHERE id = %s) SELECT ARRAY(SELECT id FROM e ORDER BY id)"
+    )
+    params += [total, total, now, account.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (ids,) = cursor.fetchone()
+    for entry, lot, pk in zip(entries, lots, ids, strict=True):
+        entry.pk = pk
+        entry._state.adding, entry._state.db = False, connection.alias
+        lot.entry = entry
+
+
 def post_earns(
     *, account: Account, earns: list[EarnLine], policy: dict | None = None, now: dt.datetime | None = None
 ) -> list[LedgerEntry]:
@@ -420,27 +464,21 @@ def post_earns(
                 created_at=now,
             )
         )
-    LedgerEntry.objects.bulk_create(entries)
-    PointLot.objects.bulk_create(
-        [
-            PointLot(
-                tenant_id=account.tenant_id,
-                account=account,
-                entry=entry,
-                points=entry.points,
-                remaining=entry.points,
-                earned_at=now,
-                expires_at=expires_at,
-                inactivity=inactivity,
-                order_id=entry.order_id,
-            )
-            for entry in entries
-        ]
-    )
+    lots = [
+        PointLot(
+            tenant_id=account.tenant_id,
+            account=account,
+            points=entry.points,
+            remaining=entry.points,
+            earned_at=now,
+            expires_at=expires_at,
+            inactivity=inactivity,
+            order_id=entry.order_id,
+        )
+        for entry in entries
+    ]
     total = balance - account.balance
-    Account.objects.filter(pk=account.pk).update(
-        balance=F("balance") + total, lifetime_earned=F("lifetime_earned") + total, last_activity_at=now
-    )
+    _write_earns(account, entries, lots, total=total, now=now)
     account.balance, account.lifetime_earned = balance, account.lifetime_earned + total
     _touch_activity(account, now, policy)
     for entry in entries:
