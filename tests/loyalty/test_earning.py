@@ -256,7 +256,11 @@ def test_an_order_matching_two_rules_one_capped_costs_at_most_seventeen_queries(
     17 = BEGIN + account locked with its program (1) + order seen? (1) + tiers (1) + rules (1) + cap read and
     update (2) + the two earn entries, their lots and the balance (3) + two `points.earned` events through the
     webhook sink (4) + order and items (2) + COMMIT. Entries and lots are one INSERT each whatever the rules.
+    On PostgreSQL 12: entries, lots and balance are one statement, so are the order and its items, and each
+    event is one statement of the webhook sink.
     """
+    from django.db import connection
+
     program, _, member = earning_setup(tenant, rule="order.amount >= 1")
     EarningRuleFactory(
         program=program, code="apparel", categories=["apparel"], points_per_unit="1", cap_points=500, cap_period="month"
@@ -265,7 +269,7 @@ def test_an_order_matching_two_rules_one_capped_costs_at_most_seventeen_queries(
     TierFactory(program=program, code="gold", threshold=100_000, rank=1)
     items = [{"sku": "T", "category": "apparel", "quantity": 2, "unit_price": "30.00"}]
     order_record_paid(tenant=tenant, member=member, order_id="first", amount="79.90", currency="EUR", items=items)
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(12 if connection.vendor == "postgresql" else 17):
         result = order_record_paid(
             tenant=tenant, member=member, order_id="second", amount="79.90", currency="EUR", items=items
         )

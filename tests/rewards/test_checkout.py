@@ -194,7 +194,7 @@ def test_a_checkout_is_a_constant_number_of_queries(tenant, program, member, dja
     from django.test.utils import CaptureQueriesContext
 
     checkout(tenant, member, order_id="warm-up")
-    with django_assert_max_num_queries(17):  # without codes: exactly what order_record_paid costs
+    with django_assert_max_num_queries(9):  # without codes: exactly what order_record_paid costs
         checkout(tenant, member, order_id="plain")
     counts = []
     for n in range(3):
@@ -203,4 +203,4 @@ def test_a_checkout_is_a_constant_number_of_queries(tenant, program, member, dja
             checkout(tenant, member, order_id=f"coded-{n}", codes=codes)
         counts.append(len(queries))
     assert counts[0] == counts[1] == counts[2], counts  # more codes cost no more queries
-    assert counts[0] <= 25, counts  # redemption (locks, lines, usage, budgets, event) + the order and its earning
+    assert counts[0] <= 19, counts  # redemption (locks, lines, usage, budgets, event) + the order and its earning
