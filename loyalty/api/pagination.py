@@ -27,7 +27,9 @@ from rest_framework.utils.urls import replace_query_param
 
 CURSOR_PARAMETERS = [
     OpenApiParameter("cursor", str, description="From `next`; an unreadable cursor is 404 `not_found`."),
-    OpenApiParameter("limit", int, description="Page size, at most 200 (default 50)."),
+    OpenApiParameter(
+        "limit", int, description="Page size from 1, at most 200 (default 50; above 200, 200); otherwise 400."
+    ),
 ]
 
 
@@ -66,6 +68,22 @@ class ApiCursorPagination(CursorPagination):
         except FieldDoesNotExist:
             self._position_field = None
         return super().paginate_queryset(queryset, request, view)
+
+    def get_page_size(self, request):
+        """`limit`: a whole number from 1 (above the maximum, the maximum); anything else is a 400, where
+        DRF would quietly answer the default size."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise serializers.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return min(size, self.max_page_size)
 
     def decode_cursor(self, request):
         # DRF checks the cursor's framing but not its position: a tampered one ("p=abc" on a date) would

@@ -94,7 +94,7 @@ class MemberLedgerApi(ApiView):
     @api_schema(
         summary="A member's ledger entries, newest first",
         responses={200: paginated(LedgerEntrySerializer)},
-        errors={404: ["member_not_found", "not_found"]},
+        errors={400: ["validation_error"], 404: ["member_not_found", "not_found"]},
         parameters=CURSOR_PARAMETERS,
         tags=["members"],
     )

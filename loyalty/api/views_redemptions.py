@@ -256,7 +256,7 @@ class RewardCatalogApi(ApiView):
         summary="The reward catalog (with `affordable` for a member)",
         description="Active rewards, cheapest first. Cursor-paginated: follow `next` (it keeps `member`).",
         responses={200: paginated(CatalogRewardSerializer)},
-        errors={404: ["member_not_found", "not_found"]},
+        errors={400: ["validation_error"], 404: ["member_not_found", "not_found"]},
         parameters=[CatalogQuerySerializer, *CURSOR_PARAMETERS],
         tags=["rewards"],
     )

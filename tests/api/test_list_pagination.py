@@ -348,3 +348,25 @@ def test_a_tier_restricted_reward_is_listed_only_to_its_tiers(api, holdings, ten
     listed = [_ident(i) for i in walk(api, url, {"status": "available"})[0]]
     assert ("reward", platinum) in listed
     assert ("reward", str(holdings["catalog"][4].pk)) not in listed  # gold_only: no longer gold
+
+
+@pytest.mark.parametrize("limit", ["abc", "0", "-3", "1.5", ""])
+@pytest.mark.parametrize("list_path", ["rewards", "ledger", "catalog"])
+def test_a_limit_that_is_not_a_whole_number_from_1_is_a_400(api, holdings, limit, list_path):
+    member = holdings["member"]
+    url = {
+        "rewards": f"/api/v1/members/{member.external_id}/rewards",
+        "ledger": f"/api/v1/members/{member.external_id}/ledger",
+        "catalog": "/api/v1/rewards",
+    }[list_path]
+    response = api.get(url, {"limit": limit})
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and "limit" in error["details"]
+
+
+def test_a_limit_above_the_maximum_answers_the_maximum(api, holdings, tenant):
+    for _ in range(205):
+        RewardFactory(tenant=tenant, points_cost=10)
+    response = api.get("/api/v1/rewards", {"limit": 1000})
+    assert response.status_code == 200 and len(response.json()["results"]) == 200
