@@ -340,12 +340,8 @@ class CampaignAdmin(TenantScopedAdmin):
             current = Campaign.objects.get(pk=obj.pk)
             if "enabled" in form.changed_data:
                 doc["enabled"] = obj.enabled
-            extra = {
-                f: getattr(obj, f) for f in ("code_usage_limit", "code_expires_at", "owner") if f in form.changed_data
-            }
-            updated = services.campaign_update(campaign=current, data=doc, user=request.user)
-            if extra:
-                Campaign.objects.filter(pk=obj.pk).update(**extra)
+            settings = {f: getattr(obj, f) for f in services.ADMIN_SETTINGS if f in form.changed_data}
+            updated = services.campaign_update(campaign=current, data=doc, user=request.user, admin_settings=settings)
             obj.__dict__.update({k: v for k, v in updated.__dict__.items() if not k.startswith("_")})
         except ApplicationError as exc:
             self.message_user(request, f"{exc.message} {exc.details or ''}", messages.ERROR)

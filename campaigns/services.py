@@ -444,19 +444,30 @@ def campaign_create(*, tenant, data: dict, user=None) -> Campaign:
     return campaign
 
 
-def campaign_update(*, campaign: Campaign, data: dict, user=None) -> Campaign:
-    """A partial update (`PATCH`); `codes: {"count", "pattern"}` adds codes. Enabling goes through campaign_enable."""
+# Settings the admin form edits that are not part of the API's campaign document.
+ADMIN_SETTINGS = ("code_usage_limit", "code_expires_at", "owner")
+
+
+def campaign_update(*, campaign: Campaign, data: dict, user=None, admin_settings: dict | None = None) -> Campaign:
+    """A partial update (`PATCH`); `codes: {"count", "pattern"}` adds codes. Enabling goes through campaign_enable.
+
+    `admin_settings` (the admin form's own fields, `ADMIN_SETTINGS`) are written in the same locked
+    transaction and history record as the document's values.
+    """
     errors = _Errors()
     values = _clean(data, instance=campaign, errors=errors)
     codes_spec = _clean_codes(data, campaign.type, errors) if isinstance(data, dict) else None
     errors.raise_if_any()
+    unknown = set(admin_settings or {}) - set(ADMIN_SETTINGS)
+    if unknown:
+        raise ValueError(f"not admin settings of a campaign: {sorted(unknown)}")
     enabled = values.pop("enabled", None)
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
-        for key, value in values.items():
+        for key, value in {**values, **(admin_settings or {})}.items():
             setattr(locked, key, value)
         locked._change_reason = "updated"
-        locked.save(update_fields=[*values.keys(), "updated_at"] if values else ["updated_at"])
+        locked.save(update_fields=[*values.keys(), *(admin_settings or {}), "updated_at"])
         if codes_spec:
             _create_codes(locked, codes_spec, errors)
     if enabled is True and not campaign.enabled:

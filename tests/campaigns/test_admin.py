@@ -200,3 +200,28 @@ def test_codes_csv_import_never_rewrites_usage_counts_or_balances(tenant):
     result = CodeResource().import_data(data, dry_run=False)
     assert result.has_errors()
     assert Code.objects.get(pk=gift.pk).balance == Decimal("20.00")
+
+
+def test_admin_settings_are_saved_by_the_service_in_the_same_history_record(client, superuser, tenant):
+    client.force_login(superuser)
+    campaign = CampaignFactory(tenant=tenant, name="Before", enabled=True)
+    other_owner = UserFactory(is_superuser=True)
+    url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    form = add_form(tenant, name="After", code_usage_limit="3", owner=str(other_owner.pk))
+    response = client.post(url, form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.code_usage_limit, campaign.owner) == ("After", 3, other_owner)
+    latest = campaign.history.order_by("-history_id").first()
+    assert latest.history_change_reason == "updated"
+    assert (latest.name, latest.code_usage_limit, latest.owner_id) == ("After", 3, other_owner.pk)
+
+
+def test_campaign_update_refuses_settings_that_are_not_admin_settings(tenant):
+    from campaigns import services
+
+    campaign = CampaignFactory(tenant=tenant)
+    with pytest.raises(ValueError, match="redemptions_count"):
+        services.campaign_update(campaign=campaign, data={}, admin_settings={"redemptions_count": 0})
+    campaign.refresh_from_db()
+    assert campaign.redemptions_count == 0
