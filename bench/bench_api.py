@@ -420,7 +420,7 @@ def pgbench_script(statements, *, campaign_id: int, n: int, member_index: int) -
         if text.startswith("SELECT") and "FROM campaigns_code" in text and text.endswith("FOR UPDATE"):
             return "code_"
         if text.startswith('INSERT INTO "rewards_redemption" ') or text.startswith(
-            'WITH r AS (INSERT INTO "rewards_redemption" '
+            'WITH p AS (INSERT INTO "rewards_redemption" '
         ):
             return "redemption_"
         if 'INSERT INTO "loyalty_idempotencyrecord"' in text:

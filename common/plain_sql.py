@@ -83,3 +83,38 @@ def insert_values(model, objs, computed: dict[str, str] | None = None) -> tuple[
     for obj in objs:
         params += [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
     return f"INSERT INTO {target} VALUES " + ", ".join([row] * len(objs)), params
+
+
+def insert_with_children(parent, children: list, link: str) -> None:
+    """Save a new `parent` and its new `children` (their foreign key `link` points at it), setting primary
+    keys and the link as `save()` and `bulk_create()` do: one statement on PostgreSQL, the ORM elsewhere."""
+    db = _connection()
+    child_model = type(children[0]) if children else None
+    if db.vendor != "postgresql":
+        parent.save(force_insert=True)
+        for child in children:
+            setattr(child, link, parent)
+        if children:
+            child_model.objects.bulk_create(children)
+        return
+    head, params = insert_values(type(parent), [parent])
+    pk = db.ops.quote_name(type(parent)._meta.pk.column)
+    sql = f"WITH p AS ({head} RETURNING {pk} AS id)"
+    if children:
+        column = child_model._meta.get_field(link).attname
+        body, child_params = insert_values(child_model, children, computed={column: "(SELECT id FROM p)"})
+        params += child_params
+        # A multi-row INSERT draws its ids from the sequence in VALUES order: sorted ids are the children's own.
+        child_pk = db.ops.quote_name(child_model._meta.pk.column)
+        sql += f", c AS ({body} RETURNING {child_pk} AS id) SELECT (SELECT id FROM p) AS id, "
+        sql += "ARRAY(SELECT id FROM c ORDER BY id) AS children"
+    else:
+        sql += " SELECT id, ARRAY[]::bigint[] AS children FROM p"
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        parent.pk, child_ids = cursor.fetchone()
+    for obj, obj_pk in [(parent, parent.pk), *zip(children, child_ids, strict=True)]:
+        obj.pk = obj_pk
+        obj._state.adding, obj._state.db = False, db.alias
+    for child in children:
+        setattr(child, link, parent)

@@ -31,7 +31,7 @@ from django.utils.dateparse import parse_datetime
 from common.errors import ApplicationError, NotFound
 from common.events import publish
 from common.money import money_str, quantize_money
-from common.plain_sql import insert_values, instance, instances, select_list
+from common.plain_sql import insert_with_children, instance, instances, select_list
 from loyalty import earning
 from loyalty.expiry import add_months, normalize_policy
 from loyalty.models import (
@@ -646,33 +646,8 @@ def _order_record_locked(
             **(result_extra or {}),
         },
     )
-    _insert_order(row, [OrderItem(**item) for item in order.items])
+    insert_with_children(row, [OrderItem(**item) for item in order.items], "order")  # one statement on PostgreSQL
     return _order_result(row, created=True)
-
-
-def _insert_order(row: Order, items: list[OrderItem]) -> None:
-    """Save a new order and its items: one statement on PostgreSQL (the items point at the row it inserts).
-
-    As `rewards.services.redemption._insert_redemption`: no queryset compiled per order; SQLite keeps the ORM.
-    """
-    if connection.vendor != "postgresql":
-        row.save(force_insert=True)
-        for item in items:
-            item.order = row
-        OrderItem.objects.bulk_create(items)
-        return
-    head, params = insert_values(Order, [row])
-    sql = f"WITH o AS ({head} RETURNING id)"
-    if items:
-        body, item_params = insert_values(OrderItem, items, computed={"order_id": "(SELECT id FROM o)"})
-        sql += f", i AS ({body})"
-        params += item_params
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " SELECT id FROM o", params)
-        (row.pk,) = cursor.fetchone()
-    row._state.adding, row._state.db = False, connection.alias
-    for item in items:
-        item.order = row
 
 
 @dataclass

@@ -35,7 +35,7 @@ from campaigns.models import Campaign, CampaignType, CampaignUsage, Code
 from common.errors import ApplicationError, Conflict
 from common.events import publish
 from common.money import money_str
-from common.plain_sql import insert_values, instance, instances, select_list, width
+from common.plain_sql import insert_with_children, instance, instances, select_list, width
 from members.models import Member, Tenant
 from rewards.models import GiftCardTransaction, Redemption, RedemptionCode, RedemptionRollback
 
@@ -676,35 +676,6 @@ def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption) -> Non
         )
 
 
-def _insert_redemption(redemption: Redemption, lines: list[RedemptionCode]) -> None:
-    """Save a new redemption and its lines: one statement on PostgreSQL (the lines point at the row the
-    same statement inserts), sets their primary keys as `save()` would."""
-    if connection.vendor != "postgresql":
-        redemption.save(force_insert=True)
-        for line in lines:
-            line.redemption = redemption
-        RedemptionCode.objects.bulk_create(lines)
-        return
-    head, params = insert_values(Redemption, [redemption])
-    sql = f"WITH r AS ({head} RETURNING id)"
-    if lines:
-        body, line_params = insert_values(RedemptionCode, lines, computed={"redemption_id": "(SELECT id FROM r)"})
-        params += line_params
-        # A multi-row INSERT draws its ids from the sequence in VALUES order: sorted ids are the lines' own.
-        sql += f", l AS ({body} RETURNING id) SELECT (SELECT id FROM r) AS id, "
-        sql += "ARRAY(SELECT id FROM l ORDER BY id) AS lines"
-    else:
-        sql += " SELECT id, ARRAY[]::bigint[] AS lines FROM r"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        redemption.pk, line_ids = cursor.fetchone()
-    for obj, pk in [(redemption, redemption.pk), *zip(lines, line_ids, strict=True)]:
-        obj.pk = pk
-        obj._state.adding, obj._state.db = False, connection.alias
-    for line in lines:
-        line.redemption = redemption
-
-
 def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user):
     now = timezone.now()
     texts = {r.text for r in requests}
@@ -786,7 +757,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         )
         for x in applied
     ]
-    _insert_redemption(redemption, lines)
+    insert_with_children(redemption, lines, "redemption")  # one statement on PostgreSQL
     gift_debits: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for x in applied:
         if x.is_gift_card and x.discount > 0:
