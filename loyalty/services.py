@@ -31,7 +31,7 @@ from django.utils.dateparse import parse_datetime
 from common.errors import ApplicationError, NotFound
 from common.events import publish
 from common.money import money_str, quantize_money
-from common.plain_sql import insert_with_children, instance, instances, select_list
+from common.plain_sql import insert_with_children, instance, instances, select_list, width
 from loyalty import earning
 from loyalty.expiry import add_months, normalize_policy
 from loyalty.models import (
@@ -192,7 +192,7 @@ def _tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
 
     Plain SQL (`common.plain_sql`): it runs on every order, and compiling the queryset cost more than running it.
     """
-    width = len(Tier._meta.concrete_fields)
+    n = width(Tier)
     sql = (
         f"SELECT {select_list(Tier, 't')}, EXISTS(SELECT 1 FROM {MemberTier._meta.db_table} m"
         " WHERE m.member_id = %s AND m.program_id = %s AND m.tier_id = t.id)"
@@ -203,8 +203,8 @@ def _tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
         rows = cursor.fetchall()
     tiers = []
     for row in rows:
-        tier = instance(Tier, "t", row[:width])
-        tier.held = bool(row[width])
+        tier = instance(Tier, "t", row[:n])
+        tier.held = bool(row[n])
         tiers.append(tier)
     return tiers, next((t for t in tiers if t.held), None)
 

@@ -1,25 +1,16 @@
 """Tenant-scoped lookups of the objects named in API paths and bodies: another tenant's is a 404."""
 
 from campaigns.selectors import campaign_get
-from common import plain_sql
 from common.errors import NotFound
 from loyalty.models import Program
+from loyalty.services import member_for
 from members.models import Member
 from rewards.models import Reward
 from rewards.selectors_redemption import redemption_get
 
 
 def member_or_404(tenant, external_id: str) -> Member:
-    # Plain SQL on the unique (tenant, external_id): every checkout runs it, the ORM would compile it each time.
-    found = plain_sql.instances(
-        Member,
-        f"FROM {Member._meta.db_table} t WHERE t.tenant_id = %s AND t.external_id = %s",
-        [tenant.pk, external_id],
-    )
-    member = found[0] if found else None
-    if member is None:
-        raise NotFound("member_not_found", "No such member.", {"member": external_id})
-    return member
+    return member_for(tenant, external_id)  # the services' own lookup (plain SQL, 404 member_not_found)
 
 
 def member_or_none(tenant, external_id: str | None) -> Member | None:
