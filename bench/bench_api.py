@@ -98,8 +98,8 @@ def setup_database() -> dict:
     call_command("migrate", run_syncdb=True, verbosity=0)
 
     from campaigns.models import Campaign
-    from loyalty.api.keys import api_key_create, integration_get_or_create
-    from loyalty.services import program_declare
+    from integrations.keys import api_key_create, integration_get_or_create
+    from loyalty.services.program import program_declare
     from members.models import Member
     from members.services import tenant_create
 

@@ -4,7 +4,7 @@
 
 Works in its own throwaway database (`bench_<name>`, dropped at the end). Declares the contract's example
 program (tiers, a spend rule with happy hours, a category rule, rolling-quarter expiry), then records paid
-orders with `loyalty.services.order_record_paid` (rules, multipliers, caps, ledger entries, lots, tier moves,
+orders with `loyalty.services.earning.order_record_paid` (rules, multipliers, caps, ledger entries, lots, tier moves,
 one `points.earned` event per entry through the webhook sink), then custom events with a monthly cap, then
 checkouts carrying a shared code (`rewards.services.checkout.order_checkout`).
 Sizes: BENCH_ORDERS (default 2000), BENCH_MEMBERS (default 200), BENCH_THREADS (default 1; 2 cores are shared).
@@ -88,7 +88,7 @@ class DisableMigrations(dict):
 
 
 def run(members, orders_per_member_offset: int, count: int, latencies: list[float]) -> None:
-    from loyalty.services import order_record_paid
+    from loyalty.services.earning import order_record_paid
 
     items = [
         {"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": "30.00"},
@@ -119,10 +119,11 @@ def main() -> None:
     connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_{connection.settings_dict['NAME']}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
-        from loyalty.services import custom_event_record, order_record_paid, program_declare
+        from loyalty.ledger.selectors import member_detail
+        from loyalty.models import LedgerEntry
+        from loyalty.services.earning import custom_event_record, order_record_paid
+        from loyalty.services.program import program_declare
         from members.models import Member, Tenant
-        from rewards.models import LedgerEntry
-        from rewards.selectors import member_detail
 
         tenant = Tenant.objects.create(slug="bench", name="Bench", currency="EUR", time_zone="Europe/Berlin")
         program_declare(tenant=tenant, code="club", document=DOCUMENT)

@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/loyalty python bench/bench_expiry.py
 
 Works in its own throwaway database (`bench_<name>`, dropped at the end), builds its data with set-based SQL
-(INSERT ... SELECT generate_series), then times `rewards.services.ledger.points_expire_due` (which also emits one
+(INSERT ... SELECT generate_series), then times `loyalty.ledger.points_expire_due` (which also emits one
 `points.expired` event per account through the webhook sink), a second run (must find nothing), and the
 reconciliation query. Sizes: BENCH_LOTS (default 1,000,000), BENCH_LOTS_PER_ACCOUNT (default 20),
 BENCH_BATCH_LOTS (default 20,000).
@@ -43,9 +43,8 @@ class DisableMigrations(dict):
 
 
 def build_data(now: dt.datetime, lots_wanted: int, slug: str) -> tuple[int, int]:
-    from loyalty.models import Program
+    from loyalty.models import Account, LedgerEntry, PointLot, Program
     from members.models import Member, Tenant
-    from rewards.models import Account, LedgerEntry, PointLot
 
     tenant = Tenant.objects.create(slug=slug, name="Bench", currency="EUR", time_zone="Europe/Berlin")
     program = Program.objects.create(
@@ -99,9 +98,9 @@ def main() -> None:
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         from common import events
-        from loyalty.models import Event
-        from rewards.models import LedgerEntry
-        from rewards.services.ledger import ledger_reconcile, points_expire_due
+        from integrations.models import Event
+        from loyalty.ledger import ledger_reconcile, points_expire_due
+        from loyalty.models import LedgerEntry
 
         now = dt.datetime.now(dt.UTC)
         # Run A: the set-based job alone (event sinks detached) over LOTS lots.

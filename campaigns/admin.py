@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -19,7 +17,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
@@ -27,7 +25,7 @@ from import_export.widgets import ForeignKeyWidget
 
 from campaigns import services
 from campaigns.models import Campaign, CampaignAlert, CampaignType, Code, CodeGenerationJob, Publication
-from campaigns.selectors import campaign_document, campaign_stats, campaign_status
+from campaigns.selectors import campaign_stats, campaign_status
 from common.errors import ApplicationError
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedAdminMixin, TenantScopedReadOnlyAdmin, tenants_for_user
 from members.models import Member
@@ -165,30 +163,6 @@ class GenerateCodesForm(forms.Form):
     pattern = forms.CharField(max_length=50, initial="SPR-####-????", help_text=_("# digit, ? letter, * either"))
 
 
-class RuleTestForm(forms.Form):
-    member = forms.CharField(required=False, help_text=_("External id of a member (optional)."))
-    order = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
-        initial=json.dumps(
-            {
-                "amount": "120.00",
-                "items": [{"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": "60.00"}],
-            },
-            indent=2,
-        ),
-        help_text=_("A sample order as the API takes it (JSON)."),
-    )
-
-    def clean_order(self):
-        try:
-            value = json.loads(self.cleaned_data["order"])
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(_("Not valid JSON: %(e)s") % {"e": exc}) from exc
-        if not isinstance(value, dict):
-            raise forms.ValidationError(_("An object is required."))
-        return value
-
-
 @admin.register(Campaign)
 class CampaignAdmin(TenantScopedAdmin):
     form = CampaignAdminForm
@@ -283,17 +257,17 @@ class CampaignAdmin(TenantScopedAdmin):
             return "-"
         return obj.discount_total - obj.discount_used
 
+    def page_links(self, obj) -> list[tuple[str, str]]:
+        """(label, address) of the campaign's own pages, shown with its figures."""
+        return [(_("Generate codes"), reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk]))]
+
     @admin.display(description=_("stats"))
     def stats_at_a_glance(self, obj):
         if not obj or not obj.pk:
             return "-"
         stats = campaign_stats(obj)
-        links = format_html(
-            ' &middot; <a href="{}">{}</a> &middot; <a href="{}">{}</a>',
-            reverse("admin:campaigns_campaign_test_rule", args=[obj.pk]),
-            _("Test rule"),
-            reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk]),
-            _("Generate codes"),
+        links = format_html_join(
+            "", ' &middot; <a href="{}">{}</a>', ((url, label) for label, url in self.page_links(obj))
         )
         return format_html(
             "{} published &middot; {} redeemed &middot; {} failed &middot; {} discount &middot; {} order value{}",
@@ -369,11 +343,6 @@ class CampaignAdmin(TenantScopedAdmin):
     def get_urls(self):
         return [
             path(
-                "<int:pk>/test-rule/",
-                self.admin_site.admin_view(self.test_rule_view),
-                name="campaigns_campaign_test_rule",
-            ),
-            path(
                 "<int:pk>/generate-codes/",
                 self.admin_site.admin_view(self.generate_codes_view),
                 name="campaigns_campaign_generate_codes",
@@ -383,29 +352,6 @@ class CampaignAdmin(TenantScopedAdmin):
 
     def _campaign_or_404(self, request, pk):
         return get_object_or_404(self.get_queryset(request), pk=pk)
-
-    def test_rule_view(self, request, pk):
-        campaign = self._campaign_or_404(request, pk)
-        if not self.has_view_permission(request, campaign):
-            raise PermissionDenied
-        form = RuleTestForm(request.POST or None)
-        outcome = None
-        if request.method == "POST" and form.is_valid():
-            outcome = rule_test(
-                campaign=campaign, member_external_id=form.cleaned_data["member"], order=form.cleaned_data["order"]
-            )
-            if outcome.get("error"):
-                form.add_error(None, outcome["error"])
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": campaign,
-            "title": _("Test the rule of %(name)s") % {"name": campaign.name},
-            "form": form,
-            "outcome": outcome,
-            "outcome_json": json.dumps(outcome, indent=2, default=str) if outcome else "",
-        }
-        return TemplateResponse(request, "admin/campaigns/campaign/test_rule.html", context)
 
     def generate_codes_view(self, request, pk):
         campaign = self._campaign_or_404(request, pk)
@@ -438,43 +384,6 @@ class CampaignAdmin(TenantScopedAdmin):
 def services_alerts(tenant_ids):
     qs = CampaignAlert.objects.filter(acknowledged=False).select_related("campaign").order_by("-created_at")
     return qs if tenant_ids is None else qs.filter(tenant_id__in=tenant_ids)
-
-
-def rule_test(*, campaign: Campaign, member_external_id: str, order: dict) -> dict:
-    """Evaluate the campaign's rule (and a full validation with one of its codes) for a member and an order."""
-    from django.utils import timezone
-
-    from campaigns.context import member_facts, rule_context
-    from loyalty.rules import RuleError, rule_matches
-    from rewards.services.redemption import member_redemptions, validate
-
-    member = None
-    if member_external_id:
-        member = Member.objects.for_tenant(campaign.tenant_id).filter(external_id=member_external_id.strip()).first()
-        if member is None:
-            return {"error": _("No member %(id)s in this tenant.") % {"id": member_external_id}}
-    now = timezone.now()
-    try:
-        context = rule_context(
-            order=order,
-            now=now,
-            tz=campaign.tenant.tz,
-            facts=member_facts(member, now=now) if member else None,
-            redemptions=member_redemptions(member, now) if member else [],
-        )
-        matches = rule_matches(campaign.rule, context)
-    except (RuleError, ValueError, TypeError, ArithmeticError) as exc:
-        return {"error": str(getattr(exc, "message", exc))}
-    outcome = {"rule": campaign.rule or "(always)", "rule_matches": matches, "context": context}
-    code = Code.objects.filter(campaign=campaign).order_by("pk").first()
-    if code is not None or campaign.type == CampaignType.PROMOTION:
-        try:
-            result = validate(tenant=campaign.tenant, member=member, order=order, codes=[code.code] if code else [])
-            outcome["validation"] = result.as_dict()
-        except ApplicationError as exc:
-            outcome["validation"] = {"error": exc.code, "details": exc.details}
-    outcome["campaign"] = campaign_document(campaign)
-    return outcome
 
 
 class CodeResource(resources.ModelResource):

@@ -18,6 +18,8 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from campaigns.models import Campaign, Code
+
 DIGITS = "23456789"
 LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"
 ALPHANUM = DIGITS + LETTERS
@@ -114,7 +116,6 @@ def insert_codes(
     balance: Decimal | None = None,
 ) -> int:
     """Insert codes, skipping those already taken in the tenant; returns how many were inserted."""
-    from campaigns.models import Code
 
     if not codes:
         return 0
@@ -165,7 +166,6 @@ def generate_codes(
     progress=None,
 ) -> int:
     """Create exactly `count` new codes (in batches, each its own statement); returns the number made."""
-    from campaigns.models import Campaign
 
     check_pattern(pattern, count)
     made = 0

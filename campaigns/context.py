@@ -14,10 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
-from members.models import CustomEvent, Member
+from members.models import CustomEvent, Member, Segment
+from members.selectors import segment_members
 
 EVENTS_LOOKBACK_DAYS = 400
 EVENTS_MAX = 500
@@ -82,10 +83,6 @@ def _tier(member: Member) -> dict[str, Any] | None:
 
 def _segments(member: Member) -> list[str]:
     """Codes of the segments (static and dynamic) the member is in: two queries whatever their number."""
-    from django.db.models import Exists, OuterRef
-
-    from members.models import Segment
-    from members.selectors import segment_members
 
     segments = list(Segment.objects.for_tenant(member.tenant_id).order_by("code"))
     if not segments:

@@ -19,9 +19,11 @@ from guardian.shortcuts import assign_perm
 
 from campaigns.models import Campaign
 from campaigns.services import campaign_create, publication_create
-from loyalty.api.keys import api_key_create, api_key_revoke, integration_get_or_create
-from loyalty.models import IntegrationAPIKey, Order
-from loyalty.services import order_record_paid, program_declare
+from integrations.keys import api_key_create, api_key_revoke, integration_get_or_create
+from integrations.models import IntegrationAPIKey
+from loyalty.models import Order
+from loyalty.services.earning import order_record_paid
+from loyalty.services.program import program_declare
 from members.admin_tenancy import ACCESS_TENANT
 from members.models import Member, Tenant
 from members.services import member_upsert, tenant_create

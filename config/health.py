@@ -3,6 +3,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from config.celery import app
+
 
 def _database_status() -> str:
     try:
@@ -17,7 +19,6 @@ def _database_status() -> str:
 def _broker_status() -> str:
     if not settings.REDIS_URL:
         return "eager"  # tasks run in-process: there is no broker to be down
-    from config.celery import app
 
     try:
         with app.connection_for_write() as conn:

@@ -47,7 +47,9 @@ INSTALLED_APPS = [
     "members",
     "loyalty",
     "campaigns",
+    "integrations",
     "rewards",
+    "api",
     "reports",
     # Last: holds cross-app management commands (the demo loader) and the health view.
     "config",
@@ -64,7 +66,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
-MIDDLEWARE += ["loyalty.api.middleware.RequestIdMiddleware"]  # Request-Id header; JSON 500s under /api/
+MIDDLEWARE += ["api.middleware.RequestIdMiddleware"]  # Request-Id header; JSON 500s under /api/
 
 ROOT_URLCONF = "config.urls"
 
@@ -156,15 +158,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # marketers may pause or re-time them in the admin.
 CELERY_BEAT_SCHEDULE = {
     "health-ping": {"task": "config.tasks.ping", "schedule": 300.0},
-    "webhooks-dispatch-due": {"task": "loyalty.dispatch_due_webhooks", "schedule": 60.0},
-    "idempotency-purge": {"task": "loyalty.purge_idempotency_records", "schedule": 3600.0},
-    # Ledger (issue 3): every job is set-based and safe to re-run.
-    "points-expire": {"task": "rewards.tasks.expire_points", "schedule": 900.0},
-    "points-pending-release": {"task": "rewards.tasks.release_pending_points", "schedule": 900.0},
-    "points-expiry-warnings": {"task": "rewards.tasks.send_expiry_warnings", "schedule": 3600.0},
-    "ledger-reconcile": {"task": "rewards.tasks.reconcile_ledger", "schedule": 86400.0},
+    "webhooks-dispatch-due": {"task": "integrations.dispatch_due_webhooks", "schedule": 60.0},
+    "idempotency-purge": {"task": "integrations.purge_idempotency_records", "schedule": 3600.0},
+    # Ledger: every job is set-based and safe to re-run.
+    "points-expire": {"task": "loyalty.tasks.expire_points", "schedule": 900.0},
+    "points-pending-release": {"task": "loyalty.tasks.release_pending_points", "schedule": 900.0},
+    "points-expiry-warnings": {"task": "loyalty.tasks.send_expiry_warnings", "schedule": 3600.0},
+    "ledger-reconcile": {"task": "loyalty.tasks.reconcile_ledger", "schedule": 86400.0},
     "tiers-reevaluate": {"task": "loyalty.tasks.reevaluate_tiers", "schedule": 86400.0},
-    # Campaigns (issue 4): pause campaigns whose redemption rate or budget burn runs away.
+    # Campaigns: pause campaigns whose redemption rate or budget burn runs away.
     "campaigns-circuit-breaker": {"task": "campaigns.tasks.circuit_breaker_sweep", "schedule": 60.0},
 }
 
@@ -183,8 +185,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    # One error body for every failure (loyalty/api/errors.py); API views set auth, scope and throttle.
-    "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
+    # One error body for every failure (api/errors.py); API views set auth, scope and throttle.
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="6000/min")},
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": True,
@@ -192,7 +194,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty touchpoint API",
     "VERSION": "1.0.0",
-    "DESCRIPTION": (BASE_DIR / "loyalty" / "api" / "schema_description.md").read_text(),
+    "DESCRIPTION": (BASE_DIR / "api" / "schema_description.md").read_text(),
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
@@ -201,10 +203,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    # The default enum hook, then the webhook envelope as a documented component (loyalty/api/schema.py).
+    # The default enum hook, then the webhook envelope as a documented component (api/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "loyalty.api.schema.add_webhook_components",
+        "api.schema.add_webhook_components",
     ],
 }
 

@@ -6,5 +6,5 @@ from config.health import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("loyalty.api.urls")),
+    path("api/v1/", include("api.urls")),
 ]

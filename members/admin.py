@@ -6,6 +6,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
 from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
+from members.selectors import segment_members
 from members.services import MEMBER_FIELDS, member_fields_errors, member_upsert, tenant_set_frozen
 
 
@@ -130,6 +131,5 @@ class SegmentAdmin(TenantScopedAdmin):
 
     @admin.display(description=_("members"))
     def size(self, obj):
-        from members.selectors import segment_members
 
         return segment_members(obj).count()

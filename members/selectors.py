@@ -8,8 +8,9 @@ from django.db.models import DecimalField, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.errors import ApplicationError
-from members.models import CustomEvent, Member, Segment, SegmentMember
+from common.errors import ApplicationError, NotFound
+from common.plain_sql import instances
+from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
 
 CRITERIA = ("country", "city", "tiers", "attributes", "marketing_consent", "min_spend", "spend_days", "event")
 
@@ -92,3 +93,20 @@ def member_segments(member: Member) -> list[str]:
         if segment_members(segment).filter(pk=member.pk).exists():
             codes.append(segment.code)
     return codes
+
+
+def member_for(tenant: Tenant, member: Member | str) -> Member:
+    """The tenant's member (an instance of the tenant, or an external id); 404 `member_not_found` otherwise."""
+    if isinstance(member, Member):
+        if member.tenant_id != tenant.pk:
+            raise NotFound("member_not_found", "No such member.", {"member": member.external_id})
+        return member
+    # Plain SQL: every order and earning looks the member up (see `common.plain_sql`).
+    found = instances(
+        Member,
+        f"FROM {Member._meta.db_table} t WHERE t.tenant_id = %s AND t.external_id = %s ORDER BY t.id LIMIT 1",
+        [tenant.pk, member],
+    )
+    if not found:
+        raise NotFound("member_not_found", "No such member.", {"member": member})
+    return found[0]

@@ -13,6 +13,7 @@ from django_countries import countries
 from common.errors import ApplicationError
 from common.events import publish
 from members.models import Member, Segment, SegmentMember, Tenant
+from members.selectors import validate_criteria
 
 
 def tenant_create(
@@ -189,7 +190,6 @@ def segment_declare(
     *, tenant: Tenant, code: str, name: str, criteria: dict | None = None, kind: str = "dynamic"
 ) -> Segment:
     """Create or update a segment; dynamic criteria are checked (see `members.selectors.members_matching`)."""
-    from members.selectors import validate_criteria
 
     if kind not in Segment.Kind.values:
         raise ApplicationError("invalid_segment", "Unknown segment kind.", {"kind": "dynamic or static"}, status=400)

@@ -1,88 +1,256 @@
-"""Reads of the points ledger: a member's points summary, their ledger, the member object of the contract.
+"""Reads for the member's rewards list, the reward catalog and redemptions (a fixed number of queries each)."""
 
-Each is a fixed number of queries whatever the number of entries or lots (the member read is three).
-"""
+from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import BooleanField, Case, CharField, F, Func, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
-from loyalty.models import Program
-from loyalty.selectors import member_tier
-from members.models import Member
-from rewards.models import Account, LedgerEntry, PointLot
+from campaigns.models import Campaign, CampaignType, Publication
+from common.money import money_str
+from loyalty.models import Account
+from members.models import Member, Tenant
+from rewards.models import Redemption, RedemptionCode, Reward
+from rewards.services.catalog import member_tier_codes
 
-EXPIRING_LISTED = 10
-
-
-def entry_dict(entry: LedgerEntry) -> dict[str, Any]:
-    """A ledger entry in the contract's shape."""
-    return {
-        "id": entry.pk,
-        "kind": entry.kind,
-        "points": entry.points,
-        "balance_after": entry.balance_after,
-        "reason": entry.reason,
-        "order_id": entry.order_id,
-        "campaign": entry.campaign_id,
-        "created_at": entry.created_at.isoformat(),
-        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
-    }
+STATUSES = ("available", "published", "redeemed", "expired")
 
 
-def member_account(member: Member, program: Program | None = None) -> Account | None:
-    accounts = Account.objects.filter(tenant_id=member.tenant_id, member=member)
-    if program is not None:
-        return accounts.filter(program=program).first()
-    return accounts.filter(program__active=True).order_by("program_id").first()
+def incentive_value(campaign: Campaign, code=None) -> str | None:
+    """A short human value: "15%", "10.00", "free_shipping", a gift card's balance..."""
+    if campaign.type == CampaignType.GIFT_CARD:
+        balance = code.balance if code is not None and code.balance is not None else campaign.gift_card_amount
+        return money_str(balance) if balance is not None else None
+    discount = campaign.discount or {}
+    kind = discount.get("type")
+    if kind == "percent":
+        return f"{discount.get('value')}%"
+    if kind == "amount":
+        return money_str(discount.get("value") or 0)
+    return kind
 
 
-def member_points_summary(member: Member, program: Program | None = None) -> dict[str, Any]:
-    """`{"balance", "pending", "lifetime_earned", "expiring": [{"points", "expires_at"}]}` in two queries.
+def _expiry(code, campaign):
+    ends = [t for t in (code.expires_at if code else None, campaign.ends_at) if t]
+    return min(ends) if ends else None
 
-    `expiring` lists the next expiry dates with the points still left on them, soonest first.
+
+def _with_status(publications: QuerySet[Publication], now) -> QuerySet[Publication]:
+    """Each published code's status (`reward_status`), in SQL so that a page can filter by it.
+
+    Expired once its own expiry or its campaign's end has passed; a gift card is available while it has a
+    balance, a code until it is used up; a disabled campaign's unused code is only `published`.
     """
-    account = member_account(member, program)
-    if account is None:
-        return {"balance": 0, "pending": 0, "lifetime_earned": 0, "expiring": []}
-    expiring = (
-        PointLot.objects.filter(account=account, remaining__gt=0, expires_at__gt=timezone.now())
-        .values("expires_at")
-        .annotate(points=Sum("remaining"))
-        .order_by("expires_at")[:EXPIRING_LISTED]
+    gift_card = Q(campaign__type=CampaignType.GIFT_CARD)
+    return publications.annotate(
+        reward_status=Case(
+            When(Q(code__expires_at__lte=now) | Q(campaign__ends_at__lte=now), then=Value("expired")),
+            When(gift_card & Q(code__balance__gt=0, campaign__enabled=True), then=Value("available")),
+            When(gift_card, then=Value("redeemed")),
+            When(
+                code__usage_limit__isnull=False,
+                code__redeemed_count__gte=F("code__usage_limit"),
+                then=Value("redeemed"),
+            ),
+            When(campaign__enabled=True, then=Value("available")),
+            default=Value("published"),
+            output_field=CharField(),
+        )
     )
+
+
+def _item(*, code=None, campaign, status, points_cost=None, value=None, expires_at=None, **extra) -> dict[str, Any]:
+    expires = expires_at if expires_at is not None else _expiry(code, campaign) if campaign else None
+    item = {
+        "code": code.code if code is not None else None,
+        "campaign": str(campaign.pk) if campaign is not None else None,
+        "campaign_name": campaign.name if campaign is not None else None,
+        "type": campaign.type if campaign is not None else None,
+        "value": value if value is not None else (incentive_value(campaign, code) if campaign else None),
+        "expires_at": expires.isoformat() if expires else None,
+        "status": status,
+        "points_cost": points_cost,
+    }
+    item.update(extra)
+    return item
+
+
+@dataclass(frozen=True)
+class ListSection:
+    """One source of a list made of several (the member's rewards), answered after the ones before it.
+
+    `queryset` builds the rows only when a page reaches the section; `ordering` is unique (it ends with the
+    primary key) so that a cursor can name the last row answered; `render` makes an item without a query.
+    """
+
+    name: str
+    queryset: Callable[[], QuerySet]
+    ordering: tuple[str, ...]
+    render: Callable[[Any], dict[str, Any]]
+
+
+def member_reward_sections(*, tenant: Tenant, member: Member, status: str | None = None) -> list[ListSection]:
+    """What the member holds or can get, as sections to page through (one query per section read).
+
+    `available`: usable now (codes not used up and gift cards with balance, newest first; running promotions;
+    catalog rewards the member can afford, cheapest first); `published`: every code handed to the member, with
+    its own status; `redeemed`: codes the member used, newest first; `expired`: codes past their expiry or
+    their campaign's end. Without `status`: available, then redeemed, then expired.
+    """
+    if status is not None and status not in STATUSES:
+        raise ValueError(status)
+    now = timezone.now()
+
+    def codes(*statuses: str) -> QuerySet[Publication]:
+        publications = _with_status(
+            Publication.objects.filter(tenant=tenant, member=member).select_related("code", "campaign"), now
+        )
+        return publications.filter(reward_status__in=statuses) if statuses else publications
+
+    def code_item(publication: Publication) -> dict[str, Any]:
+        return _item(code=publication.code, campaign=publication.campaign, status=publication.reward_status)
+
+    viewer = cache(lambda: catalog_member(tenant=tenant, member=member))
+    sections = {
+        "published": ListSection("codes", codes, ("-pk",), code_item),
+        "available": ListSection("available_codes", lambda: codes("available"), ("-pk",), code_item),
+        "promotions": ListSection(
+            "promotions",
+            lambda: Campaign.objects.for_tenant(tenant).filter(
+                Q(starts_at__isnull=True) | Q(starts_at__lte=now),
+                Q(ends_at__isnull=True) | Q(ends_at__gt=now),
+                type=CampaignType.PROMOTION,
+                enabled=True,
+            ),
+            ("pk",),
+            lambda campaign: _item(campaign=campaign, status="available"),
+        ),
+        "catalog": ListSection(
+            "catalog",
+            lambda: affordable_rewards(tenant=tenant, viewer=viewer()),
+            CATALOG_ORDERING,
+            lambda reward: {**catalog_item(reward, viewer()), "status": "available"},
+        ),
+        "redeemed": ListSection(
+            "redeemed",
+            lambda: RedemptionCode.objects.filter(
+                tenant=tenant, member=member, rolled_back=False, code__isnull=False
+            ).select_related("code", "campaign"),
+            ("-created_at", "-pk"),
+            lambda line: _item(
+                code=line.code,
+                campaign=line.campaign,
+                status="redeemed",
+                redeemed_at=line.created_at.isoformat(),
+                discount=money_str(line.discount),
+            ),
+        ),
+        "expired": ListSection("expired_codes", lambda: codes("expired"), ("-pk",), code_item),
+    }
+    names = {
+        None: ["available", "promotions", "catalog", "redeemed", "expired"],
+        "published": ["published"],
+        "available": ["available", "promotions", "catalog"],
+        "redeemed": ["redeemed"],
+        "expired": ["expired"],
+    }[status]
+    return [sections[name] for name in names]
+
+
+def member_rewards(*, tenant: Tenant, member: Member, status: str | None = None) -> list[dict[str, Any]]:
+    """Every item of `member_reward_sections` at once (the API pages them instead)."""
+    return [
+        section.render(row)
+        for section in member_reward_sections(tenant=tenant, member=member, status=status)
+        for row in section.queryset().order_by(*section.ordering)
+    ]
+
+
+# Cheapest first; the primary key breaks ties so that a cursor never skips or repeats a reward.
+CATALOG_ORDERING = ("points_cost", "pk")
+
+
+@dataclass(frozen=True)
+class CatalogMember:
+    """What the catalog needs of a member to say `affordable` and `eligible`."""
+
+    balance: int
+    tiers: frozenset[str]
+
+
+def catalog_member(*, tenant: Tenant, member: Member) -> CatalogMember:
+    """The member's points (all programs) and tier codes, in two queries."""
+
+    balance = Account.objects.filter(tenant=tenant, member=member).aggregate(total=Sum("balance"))["total"]
+    return CatalogMember(balance=balance or 0, tiers=frozenset(member_tier_codes(member)))
+
+
+def catalog_rewards(*, tenant: Tenant) -> QuerySet[Reward]:
+    """The active catalog (a queryset: paginate it by CATALOG_ORDERING; render with `catalog_item`)."""
+    return Reward.objects.for_tenant(tenant).filter(active=True).order_by(*CATALOG_ORDERING)
+
+
+class _HoldsAny(Func):
+    """True when a JSON array of strings holds one of `values` (PostgreSQL's `?|`, SQLite's `json_each`)."""
+
+    output_field = BooleanField()
+
+    def __init__(self, expression, values):
+        super().__init__(expression)
+        self.values = list(values)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        marks = ", ".join(["%s"] * len(self.values))
+        return f"EXISTS (SELECT 1 FROM json_each({sql}) WHERE json_each.value IN ({marks}))", (*params, *self.values)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"({sql} ?| %s::text[])", (*params, self.values)
+
+
+def affordable_rewards(*, tenant: Tenant, viewer: CatalogMember) -> QuerySet[Reward]:
+    """The rewards `catalog_item` calls affordable (cost, tier) and in stock, filtered in SQL for paging."""
+    eligible = Q(tier_codes=[])
+    if viewer.tiers:
+        eligible |= _HoldsAny(F("tier_codes"), sorted(viewer.tiers))
+    return catalog_rewards(tenant=tenant).filter(
+        eligible, Q(stock__isnull=True) | Q(stock__gt=0), points_cost__lte=viewer.balance
+    )
+
+
+def catalog_item(reward: Reward, viewer: CatalogMember | None) -> dict[str, Any]:
+    """A catalog reward in the contract's shape, with `eligible`/`affordable` when a member is given."""
+    eligible = not reward.tier_codes or bool(viewer is not None and viewer.tiers & set(reward.tier_codes))
     return {
-        "balance": account.balance,
-        "pending": account.pending,
-        "lifetime_earned": account.lifetime_earned,
-        "expiring": [{"points": row["points"], "expires_at": row["expires_at"].isoformat()} for row in expiring],
+        "id": str(reward.pk),
+        "name": reward.name,
+        "type": reward.type,
+        "points_cost": reward.points_cost,
+        "value": money_str(reward.value) if reward.value is not None else None,
+        "stock": reward.stock,
+        "in_stock": reward.stock is None or reward.stock > 0,
+        "tiers": reward.tier_codes,
+        "eligible": eligible if viewer is not None else None,
+        "affordable": viewer.balance >= reward.points_cost and eligible if viewer is not None else None,
+        "code": None,
+        "campaign": str(reward.campaign_id) if reward.campaign_id else None,
+        "expires_at": None,
     }
 
 
-def ledger_entries(member: Member, program: Program | None = None) -> QuerySet[LedgerEntry]:
-    """The member's ledger entries, newest first (a queryset: paginate it; render with `entry_dict`)."""
-    entries = LedgerEntry.objects.filter(tenant_id=member.tenant_id, account__member=member)
-    if program is not None:
-        entries = entries.filter(account__program=program)
-    return entries.order_by("-created_at", "-pk")
+def reward_catalog(*, tenant: Tenant, member: Member | None = None) -> list[dict[str, Any]]:
+    """The whole catalog with `affordable` (and tier eligibility) for `member` (the API pages it instead)."""
+    viewer = catalog_member(tenant=tenant, member=member) if member is not None else None
+    return [catalog_item(reward, viewer) for reward in catalog_rewards(tenant=tenant)]
 
 
-def member_detail(member: Member, program: Program | None = None) -> dict[str, Any]:
-    """The member object of the contract (with tier and points) in three queries."""
-    tier = member_tier(member, program)
-    return {
-        "external_id": member.external_id,
-        "email": member.email,
-        "name": member.name,
-        "phone": member.phone,
-        "country": member.country,
-        "city": member.city,
-        "birth_date": member.birth_date.isoformat() if member.birth_date else None,
-        "attributes": member.attributes,
-        "marketing_consent": member.marketing_consent,
-        "tier": {"code": tier.code, "name": tier.name} if tier else None,
-        "points": member_points_summary(member, program),
-        "referral_code": member.referral_code,
-        "created_at": member.created_at.isoformat(),
-    }
+def redemption_get(*, tenant: Tenant, redemption_id) -> Redemption | None:
+    try:
+        return Redemption.objects.for_tenant(tenant).select_related("member").get(pk=int(redemption_id))
+    except (Redemption.DoesNotExist, ValueError, TypeError):
+        return None

@@ -32,12 +32,12 @@ class UserFactory(factory.django.DjangoModelFactory):
             obj.save()
 
 
-# --- integrations and API keys (issue 5) ---------------------------------------------------------
+# --- integrations and API keys ---------------------------------------------------------------
 
 
 class IntegrationFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = "loyalty.Integration"
+        model = "integrations.Integration"
 
     tenant = factory.SubFactory(TenantFactory)
     name = factory.Sequence(lambda n: f"integration-{n}")
@@ -45,7 +45,7 @@ class IntegrationFactory(factory.django.DjangoModelFactory):
 
 def api_key_for(tenant=None, *, scopes=None, integration=None, throttle_rate: str = "", **kwargs):
     """A key of a new (or the given) integration of `tenant`: returns (api_key, raw_key)."""
-    from loyalty.api.keys import api_key_create
+    from integrations.keys import api_key_create
 
     integration = integration or IntegrationFactory(tenant=tenant or TenantFactory())
     return api_key_create(integration=integration, scopes=scopes, throttle_rate=throttle_rate, **kwargs)
@@ -53,14 +53,14 @@ def api_key_for(tenant=None, *, scopes=None, integration=None, throttle_rate: st
 
 class WebhookEndpointFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = "loyalty.WebhookEndpoint"
+        model = "integrations.WebhookEndpoint"
 
     tenant = factory.SubFactory(TenantFactory)
     url = factory.Sequence(lambda n: f"http://127.0.0.1:9/hook-{n}")
     event_types = factory.LazyFunction(lambda: ["member.created"])
 
 
-# --- campaigns, codes, redemptions, catalog (issue 4) ----------------------------------------------
+# --- campaigns, codes, redemptions, catalog ----------------------------------------------------
 
 
 class EngineMemberFactory(factory.django.DjangoModelFactory):
@@ -120,7 +120,7 @@ class RewardFactory(factory.django.DjangoModelFactory):
     sku = "MUG"
 
 
-# --- issue 3: members, programs, tiers, earning rules ------------------------------------------
+# --- members, programs, tiers, earning rules --------------------------------------------------
 
 
 class MemberFactory(factory.django.DjangoModelFactory):

@@ -1,2 +1,2 @@
-# The loyalty console, split by concept: the program (tiers, earning rules, orders) and integrations.
-from loyalty.admin import integrations, program  # noqa: F401
+# The loyalty console, split by concept: the program (tiers, earning rules, orders) and the ledger (read-only).
+from loyalty.admin import ledger, program  # noqa: F401

@@ -1,4 +1,4 @@
-"""Admin for programs, tiers and earning rules (issue 3).
+"""Admin for programs, tiers and earning rules.
 
 Rules are checked when saved (`EarningRule.clean` runs `check_rule`). A program can be exported as the
 `PUT /api/v1/programs/{code}` document (an action) and a document imported (the "Import a program document"
@@ -19,7 +19,7 @@ from common.errors import ApplicationError
 from loyalty.expiry import normalize_policy
 from loyalty.models import EarningRule, MemberTier, Order, OrderItem, OrderReturn, Program, Tier, TierChange
 from loyalty.selectors import program_document
-from loyalty.services import program_declare
+from loyalty.services.program import program_declare
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
 
 

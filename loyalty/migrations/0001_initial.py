@@ -4,7 +4,7 @@ import django.core.serializers.json
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import loyalty.models.integrations
+import integrations.models
 import simple_history.models
 import uuid
 from decimal import Decimal
@@ -94,7 +94,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
                 ('url', models.URLField(max_length=500)),
                 ('description', models.CharField(blank=True, max_length=200)),
-                ('event_types', models.JSONField(default=list, validators=[loyalty.models.integrations.validate_event_types])),
+                ('event_types', models.JSONField(default=list, validators=[integrations.models.validate_event_types])),
                 ('enabled', models.BooleanField(default=True)),
                 ('disabled_reason', models.CharField(blank=True, max_length=300)),
                 ('disabled_at', models.DateTimeField(blank=True, null=True)),
@@ -153,8 +153,8 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(default=None, help_text='A free-form name for the API key. Need not be unique. 50 characters max.', max_length=50)),
                 ('revoked', models.BooleanField(blank=True, default=False, help_text='If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)')),
                 ('expiry_date', models.DateTimeField(blank=True, help_text='Once API key expires, clients cannot use it anymore.', null=True, verbose_name='Expires')),
-                ('scopes', models.JSONField(default=loyalty.models.integrations.all_scopes, help_text='What the key may do: read, redeem, earn, manage.', validators=[loyalty.models.integrations.validate_scopes])),
-                ('throttle_rate', models.CharField(blank=True, help_text='Requests allowed, such as 100/s or 6000/min; empty: the default rate.', max_length=20, validators=[loyalty.models.integrations.validate_throttle_rate])),
+                ('scopes', models.JSONField(default=integrations.models.all_scopes, help_text='What the key may do: read, redeem, earn, manage.', validators=[integrations.models.validate_scopes])),
+                ('throttle_rate', models.CharField(blank=True, help_text='Requests allowed, such as 100/s or 6000/min; empty: the default rate.', max_length=20, validators=[integrations.models.validate_throttle_rate])),
                 ('history_id', models.AutoField(primary_key=True, serialize=False)),
                 ('history_date', models.DateTimeField(db_index=True)),
                 ('history_change_reason', models.CharField(max_length=100, null=True)),
@@ -180,8 +180,8 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(default=None, help_text='A free-form name for the API key. Need not be unique. 50 characters max.', max_length=50)),
                 ('revoked', models.BooleanField(blank=True, default=False, help_text='If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)')),
                 ('expiry_date', models.DateTimeField(blank=True, help_text='Once API key expires, clients cannot use it anymore.', null=True, verbose_name='Expires')),
-                ('scopes', models.JSONField(default=loyalty.models.integrations.all_scopes, help_text='What the key may do: read, redeem, earn, manage.', validators=[loyalty.models.integrations.validate_scopes])),
-                ('throttle_rate', models.CharField(blank=True, help_text='Requests allowed, such as 100/s or 6000/min; empty: the default rate.', max_length=20, validators=[loyalty.models.integrations.validate_throttle_rate])),
+                ('scopes', models.JSONField(default=integrations.models.all_scopes, help_text='What the key may do: read, redeem, earn, manage.', validators=[integrations.models.validate_scopes])),
+                ('throttle_rate', models.CharField(blank=True, help_text='Requests allowed, such as 100/s or 6000/min; empty: the default rate.', max_length=20, validators=[integrations.models.validate_throttle_rate])),
                 ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('integration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='loyalty.integration')),
             ],
@@ -457,8 +457,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('url', models.URLField(max_length=500)),
                 ('description', models.CharField(blank=True, max_length=200)),
-                ('secret', models.CharField(default=loyalty.models.integrations.new_webhook_secret, help_text='Signs every delivery (Loyalty-Signature header); share it with the receiver.', max_length=100)),
-                ('event_types', models.JSONField(default=list, validators=[loyalty.models.integrations.validate_event_types])),
+                ('secret', models.CharField(default=integrations.models.new_webhook_secret, help_text='Signs every delivery (Loyalty-Signature header); share it with the receiver.', max_length=100)),
+                ('event_types', models.JSONField(default=list, validators=[integrations.models.validate_event_types])),
                 ('enabled', models.BooleanField(default=True)),
                 ('disabled_reason', models.CharField(blank=True, max_length=300)),
                 ('disabled_at', models.DateTimeField(blank=True, null=True)),

@@ -1,5 +1,4 @@
-# The loyalty app's models, split by concept: the program (tiers, earning rules), orders, and
-# integrations (API keys, webhooks, idempotency records).
-from loyalty.models.integrations import *  # noqa: F401,F403
+# The loyalty app's models, split by concept: the program (tiers, earning rules), orders, and the points ledger.
+from loyalty.models.ledger import *  # noqa: F401,F403
 from loyalty.models.orders import *  # noqa: F401,F403
 from loyalty.models.program import *  # noqa: F401,F403

@@ -1,4 +1,4 @@
-"""Orders reported by the touchpoints (paid orders, returns): the base of earning and spend rules (issue 3).
+"""Orders reported by the touchpoints (paid orders, returns): the base of earning and spend rules.
 
 "One earn per order" rests on the unique (tenant, order_id) constraint: the order row is written in the same
 transaction as its ledger entries, so a retried order finds the first one and returns its stored result.

@@ -1,13 +1,15 @@
-"""Programs, tiers, tier status and earning rules (issue 3)."""
+"""Programs, tiers, tier status and earning rules."""
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from loyalty.rules import RuleError, check_rule
 from members.models import Member, TenantOwned
 
 __all__ = ["Program", "Tier", "MemberTier", "TierChange", "EarningRule", "EarningCapUsage"]
@@ -171,9 +173,6 @@ class EarningRule(TenantOwned):
         return self.name or self.code
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
-        from loyalty.rules import RuleError, check_rule
 
         try:
             check_rule(self.rule)

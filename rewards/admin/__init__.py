@@ -1,2 +1,3 @@
-# The rewards console, split by concept: the ledger (read-only) and redemptions with the catalog.
-from rewards.admin import ledger, redemption  # noqa: F401
+# The rewards console: redemptions (applied after the fact, rolled back), gift cards, the catalog, referrals,
+# and the campaign console's "Test rule" page (it validates through the redemption engine).
+from rewards.admin import campaign_rule_test, redemption  # noqa: F401

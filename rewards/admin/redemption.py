@@ -7,19 +7,14 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from common.errors import ApplicationError
-from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin
-from rewards.models import (
-    GiftCardTransaction,
-    Redemption,
-    RedemptionCode,
-    ReferralGrant,
-    Reward,
-    RewardPurchase,
-)
-from rewards.services.redemption import redemption_rollback
+from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
+from members.models import Member
+from rewards.models import GiftCardTransaction, Redemption, RedemptionCode, ReferralGrant, Reward, RewardPurchase
+from rewards.services.redemption import redeem, redemption_rollback
 
 ROLLBACK_PERMISSION = "rewards.rollback_redemption"
 APPLY_PERMISSION = "rewards.apply_redemption"
@@ -78,7 +73,6 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
 
     @admin.display(description=_("rollback"))
     def rollback_link(self, obj):
-        from django.utils.html import format_html
 
         if obj.status == Redemption.Status.ROLLED_BACK:
             return _("rolled back")
@@ -96,9 +90,6 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
         ]
 
     def apply_view(self, request):
-        from members.admin_tenancy import tenants_for_user
-        from members.models import Member
-        from rewards.services.redemption import redeem
 
         if not request.user.has_perm(APPLY_PERMISSION):
             raise PermissionDenied

@@ -1,4 +1,4 @@
-"""Redemptions, rollbacks, gift card transactions, the reward catalog, purchases and referral grants (issue 4).
+"""Redemptions, rollbacks, gift card transactions, the reward catalog, purchases and referral grants.
 
 Gift card balances live on the code row (`campaigns.Code.balance`, with a non-negative constraint), because
 the redemption already locks that row; `GiftCardTransaction` is the balance's append-only history.

@@ -23,12 +23,13 @@ from campaigns.models import Campaign, CampaignType
 from campaigns.services import publication_assign
 from common.errors import ApplicationError
 from common.money import money_str
+from loyalty.ledger import account_for, post_earn, post_spend
+from loyalty.models import MemberTier, Order
 from members.models import Member, Tenant
 from rewards.models import GiftCardTransaction, ReferralGrant, Reward, RewardPurchase
 
 
 def member_tier_codes(member: Member) -> set[str]:
-    from loyalty.models import MemberTier
 
     return set(
         MemberTier.objects.filter(tenant_id=member.tenant_id, member=member, tier__isnull=False).values_list(
@@ -48,7 +49,6 @@ def _check_reward(tenant: Tenant, member: Member, reward: Reward) -> None:
 
 def reward_purchase(*, tenant: Tenant, member: Member, reward: Reward) -> RewardPurchase:
     """Buy `reward` with points: `points_insufficient`, `reward_out_of_stock`, `tier_required` (422)."""
-    from rewards.services.ledger import account_for, post_spend
 
     _check_reward(tenant, member, reward)
     with transaction.atomic(durable=True):
@@ -125,7 +125,6 @@ def _referral_campaigns(tenant_id: int, now):
 
 
 def _is_first_order(member: Member, order_id: str) -> bool:
-    from loyalty.models import Order
 
     return not Order.objects.filter(tenant_id=member.tenant_id, member=member).exclude(order_id=order_id).exists()
 
@@ -165,7 +164,6 @@ def referral_reward_grant(*, member: Member, order_id: str, amount: Decimal) -> 
 
 
 def _pay_referrer(grant: ReferralGrant, campaign: Campaign) -> None:
-    from rewards.services.ledger import account_for, post_earn
 
     config = campaign.config or {}
     fields = []

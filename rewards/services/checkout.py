@@ -7,7 +7,7 @@
    `POST /api/v1/redemptions`, and the whole transaction rolls back: no redemption, no order, no points, no
    usage. (The engine's failure counters and `redemption.failed` are not written either: they would share the
    rolled-back transaction; the standalone `redeem` records them.)
-2. `loyalty.services.order_record_paid_in_transaction`: the paid order is recorded and the earning rules apply.
+2. `loyalty.services.earning.order_record_paid_in_transaction`: the paid order is recorded and the earning rules apply.
    **Points are earned on what the member paid after discounts**: the order amount minus the discounts of codes
    and promotions, minus the value paid with points (points do not earn points). Gift cards count as money
    paid (they were bought with money that earned nothing). Earning rules see that figure as `order.amount`;
@@ -38,15 +38,15 @@ from campaigns.lock_objects import campaigns_for_update
 from campaigns.models import Campaign, CampaignType
 from common.errors import ApplicationError
 from loyalty.models import Order
-from loyalty.services import (
+from loyalty.services.earning import (
     OrderResult,
     PaidOrder,
-    member_for,
     order_clean,
     order_record_paid_in_transaction,
     order_recorded,
 )
 from members.models import Member, Tenant
+from members.selectors import member_for
 from rewards.services.catalog import referral_reward_grant
 from rewards.services.redemption import redeem_in_transaction
 

@@ -10,8 +10,8 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from loyalty.api.base import ApiView
-from loyalty.api.permissions import scope_for
+from api.base import ApiView
+from api.permissions import scope_for
 from tests.factories import CampaignFactory, CodeFactory, MemberFactory, ProgramFactory, earning_setup
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def _member(tenant):
 
 
 def _order(tenant):
-    from loyalty.services import order_record_paid
+    from loyalty.services.earning import order_record_paid
 
     _, _, member = earning_setup(tenant)
     result = order_record_paid(

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from loyalty.api.views_tenant import TenantDetailApi
-from loyalty.models import IntegrationAPIKey
+from api.views.tenant import TenantDetailApi
+from integrations.models import IntegrationAPIKey
 from members.models import Tenant
 from tests.api.conftest import client_for
 from tests.factories import api_key_for
@@ -63,7 +63,7 @@ def test_only_a_hash_of_the_key_is_stored(key_pair):
 
 
 def test_a_revoked_key_is_refused(key_pair):
-    from loyalty.api.keys import api_key_revoke
+    from integrations.keys import api_key_revoke
 
     api_key, raw = key_pair
     assert client_for(raw).get("/api/v1/tenant").status_code == 200
@@ -176,7 +176,7 @@ def test_the_throttle_counter_on_redis_is_atomic_and_expires():
 
     from django.core.cache import caches
 
-    from loyalty.api.throttling import _increment
+    from api.throttling import _increment
 
     assert type(caches["default"]).__name__ == "RedisCache"
     key = f"throttle:test:{uuid.uuid4().hex}"
@@ -206,7 +206,7 @@ def test_an_unexpected_exception_is_a_500_without_internals_logged_with_the_requ
         raise RuntimeError("secret internals: password=hunter2")
 
     monkeypatch.setattr(TenantDetailApi, "get", boom)
-    with caplog.at_level(logging.ERROR, logger="loyalty.api"):
+    with caplog.at_level(logging.ERROR, logger="api"):
         response = api.get("/api/v1/tenant")
     error = assert_error(response, 500, "internal_error")
     assert "hunter2" not in response.content.decode()

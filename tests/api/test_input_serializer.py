@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
-from loyalty.api.serializers import InputSerializer, OrderItemSerializer
+from api.serializers import InputSerializer, OrderItemSerializer
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 

@@ -10,9 +10,9 @@ import pytest
 import time_machine
 
 from campaigns.models import Publication
+from loyalty.ledger import points_adjust
 from loyalty.models import MemberTier
-from rewards.selectors_redemption import member_rewards
-from rewards.services.ledger import points_adjust
+from rewards.selectors import member_rewards
 from rewards.services.redemption import redeem, redemption_rollback
 from tests.api.conftest import client_for
 from tests.api.test_infrastructure import assert_error

@@ -48,7 +48,7 @@ def test_a_read_only_key_cannot_upsert(tenant):
 
 
 def test_get_returns_the_member_with_tier_and_points(api, tenant):
-    from loyalty.services import order_record_paid
+    from loyalty.services.earning import order_record_paid
 
     program, _, member = earning_setup(tenant)
     TierFactory(program=program, code="bronze", name="Bronze", threshold=0)
@@ -60,7 +60,7 @@ def test_get_returns_the_member_with_tier_and_points(api, tenant):
 
 
 def test_the_ledger_is_newest_first_and_cursor_paginated(api, tenant):
-    from loyalty.services import order_record_paid
+    from loyalty.services.earning import order_record_paid
 
     _, _, member = earning_setup(tenant)
     for n in range(5):
@@ -96,7 +96,7 @@ def test_member_rewards_lists_affordable_catalog_rewards_and_checks_the_status(a
 
 
 def _member_with_points(tenant, points):
-    from loyalty.services import order_record_paid
+    from loyalty.services.earning import order_record_paid
 
     _, _, member = earning_setup(tenant)
     order_record_paid(tenant=tenant, member=member.external_id, order_id="o-p", amount=f"{points}.00", currency="EUR")

@@ -3,8 +3,8 @@
 import pytest
 
 from campaigns.services import campaign_create
-from loyalty.models import Order
-from rewards.models import LedgerEntry, Redemption, ReferralGrant
+from loyalty.models import LedgerEntry, Order
+from rewards.models import Redemption, ReferralGrant
 from tests.api.conftest import client_for
 from tests.api.test_infrastructure import assert_error
 from tests.factories import CodeFactory, EngineMemberFactory, api_key_for, earning_setup

@@ -82,19 +82,6 @@ def test_junior_marketer_cannot_launch_from_the_admin(client, tenant):
     assert campaign.enabled is True
 
 
-def test_rule_tester_against_a_member_and_a_sample_order(client, superuser, tenant):
-    member = EngineMemberFactory(tenant=tenant, country="GB")
-    code = CodeFactory(campaign__tenant=tenant, campaign__rule="member.country == 'GB' and order.amount >= 100")
-    client.force_login(superuser)
-    url = reverse("admin:campaigns_campaign_test_rule", args=[code.campaign_id])
-    page = client.post(url, {"member": member.external_id, "order": '{"amount": "120.00"}'}).content.decode()
-    assert "The rule holds." in page and "valid" in page
-    page = client.post(url, {"member": member.external_id, "order": '{"amount": "20.00"}'}).content.decode()
-    assert "The rule does not hold." in page
-    page = client.post(url, {"member": "nobody", "order": '{"amount": "20.00"}'}).content.decode()
-    assert "No member nobody" in page
-
-
 def test_bulk_generation_from_the_admin_runs_as_a_task(client, superuser, tenant, django_capture_on_commit_callbacks):
     campaign = CampaignFactory(tenant=tenant)
     client.force_login(superuser)

@@ -6,10 +6,9 @@ import pytest
 from django.db import connection, transaction
 
 from common.errors import ApplicationError
-from loyalty.models import EarningCapUsage
-from loyalty.services import custom_event_record, order_record_paid
-from rewards.models import Account, LedgerEntry
-from rewards.services.ledger import account_for, ledger_reconcile, points_adjust, post_spend
+from loyalty.ledger import account_for, ledger_reconcile, points_adjust, post_spend
+from loyalty.models import Account, EarningCapUsage, LedgerEntry
+from loyalty.services.earning import custom_event_record, order_record_paid
 from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, earning_setup
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -35,7 +35,7 @@ def test_load_demo_command_prints_the_logins(capsys):
     call_command("load_demo", members=3)
     out = capsys.readouterr().out
     api_key = out.strip().splitlines()[-1]
-    from loyalty.models import IntegrationAPIKey
+    from integrations.models import IntegrationAPIKey
 
     assert IntegrationAPIKey.objects.is_valid(api_key)
     assert "Demo tenant: Demo Outfitters (demo)" in out

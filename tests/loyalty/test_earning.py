@@ -5,11 +5,10 @@ import pytest
 import time_machine
 
 from common.errors import ApplicationError
-from loyalty.models import Order, TierChange
-from loyalty.services import custom_event_record, order_record_paid
+from loyalty.ledger.selectors import member_points_summary
+from loyalty.models import Account, LedgerEntry, Order, TierChange
+from loyalty.services.earning import custom_event_record, order_record_paid
 from members.services import tenant_set_frozen
-from rewards.models import Account, LedgerEntry
-from rewards.selectors import member_points_summary
 from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, TierFactory, earning_setup
 
 pytestmark = pytest.mark.django_db
@@ -145,7 +144,7 @@ def test_monthly_cap_resets_next_month_in_tenant_zone(tenant):
 
 
 def test_pending_points_are_not_spendable_until_released(tenant):
-    from rewards.services.ledger import pending_release_due
+    from loyalty.ledger import pending_release_due
 
     _, _, member = earning_setup(tenant, pending_days=14)
     with time_machine.travel(dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.UTC), tick=False):

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from loyalty.models import EarningRule, Program
-from loyalty.services import program_declare
+from loyalty.services.program import program_declare
 from tests.factories import ProgramFactory, UserFactory
 from tests.loyalty.test_program_declare import CONTRACT_EXAMPLE
 

@@ -7,7 +7,9 @@ import time_machine
 from common.errors import ApplicationError
 from loyalty.models import EarningRule, MemberTier, Program, Tier, TierChange
 from loyalty.selectors import member_tier, program_document
-from loyalty.services import order_record_paid, program_declare, tier_evaluate
+from loyalty.services.earning import order_record_paid
+from loyalty.services.program import program_declare
+from loyalty.services.tiers import tier_evaluate
 from loyalty.tasks import reevaluate_tiers
 from tests.factories import MemberFactory
 

@@ -4,9 +4,10 @@ import pytest
 import time_machine
 
 from common.errors import ApplicationError
-from loyalty.services import order_record_paid, order_return
-from rewards.models import Account, LedgerEntry, PendingPoints
-from rewards.services.ledger import ledger_reconcile, pending_release_due, points_adjust
+from loyalty.ledger import ledger_reconcile, pending_release_due, points_adjust
+from loyalty.models import Account, LedgerEntry, PendingPoints
+from loyalty.services.earning import order_record_paid
+from loyalty.services.returns import order_return
 from tests.factories import UserFactory, earning_setup
 
 pytestmark = pytest.mark.django_db
@@ -125,7 +126,7 @@ def test_return_needs_amount_or_items(tenant):
 
 
 def test_points_that_already_expired_are_not_turned_into_debt(tenant):
-    from rewards.services.ledger import points_expire_due
+    from loyalty.ledger import points_expire_due
 
     _, _, member = earning_setup(tenant, expiry={"policy": "days", "days": 30})
     with time_machine.travel(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), tick=False):

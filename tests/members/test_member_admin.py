@@ -4,7 +4,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from loyalty.models import Event
+from integrations.models import Event
 from members.models import Member
 from tests.factories import MemberFactory, UserFactory
 

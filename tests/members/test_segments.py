@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from common.errors import ApplicationError
-from loyalty.services import custom_event_record, order_record_paid
+from loyalty.services.earning import custom_event_record, order_record_paid
 from members.models import Segment
 from members.selectors import segment_members
 from members.services import segment_declare, segment_upload_static

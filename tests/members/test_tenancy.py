@@ -83,9 +83,9 @@ HISTORY_REQUIRED = {
     "loyalty.Program",
     "loyalty.Tier",
     "loyalty.EarningRule",
-    "loyalty.Integration",
-    "loyalty.IntegrationAPIKey",
-    "loyalty.WebhookEndpoint",
+    "integrations.Integration",
+    "integrations.IntegrationAPIKey",
+    "integrations.WebhookEndpoint",
     "campaigns.Campaign",
     "rewards.Reward",
 }

@@ -4,11 +4,11 @@ import pytest
 
 from campaigns.models import Code
 from common.errors import ApplicationError
+from loyalty.ledger import account_for, points_adjust
 from loyalty.models import MemberTier
 from rewards.models import GiftCardTransaction, RewardPurchase
-from rewards.selectors_redemption import member_rewards, reward_catalog
+from rewards.selectors import member_rewards, reward_catalog
 from rewards.services.catalog import reward_purchase, reward_purchase_document
-from rewards.services.ledger import account_for, points_adjust
 from rewards.services.redemption import validate
 from tests.factories import (
     CampaignFactory,

@@ -9,10 +9,10 @@ from django.db import connection
 
 from campaigns.services import campaign_create
 from common.errors import ApplicationError
-from loyalty.models import Order
-from rewards.models import LedgerEntry, Redemption, ReferralGrant
+from loyalty.ledger import account_for
+from loyalty.models import LedgerEntry, Order
+from rewards.models import Redemption, ReferralGrant
 from rewards.services.checkout import order_checkout
-from rewards.services.ledger import account_for
 from tests.factories import CodeFactory, EarningRuleFactory, EngineMemberFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ import pytest
 from campaigns.models import Campaign, CampaignUsage, Code
 from common import events
 from common.errors import ApplicationError, Conflict
+from loyalty.ledger import account_for, points_adjust
 from rewards.models import GiftCardTransaction, Redemption, RedemptionRollback
-from rewards.services.ledger import account_for, points_adjust
 from rewards.services.redemption import redeem, redemption_rollback, validate
 from tests.factories import (
     CampaignFactory,
@@ -240,7 +240,7 @@ def test_validate_and_redeem_run_a_constant_number_of_queries(
 
 
 def test_validate_with_points_creates_no_account(tenant, member):
-    from rewards.models import Account
+    from loyalty.models import Account
 
     ProgramFactory(tenant=tenant)
     body = validate(tenant=tenant, member=member, order=ORDER, codes=[], points=10).as_dict()

@@ -3,9 +3,9 @@ from decimal import Decimal as D
 import pytest
 
 from campaigns.services import campaign_create
+from loyalty.ledger import account_for
 from rewards.models import ReferralGrant
 from rewards.services.catalog import referral_reward_grant
-from rewards.services.ledger import account_for
 from tests.factories import EngineMemberFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,83 @@
+"""The base of every API view: key authentication, scope, throttle, idempotent POSTs, tenant scope."""
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework import exceptions
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+from api import idempotency
+from api.authentication import ApiKeyAuthentication
+from api.parsers import StrictJSONParser
+from api.permissions import HasScope
+from api.throttling import ApiKeyRateThrottle
+
+
+class ApiView(APIView):
+    """Subclasses set `required_scope` (read, redeem, earn, manage) and call one service or selector.
+
+    `self.tenant` is the API key's tenant: every query and service call is confined to it.
+    POSTs accept an `Idempotency-Key` (set `idempotent = False` on a view to opt out).
+    """
+
+    authentication_classes = [ApiKeyAuthentication]
+    parser_classes = [StrictJSONParser]
+    permission_classes = [HasScope]
+    throttle_classes = [ApiKeyRateThrottle]
+    required_scope: str | None = None
+    idempotent = True
+
+    @property
+    def tenant(self):
+        return self.request.user.tenant
+
+    @property
+    def integration(self):
+        return self.request.user.integration
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        # The integration is DRF's `request.user`, but not the Django request's: history records and
+        # other middleware expect a staff User there (or an anonymous one), never an API principal.
+        request._request.user = AnonymousUser()
+
+    def initial(self, request, *args, **kwargs):
+        self._idempotency_claim = None
+        super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise exceptions.NotFound("No such object.")  # a NUL byte can name nothing that is stored
+        if self.idempotent and request.method == "POST" and request.method.lower() in self.http_method_names:
+            if getattr(self, request.method.lower(), None) is not None:
+                self._idempotency_claim = idempotency.claim(request, integration=self.integration)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, idempotency.IdempotentReplay):
+            return exc.response()
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        claim = getattr(self, "_idempotency_claim", None)
+        if claim is not None:
+            self._idempotency_claim = None
+            idempotency.complete(claim, response)
+        return response
+
+
+class PublicApiView(APIView):
+    """No key needed (the schema and docs)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+
+class ApiNotFoundView(APIView):
+    """Catch-all under /api/v1/: an unknown path is a 404 with the error body, whatever the method."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+    schema = None
+
+    def initial(self, request, *args, **kwargs):
+        raise exceptions.NotFound("No such API path.")

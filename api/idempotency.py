@@ -1,0 +1,191 @@
+"""`Idempotency-Key` on POSTs: the first response is replayed to retries; concurrent twins run once.
+
+How it is race-safe: before the view runs, the request claims the row (integration, key) with an INSERT
+that a unique constraint arbitrates. Exactly one of several concurrent requests wins
+and runs the view; the others wait (polling, bounded by `IDEMPOTENCY_WAIT_SECONDS`) until the winner
+stores its response, then replay it. The services own their transactions (`atomic(durable=True)`), so
+the claim cannot share one with them; a crashed winner's claim expires after `IDEMPOTENCY_LOCK_SECONDS`
+and a retry takes it over. A 5xx is not stored (nothing was written: services roll back), so a retry
+runs again. Records live `IDEMPOTENCY_RETENTION_HOURS` (default 48, at least the contract's 24).
+
+The request is identified by method, path (trailing slash ignored) and the JSON body in canonical form
+(key order and whitespace do not matter); the same key with another request is 409 `idempotency_key_reused`.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+
+from api.errors import ApiError
+from integrations.idempotency import retention
+from integrations.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+class IdempotentReplay(Exception):
+    """Raised before the view runs: answer with the stored first response."""
+
+    def __init__(self, record: IdempotencyRecord):
+        super().__init__(record.key)
+        self.record = record
+
+    def response(self) -> HttpResponse:
+        response = HttpResponse(
+            self.record.response_body, status=self.record.response_status, content_type="application/json"
+        )
+        response[REPLAY_HEADER] = "true"
+        return response
+
+
+def _insert(**fields) -> IdempotencyRecord | None:
+    """One INSERT ... ON CONFLICT DO NOTHING: the record when this request claimed the key, None when a
+    twin holds it. The unique constraint decides between concurrent twins (a twin's uncommitted INSERT
+    makes this one wait for its outcome); no exception, so no savepoint is needed inside a transaction."""
+    record = IdempotencyRecord(**fields)
+    columns = [f for f in IdempotencyRecord._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}"
+    )
+    # In autocommit, the claim commits without waiting for the disk: every later commit of this request
+    # (its effects, its stored answer) flushes the write-ahead log up to there, the claim included, so a
+    # crash can only lose a claim that nothing depends on yet (a retry then claims and runs it anew).
+    # Twins see it at once either way. Inside a caller's transaction the claim shares that transaction.
+    relaxed = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute(
+            ("SET LOCAL synchronous_commit = off; " if relaxed else "") + sql,
+            [f.get_db_prep_save(getattr(record, f.attname), connection) for f in columns],
+        )
+        if relaxed:
+            cursor.nextset()  # past the SET's (empty) result
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record.pk = row[0]
+    record._state.adding = False
+    record._state.db = connection.alias
+    return record
+
+
+@dataclass
+class Claim:
+    record: IdempotencyRecord
+    stored: bool = False  # the answer was stored with the request's own effects (`store_in_transaction`)
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    try:
+        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    digest = hashlib.sha256()
+    digest.update(method.upper().encode() + b" " + path.rstrip("/").encode() + b"\n")
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def claim(request, *, integration) -> Claim | None:
+    """Claim the request's key, or raise `IdempotentReplay` / a 409. None when there is no key."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise ApiError("invalid_idempotency_key", f"{HEADER} must be 1 to 255 characters.", 400)
+    request_hash = fingerprint(request.method, request.path, request.body)
+    lock = timedelta(seconds=getattr(settings, "IDEMPOTENCY_LOCK_SECONDS", 60))
+    deadline = time.monotonic() + getattr(settings, "IDEMPOTENCY_WAIT_SECONDS", 10)
+    pause = 0.02
+    while True:
+        now = timezone.now()
+        claimed = _insert(
+            tenant_id=integration.tenant_id,
+            integration=integration,
+            key=key,
+            method=request.method,
+            path=request.path[:500],
+            request_hash=request_hash,
+            created_at=now,
+            locked_until=now + lock,
+        )
+        if claimed is not None:
+            return Claim(claimed)
+        record = IdempotencyRecord.objects.filter(integration=integration, key=key).first()
+        if record is None:  # released (a 5xx) or purged in between: try to claim it again
+            continue
+        if record.created_at < now - retention():
+            # Past retention and not yet purged: forget it, as the purge would have.
+            IdempotencyRecord.objects.filter(pk=record.pk, created_at=record.created_at).delete()
+            continue
+        if record.request_hash != request_hash:
+            raise ApiError(
+                "idempotency_key_reused",
+                f"This {HEADER} was already used for a different request.",
+                409,
+                {"idempotency_key": key},
+            )
+        if record.state == IdempotencyRecord.State.COMPLETED:
+            raise IdempotentReplay(record)
+        if record.locked_until < now:
+            # The first request died without answering: take its claim over (one taker wins).
+            taken = IdempotencyRecord.objects.filter(
+                pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, locked_until=record.locked_until
+            ).update(locked_until=now + lock)
+            if taken:
+                record.locked_until = now + lock
+                return Claim(record)
+            continue
+        if time.monotonic() >= deadline:
+            raise ApiError(
+                "idempotency_request_in_progress",
+                f"A request with this {HEADER} is still being processed; retry later.",
+                409,
+                {"idempotency_key": key},
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def _store(record: IdempotencyRecord, status: int, body: str) -> None:
+    with connection.cursor() as cursor:  # plain SQL: every idempotent POST runs it
+        cursor.execute(
+            f"UPDATE {IdempotencyRecord._meta.db_table} SET state = %s, response_status = %s, response_body = %s "
+            "WHERE id = %s",
+            [str(IdempotencyRecord.State.COMPLETED), status, body, record.pk],
+        )
+
+
+def store_in_transaction(claim_: Claim | None, status: int, data) -> None:
+    """Store the answer (`data`, rendered as the API renders it) inside the service's transaction, just
+    before its commit: the effects and the answer to retries then commit together, and twins waiting on the
+    key see both at once. The caller sets `claim_.stored` once that transaction has committed; if it rolls
+    back, nothing is stored and `complete` stores the error as usual."""
+    if claim_ is None:
+        return
+
+    _store(claim_.record, status, JSONRenderer().render(data).decode("utf-8"))
+
+
+def complete(claim_: Claim, response) -> None:
+    """Store the response of the claimed request (or release the claim after a 5xx)."""
+    if claim_.stored:
+        return
+    record = claim_.record
+    if response.status_code >= 500 or response.status_code == 429:
+        IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+        return
+    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+        response.render()
+    _store(record, response.status_code, response.content.decode("utf-8"))

@@ -1,0 +1,92 @@
+"""Staff roles as groups with model permissions; per-object rights come from django-guardian.
+
+Rules are patterns over "<app_label>.<model>.<codename>"; a leading "-" removes what earlier patterns
+granted. Patterns rather than lists, so that permissions of models added later fall into their role.
+Tenant access is never a role: non-Admin staff are granted `members.access_tenant` per tenant.
+"""
+
+from fnmatch import fnmatchcase
+
+from django.contrib.auth.models import Group, Permission
+
+# The points ledger's pages (accounts, entries, lots, pending points, expiry warnings), read-only.
+LEDGER_VIEW = [
+    f"loyalty.{model}.view_*"
+    for model in ("account", "ledgerentry", "pointlot", "lotconsumption", "pendingpoints", "expirywarning")
+]
+
+ROLE_RULES: dict[str, list[str]] = {
+    "Admin": ["*"],
+    "Marketer": [
+        "campaigns.*",
+        "members.*.view_*",
+        "loyalty.*.view_*",
+        "integrations.*.view_*",
+        "rewards.*.view_*",
+        "rewards.reward.*",
+        "reports.*",
+        "members.segment.*",
+        "-members.tenant.*",
+    ],
+    # Builds and edits campaigns but does not launch them, delete them or touch their budgets' kill switch.
+    "Junior marketer": [
+        "campaigns.*.view_*",
+        "campaigns.*.add_*",
+        "campaigns.*.change_*",
+        "-campaigns.*.enable_*",
+        "members.*.view_*",
+        "rewards.*.view_*",
+        *LEDGER_VIEW,
+        "reports.*.view_*",
+        "-members.tenant.*",
+    ],
+    # Puts one member's story right; must never be able to create or launch campaigns.
+    "Support agent": [
+        "members.member.view_*",
+        "members.member.change_*",
+        "members.*event.view_*",
+        "loyalty.*.view_*",
+        "integrations.*.view_*",
+        "rewards.*.view_*",
+        "loyalty.*.adjust_*",
+        "rewards.*.rollback_*",
+        "rewards.*.apply_*",
+        "campaigns.*.view_*",
+        "campaigns.publication.add_*",
+        "-members.tenant.*",
+        "-integrations.*integrationapikey.*",  # API keys, integrations and webhooks, with their history
+        "-integrations.*integration.*",
+        "-integrations.*webhookendpoint.*",
+    ],
+    "Analyst": ["*.view_*", "reports.*", "-members.tenant.access_*"],
+}
+
+
+def permissions_for(role: str, permissions: list[Permission]) -> list[Permission]:
+    granted: dict[int, Permission] = {}
+    for rule in ROLE_RULES[role]:
+        remove = rule.startswith("-")
+        pattern = rule.lstrip("-")
+        parts = pattern.split(".")
+        for perm in permissions:
+            key = f"{perm.content_type.app_label}.{perm.content_type.model}.{perm.codename}"
+            # "*.view_*" style patterns name app and codename only.
+            target = key if len(parts) != 2 else f"{perm.content_type.app_label}.{perm.codename}"
+            if fnmatchcase(target, pattern):
+                if remove:
+                    granted.pop(perm.pk, None)
+                else:
+                    granted[perm.pk] = perm
+    return list(granted.values())
+
+
+def sync_roles() -> dict[str, int]:
+    """Create the role groups and set exactly their permissions; safe to run any number of times."""
+    permissions = list(Permission.objects.select_related("content_type"))
+    counts = {}
+    for role in ROLE_RULES:
+        group, _ = Group.objects.get_or_create(name=role)
+        perms = permissions_for(role, permissions)
+        group.permissions.set(perms)
+        counts[role] = len(perms)
+    return counts

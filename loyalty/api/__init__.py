@@ -1,6 +1,0 @@
-"""The touchpoint API (API.md): key authentication, scopes, throttling, idempotency, one error body.
-
-Infrastructure modules (authentication, permissions, throttling, errors, idempotency, pagination,
-schema) import no views, so settings can name them without a circular import; the views live in
-`loyalty.api.views_*` modules and the routes in `loyalty.api.urls`.
-"""

@@ -1,0 +1,137 @@
+"""Staff corrections and transfers: durable services with a mandatory reason, each one append-only entry."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from common.errors import ApplicationError
+from loyalty.ledger.accounts import account_for
+from loyalty.ledger.posting import Kind, credit_entry, debit_entry, idempotent_entry
+from loyalty.lock_objects import account_lock, accounts_lock
+from loyalty.models import (
+    Account,
+    LedgerEntry,
+    LotConsumption,
+    Program,
+)
+from members.models import Member
+
+
+def _resolve_account(account: Account | None, member: Member | None, program: Program | None) -> Account:
+    if account is not None:
+        return account
+    if member is None:
+        raise ApplicationError("member_required", "Name the member or the account.", status=400)
+    return account_for(member=member, program=program)
+
+
+def points_adjust(
+    *,
+    points: int,
+    reason: str,
+    staff_user,
+    account: Account | None = None,
+    member: Member | None = None,
+    program: Program | None = None,
+    idempotency_key: str | None = None,
+) -> LedgerEntry:
+    """A staff correction (kind `adjust`): positive adds a lot under the expiry policy, negative spends FIFO."""
+    errors = {}
+    if not reason or not reason.strip():
+        errors["reason"] = "A reason is required."
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        errors["points"] = "A non-zero whole number is required."
+    if errors:
+        raise ApplicationError("invalid_adjustment", "The adjustment is incomplete.", errors, status=400)
+    account = _resolve_account(account, member, program)
+    with transaction.atomic(durable=True):
+        account = account_lock(account.pk)
+        existing = idempotent_entry(account, idempotency_key, points, Kind.ADJUST)
+        if existing:
+            return existing
+        now = timezone.now()
+        if points > 0:
+            return credit_entry(
+                account,
+                points=points,
+                kind=Kind.ADJUST,
+                reason=reason.strip(),
+                now=now,
+                staff_user=staff_user,
+                idempotency_key=idempotency_key,
+                pay_debt=False,
+            )
+        return debit_entry(
+            account,
+            points=-points,
+            kind=Kind.ADJUST,
+            reason=reason.strip(),
+            now=now,
+            staff_user=staff_user,
+            idempotency_key=idempotency_key,
+        )
+
+
+@dataclass
+class TransferResult:
+    debit: LedgerEntry
+    credit: LedgerEntry
+    created: bool = True
+
+
+def points_transfer(
+    *,
+    from_member: Member,
+    to_member: Member,
+    points: int,
+    reason: str,
+    staff_user=None,
+    program: Program | None = None,
+    idempotency_key: str | None = None,
+) -> TransferResult:
+    """Move points between two members of one tenant; the moved points keep their expiry times."""
+    if from_member.tenant_id != to_member.tenant_id:
+        raise ApplicationError("transfer_cross_tenant", "Points move only between members of one tenant.")
+    if from_member.pk == to_member.pk:
+        raise ApplicationError("transfer_same_member", "Choose two different members.")
+    if not reason or not reason.strip():
+        raise ApplicationError("invalid_transfer", "A reason is required.", {"reason": "required"}, status=400)
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise ApplicationError("invalid_points", "Points must be a positive whole number.", {"points": points})
+    source = account_for(member=from_member, program=program)
+    target = account_for(member=to_member, program=source.program)
+    with transaction.atomic(durable=True):
+        locked = {a.pk: a for a in accounts_lock([source.pk, target.pk])}
+        source, target = locked[source.pk], locked[target.pk]
+        if source.tenant.frozen:
+            raise ApplicationError("tenant_frozen", "This tenant is frozen: points cannot move.")
+        existing = idempotent_entry(source, idempotency_key, -points, Kind.TRANSFER)
+        if existing:
+            credit = LedgerEntry.objects.get(account=target, idempotency_key=f"{idempotency_key}:in")
+            return TransferResult(debit=existing, credit=credit, created=False)
+        now = timezone.now()
+        debit = debit_entry(
+            source,
+            points=points,
+            kind=Kind.TRANSFER,
+            reason=f"{reason.strip()} (to {to_member.external_id})",
+            now=now,
+            staff_user=staff_user,
+            idempotency_key=idempotency_key,
+        )
+        expiries: dict[dt.datetime | None, int] = {}
+        for consumption in LotConsumption.objects.filter(entry=debit).select_related("lot"):
+            expiries[consumption.lot.expires_at] = expiries.get(consumption.lot.expires_at, 0) + consumption.points
+        credit = credit_entry(
+            target,
+            points=points,
+            kind=Kind.TRANSFER,
+            reason=f"{reason.strip()} (from {from_member.external_id})",
+            now=now,
+            expiries=list(expiries.items()),
+            staff_user=staff_user,
+            idempotency_key=f"{idempotency_key}:in" if idempotency_key else None,
+        )
+        return TransferResult(debit=debit, credit=credit)

@@ -1,0 +1,520 @@
+"""Earning on paid orders and custom events: the matching rules, caps, pending holds, one batch of entries.
+
+Lock order inside an earning: the member's account row (serialises every earning, cap count, return and
+tier move of that member in that program), then the order row. The hot path is a fixed number of queries:
+the account and the default program in one locked read, the tiers and the member's tier in one read, every
+earn entry, lot and balance change of the order in one batch (`loyalty.ledger.post_earns`), and the window's
+sum for tier upgrades only when a higher tier is within reach of the points ever earned.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from common.errors import ApplicationError
+from common.money import quantize_money
+from common.plain_sql import insert_with_children, instances
+from loyalty import earning, ledger
+from loyalty.expiry import normalize_policy
+from loyalty.ledger.selectors import entry_dict
+from loyalty.models import (
+    Account,
+    EarningCapUsage,
+    EarningRule,
+    LedgerEntry,
+    Order,
+    OrderItem,
+    Program,
+    Tier,
+)
+from loyalty.rule_context import build_rule_context, order_context
+from loyalty.rules import rule_matches
+from loyalty.services.tiers import tier_dict, tier_state, tier_upgrade_after_earning
+from members.models import CustomEvent, Member, Tenant
+from members.selectors import member_for
+
+Kind = LedgerEntry.Kind
+
+
+def _refuse_if_frozen(tenant: Tenant, account: Account | None = None) -> None:
+    """The kill switch, read fresh from the database so that freezing takes effect at once.
+
+    With a locked account the tenant row came with it (`account_locked_for` joins it), so no extra query.
+    """
+    frozen = account.tenant.frozen if account is not None else Tenant.objects.filter(pk=tenant.pk, frozen=True).exists()
+    if frozen:
+        raise ApplicationError("tenant_frozen", "This tenant is frozen: earning is suspended.")
+
+
+def _order_of(tenant: Tenant, order_id: str) -> Order | None:
+    """The tenant's order with this id (plain SQL: every recording checks it)."""
+    found = instances(
+        Order,
+        f"FROM {Order._meta.db_table} t WHERE t.tenant_id = %s AND t.order_id = %s ORDER BY t.id LIMIT 1",
+        [tenant.pk, order_id],
+    )
+    return found[0] if found else None
+
+
+def order_recorded(tenant: Tenant, order_id: str) -> "OrderResult | None":
+    """The first result of an order id already recorded (a replay answer), or None."""
+    existing = _order_of(tenant, order_id)
+    return _order_result(existing, created=False) if existing else None
+
+
+@dataclass
+class EarnOutcome:
+    points_earned: int = 0
+    points_pending: int = 0
+    entries: list[LedgerEntry] = field(default_factory=list)
+    tier: Tier | None = None
+
+
+def _active_rules(program: Program, trigger: str, at: dt.datetime, event: str = "") -> list[EarningRule]:
+    """The rules live at `at`, read fresh on every earning (plain SQL: it runs on every order)."""
+    when = connection.ops.adapt_datetimefield_value(at)
+    sql = (
+        f'FROM {EarningRule._meta.db_table} t WHERE t.program_id = %s AND t."trigger" = %s AND t.active = %s'
+        " AND (t.starts_at IS NULL OR t.starts_at <= %s) AND (t.ends_at IS NULL OR t.ends_at > %s)"
+    )
+    params = [program.pk, trigger, True, when, when]
+    if trigger == EarningRule.Trigger.EVENT:
+        sql += " AND t.event_name = %s"
+        params.append(event)
+    return instances(EarningRule, sql + " ORDER BY t.priority, t.code", params)
+
+
+def _cap(rule: EarningRule, member: Member, points: int, local_day: dt.date) -> int:
+    """Points of `rule` still allowed in its cap period; counted under the account lock (so caps hold)."""
+    if rule.cap_points is None or not rule.cap_period:
+        return points
+    start = earning.cap_period_start(rule.cap_period, local_day)
+    usage, _ = EarningCapUsage.objects.get_or_create(
+        rule=rule, member=member, period_start=start, defaults={"tenant_id": rule.tenant_id}
+    )
+    allowed = earning.cap_allowance(points, rule.cap_points, usage.points)
+    if allowed:
+        EarningCapUsage.objects.filter(pk=usage.pk).update(points=F("points") + allowed)
+    return allowed
+
+
+def _earn(
+    *,
+    account: Account,
+    member: Member,
+    rules: list[EarningRule],
+    context: dict[str, Any],
+    at: dt.datetime,
+    now: dt.datetime,
+    tiers: list[Tier],
+    tier: Tier | None,
+    label: str,
+    order_id: str = "",
+    amount: Decimal = Decimal("0"),
+    paid_amount: Decimal | None = None,
+    items: list[dict] | None = None,
+) -> EarnOutcome:
+    """Apply the matching rules on the LOCKED account: caps, pending holds, then every earning in one batch."""
+    outcome = EarnOutcome(tier=tier)
+    had_debt = account.debt > 0
+    local = at.astimezone(account.tenant.tz)
+    lines: list[ledger.EarnLine] = []
+    for rule in rules:
+        if not rule_matches(rule.rule, context):
+            continue
+        breakdown = earning.compute_points(
+            earning.RuleSpec.from_rule(rule),
+            amount=amount,
+            items=items or [],
+            local_time=local,
+            tier_code=tier.code if tier else None,
+            tier_mult=tier.multiplier if tier else None,
+            paid_amount=paid_amount,
+        )
+        points = _cap(rule, member, breakdown.points, local.date()) if breakdown.points else 0
+        if points <= 0:
+            continue
+        reason = f"{label}: {rule.name or rule.code}"
+        if rule.pending_days:
+            ledger.post_pending(
+                account=account,
+                points=points,
+                reason=reason,
+                release_at=now + dt.timedelta(days=rule.pending_days),
+                order_id=order_id,
+                rule_code=rule.code,
+                now=now,
+            )
+            outcome.points_pending += points
+        else:
+            lines.append(ledger.EarnLine(points=points, reason=reason, order_id=order_id, rule_code=rule.code))
+    if lines:
+        policy = (
+            ledger.expiry_policy_for(account, tier=tier) if tier else normalize_policy(account.program.expiry_policy)
+        )
+        outcome.entries = ledger.post_earns(account=account, earns=lines, policy=policy, now=now)
+        outcome.points_earned = sum(line.points for line in lines)
+        if had_debt:  # the debt repayment written after the earn entries belongs to the answer too
+            first = outcome.entries[0].pk
+            outcome.entries = list(LedgerEntry.objects.filter(account=account, pk__gte=first).order_by("pk"))
+        outcome.tier = tier_upgrade_after_earning(account, tiers, tier, now)
+    return outcome
+
+
+@dataclass
+class OrderResult:
+    order_id: str
+    member: str
+    points_earned: int
+    points_pending: int
+    entries: list[dict]
+    tier: dict | None
+    created: bool = True
+    order: Order | None = None
+    redemption: dict | None = None  # the redemption body when the order carried codes (`order_checkout`)
+
+    def as_dict(self) -> dict[str, Any]:
+        body = {
+            "order_id": self.order_id,
+            "member": self.member,
+            "points_earned": self.points_earned,
+            "points_pending": self.points_pending,
+            "entries": self.entries,
+            "tier": self.tier,
+        }
+        if self.redemption is not None:
+            body["redemption"] = self.redemption
+        return body
+
+
+def _order_result(order: Order, created: bool) -> OrderResult:
+    data = order.result or {}
+    return OrderResult(
+        order_id=order.order_id,
+        member=data.get("member", ""),
+        points_earned=data.get("points_earned", 0),
+        points_pending=data.get("points_pending", 0),
+        entries=data.get("entries", []),
+        tier=data.get("tier"),
+        created=created,
+        order=order,
+        redemption=data.get("redemption"),
+    )
+
+
+def _decimal(value: Any, name: str, errors: dict[str, str], *, minimum: Decimal = Decimal("0")) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        errors[name] = "must be a decimal number"
+        return Decimal("0")
+    if not number.is_finite() or number < minimum:
+        errors[name] = f"must be >= {minimum}"
+        return Decimal("0")
+    return number
+
+
+def _clean_items(items: Any, errors: dict[str, str]) -> list[dict]:
+    if items in (None, ""):
+        return []
+    if not isinstance(items, list):
+        errors["items"] = "must be a list"
+        return []
+    out = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[f"items[{n}]"] = "must be an object"
+            continue
+        quantity = item.get("quantity", 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            errors[f"items[{n}].quantity"] = "must be a whole number >= 1"
+            continue
+        price = _decimal(item.get("unit_price", "0"), f"items[{n}].unit_price", errors)
+        out.append(
+            {
+                "sku": str(item.get("sku", ""))[:100],
+                "category": str(item.get("category", ""))[:100],
+                "quantity": quantity,
+                "unit_price": quantize_money(price),
+            }
+        )
+    return out
+
+
+def _parse_time(value: Any, name: str, errors: dict[str, str], default: dt.datetime) -> dt.datetime:
+    if value in (None, ""):
+        return default
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if not isinstance(value, dt.datetime) or timezone.is_naive(value):
+        errors[name] = "must be an ISO 8601 time with an offset"
+        return default
+    return value
+
+
+@dataclass(frozen=True)
+class PaidOrder:
+    """A paid order's input, checked (`order_clean`)."""
+
+    order_id: str
+    amount: Decimal
+    currency: str
+    items: list[dict]
+    location: str
+    channel: str
+    occurred_at: dt.datetime
+
+
+def order_clean(
+    *,
+    tenant: Tenant,
+    order_id: str,
+    amount: Decimal | str,
+    currency: str,
+    items: list[dict] | None = None,
+    location: str = "",
+    occurred_at: dt.datetime | str | None = None,
+    channel: str = "",
+    now: dt.datetime | None = None,
+) -> PaidOrder:
+    """Check a paid order's input without touching the database: 400 `invalid_order` with the field errors."""
+    now = now or timezone.now()
+    errors: dict[str, str] = {}
+    if not order_id or not isinstance(order_id, str) or len(order_id) > 100:
+        errors["order_id"] = "required, at most 100 characters"
+    amount = quantize_money(_decimal(amount, "amount", errors))
+    if currency != tenant.currency:
+        errors["currency"] = f"must be the tenant's currency {tenant.currency}"
+    clean_items = _clean_items(items, errors)
+    occurred = _parse_time(occurred_at, "occurred_at", errors, now)
+    if errors:
+        raise ApplicationError("invalid_order", "The order is not valid.", errors, status=400)
+    return PaidOrder(order_id, amount, currency, clean_items, location or "", channel or "", occurred)
+
+
+def order_record_paid(
+    *,
+    tenant: Tenant,
+    member: Member | str,
+    order_id: str,
+    amount: Decimal | str,
+    currency: str,
+    items: list[dict] | None = None,
+    location: str = "",
+    occurred_at: dt.datetime | str | None = None,
+    channel: str = "",
+) -> OrderResult:
+    """Record a paid order and apply the earning rules, once per order id (a retry returns the first result).
+
+    Its own durable transaction; `order_record_paid_in_transaction` is the same inside a caller's transaction
+    (the checkout, which redeems codes first).
+    """
+    now = timezone.now()
+    order = order_clean(
+        tenant=tenant,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        items=items,
+        location=location,
+        occurred_at=occurred_at,
+        channel=channel,
+        now=now,
+    )
+    member = member_for(tenant, member)
+    try:
+        with transaction.atomic(durable=True):
+            return _order_record_locked(tenant=tenant, member=member, order=order, now=now)
+    except IntegrityError:
+        existing = Order.objects.for_tenant(tenant).filter(order_id=order.order_id).first()
+        if existing is None:
+            raise
+        return _order_result(existing, created=False)
+
+
+def order_record_paid_in_transaction(
+    *,
+    tenant: Tenant,
+    member: Member | str,
+    order: PaidOrder,
+    paid_amount: Decimal | None = None,
+    result_extra: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> OrderResult:
+    """`order_record_paid` inside the caller's `transaction.atomic()` (no transaction of its own).
+
+    `paid_amount` is what was paid after discounts: the earning rules see it as `order.amount` and pay points on
+    it (see `loyalty.earning`); the order itself is recorded with its full `amount` and items, so that returns
+    take back points pro rata of the list prices. `result_extra` is stored with the result (a replay returns it).
+    An order id already recorded returns the first result with `created=False` and writes nothing; a concurrent
+    first recording of the same id surfaces as IntegrityError when the caller's transaction writes the order.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("order_record_paid_in_transaction() needs a transaction.")
+    return _order_record_locked(
+        tenant=tenant,
+        member=member_for(tenant, member),
+        order=order,
+        now=now or timezone.now(),
+        paid_amount=paid_amount,
+        result_extra=result_extra,
+    )
+
+
+def _order_record_locked(
+    *,
+    tenant: Tenant,
+    member: Member,
+    order: PaidOrder,
+    now: dt.datetime,
+    paid_amount: Decimal | None = None,
+    result_extra: dict[str, Any] | None = None,
+) -> OrderResult:
+    account = ledger.default_account_locked(member=member)
+    program = account.program if account is not None else None
+    # Checked under the account lock: a concurrent retry of this order has committed or not started.
+    existing = _order_of(tenant, order.order_id)
+    if existing:
+        return _order_result(existing, created=False)
+    _refuse_if_frozen(tenant, account)
+    outcome = EarnOutcome()
+    if paid_amount is not None:
+        paid_amount = min(quantize_money(max(paid_amount, Decimal("0"))), order.amount)
+    if account is not None:
+        tiers, tier = tier_state(account)
+        rules = _active_rules(program, EarningRule.Trigger.ORDER_PAID, order.occurred_at)
+        context = build_rule_context(
+            member=member,
+            tier=tier,
+            now=now,
+            points_balance=account.balance,
+            order=order_context(
+                order_id=order.order_id,
+                amount=order.amount if paid_amount is None else paid_amount,
+                currency=order.currency,
+                location=order.location,
+                channel=order.channel,
+                items=order.items,
+            ),
+            rules_text=" ".join(r.rule for r in rules),
+        )
+        outcome = _earn(
+            account=account,
+            member=member,
+            rules=rules,
+            context=context,
+            at=order.occurred_at,
+            now=now,
+            tiers=tiers,
+            tier=tier,
+            label=f"order {order.order_id}",
+            order_id=order.order_id,
+            amount=order.amount,
+            paid_amount=paid_amount,
+            items=order.items,
+        )
+    row = Order(
+        tenant=tenant,
+        member=member,
+        program=program,
+        order_id=order.order_id,
+        amount=order.amount,
+        currency=order.currency,
+        location=order.location[:100],
+        channel=order.channel[:50],
+        occurred_at=order.occurred_at,
+        created_at=now,
+        points_total=outcome.points_earned + outcome.points_pending,
+        result={
+            "order_id": order.order_id,
+            "member": member.external_id,
+            "points_earned": outcome.points_earned,
+            "points_pending": outcome.points_pending,
+            "entries": [entry_dict(e) for e in outcome.entries],
+            "tier": tier_dict(outcome.tier),
+            **(result_extra or {}),
+        },
+    )
+    insert_with_children(row, [OrderItem(**item) for item in order.items], "order")  # one statement on PostgreSQL
+    return _order_result(row, created=True)
+
+
+@dataclass
+class EventResult:
+    event: CustomEvent
+    points_earned: int
+    points_pending: int
+    entries: list[dict]
+    tier: dict | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event.name,
+            "points_earned": self.points_earned,
+            "points_pending": self.points_pending,
+            "entries": self.entries,
+        }
+
+
+def custom_event_record(
+    *,
+    tenant: Tenant,
+    member: Member | str,
+    event: str,
+    metadata: dict | None = None,
+    occurred_at: dt.datetime | str | None = None,
+) -> EventResult:
+    """Store a custom event and apply the event's earning rules (caps hold under concurrent calls)."""
+    now = timezone.now()
+    errors: dict[str, str] = {}
+    if not event or not isinstance(event, str) or len(event) > 100:
+        errors["event"] = "required, at most 100 characters"
+    if metadata is not None and not isinstance(metadata, dict):
+        errors["metadata"] = "must be an object"
+    occurred = _parse_time(occurred_at, "occurred_at", errors, now)
+    if errors:
+        raise ApplicationError("invalid_event", "The event is not valid.", errors, status=400)
+    member = member_for(tenant, member)
+    with transaction.atomic(durable=True):
+        account = ledger.default_account_locked(member=member)
+        program = account.program if account is not None else None
+        _refuse_if_frozen(tenant, account)
+        row = CustomEvent.objects.create(
+            tenant=tenant, member=member, name=event, metadata=metadata or {}, occurred_at=occurred
+        )
+        if account is None:
+            return EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None)
+        tiers, tier = tier_state(account)
+        rules = _active_rules(program, EarningRule.Trigger.EVENT, occurred, event)
+        context = build_rule_context(
+            member=member,
+            tier=tier,
+            now=now,
+            points_balance=account.balance,
+            event={"name": event, "metadata": metadata or {}, "occurred_at": occurred},
+            rules_text=" ".join(r.rule for r in rules),
+        )
+        outcome = _earn(
+            account=account,
+            member=member,
+            rules=rules,
+            context=context,
+            at=occurred,
+            now=now,
+            tiers=tiers,
+            tier=tier,
+            label=f"event {event}",
+        )
+        return EventResult(
+            event=row,
+            points_earned=outcome.points_earned,
+            points_pending=outcome.points_pending,
+            entries=[entry_dict(e) for e in outcome.entries],
+            tier=tier_dict(outcome.tier),
+        )

@@ -1,0 +1,155 @@
+"""Returns: the points of the returned part of an order are taken back, pro rata of the money returned."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Sum
+
+from common.errors import ApplicationError, NotFound
+from common.money import money_str, quantize_money
+from loyalty import earning, ledger
+from loyalty.ledger.selectors import entry_dict
+from loyalty.lock_objects import account_lock
+from loyalty.models import (
+    Account,
+    Order,
+    OrderItem,
+    OrderReturn,
+)
+from loyalty.services.earning import _decimal
+from members.models import Tenant
+
+
+@dataclass
+class ReturnResult:
+    order_id: str
+    return_id: str
+    amount: str
+    points_reversed: int
+    points_cancelled: int
+    debt_points: int
+    entries: list[dict]
+    created: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "return_id": self.return_id,
+            "amount": self.amount,
+            "points_reversed": self.points_reversed,
+            "points_cancelled": self.points_cancelled,
+            "debt_points": self.debt_points,
+            "entries": self.entries,
+        }
+
+
+def _return_result(row: OrderReturn, order_id: str, created: bool) -> ReturnResult:
+    return ReturnResult(
+        order_id=order_id,
+        return_id=row.return_id,
+        amount=money_str(row.amount),
+        points_reversed=row.points_reversed,
+        points_cancelled=row.points_cancelled,
+        debt_points=row.debt_points,
+        entries=row.result.get("entries", []),
+        created=created,
+    )
+
+
+def order_return(
+    *,
+    tenant: Tenant,
+    order_id: str,
+    amount: Decimal | str | None = None,
+    items: list[dict] | None = None,
+    return_id: str | None = None,
+) -> ReturnResult:
+    """Reverse the points earned on the returned part of an order, proportionally to the money returned.
+
+        The points to take back are computed cumulatively (all returns so far x points granted, half-up) so that
+        several partial returns never drift from one full return. Pending points are cancelled first; points
+        already spent become a debt paid by the next earnings, while points of the order that already expired are
+    not charged again (see `loyalty.ledger.posting`). Idempotent per
+        `return_id`. Returns do not give cap allowance back, and tiers move down only at the scheduled evaluation.
+    """
+    errors: dict[str, str] = {}
+    if (amount is None) == (not items):
+        errors["amount"] = "give either an amount or items"
+    if amount is not None:
+        amount = quantize_money(_decimal(amount, "amount", errors, minimum=Decimal("0.01")))
+    if return_id is not None and (not isinstance(return_id, str) or not 0 < len(return_id) <= 100):
+        errors["return_id"] = "at most 100 characters"
+    if errors:
+        raise ApplicationError("invalid_return", "The return is not valid.", errors, status=400)
+    order = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
+    if order is None:
+        raise NotFound("order_not_found", "No such order.", {"order_id": order_id})
+    account = None
+    if order.program_id:
+        account = Account.objects.filter(member_id=order.member_id, program_id=order.program_id).first()
+    with transaction.atomic(durable=True):
+        if account is not None:
+            account = account_lock(account.pk)
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if return_id:
+            previous = OrderReturn.objects.filter(order=order, return_id=return_id).first()
+            if previous:
+                return _return_result(previous, order_id, created=False)
+        returned_items = []
+        if items:
+            by_sku = {i.sku: i for i in order.items.select_for_update()}
+            total = Decimal("0")
+            for n, item in enumerate(items):
+                line = by_sku.get(item.get("sku")) if isinstance(item, dict) else None
+                quantity = item.get("quantity", 1) if isinstance(item, dict) else None
+                if line is None:
+                    errors[f"items[{n}].sku"] = "not an item of this order"
+                elif isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+                    errors[f"items[{n}].quantity"] = "must be a whole number >= 1"
+                elif line.returned_quantity + quantity > line.quantity:
+                    errors[f"items[{n}].quantity"] = f"at most {line.quantity - line.returned_quantity} left"
+                else:
+                    line.returned_quantity += quantity
+                    total += line.unit_price * quantity
+                    returned_items.append({"sku": line.sku, "quantity": quantity})
+            if errors:
+                raise ApplicationError("invalid_return", "The return is not valid.", errors, status=400)
+            OrderItem.objects.bulk_update(by_sku.values(), ["returned_quantity"])
+            amount = quantize_money(total)
+        if order.returned_amount + amount > order.amount:
+            raise ApplicationError(
+                "return_exceeds_order",
+                "More would be returned than was paid.",
+                {"amount": money_str(amount), "returnable": money_str(order.amount - order.returned_amount)},
+            )
+        returned = order.returned_amount + amount
+        target = earning.proportional_points(order.points_total, returned, order.amount)
+        take = max(0, target - order.points_taken_back)
+        taken = ledger.TakeBack()
+        if take and account is not None:
+            forgiven_before = order.returns.aggregate(s=Sum("points_forgiven"))["s"] or 0
+            taken = ledger.post_take_back(
+                account=account,
+                order_id=order.order_id,
+                points=take,
+                reason=f"return of order {order.order_id}",
+                forgiven_before=forgiven_before,
+            )
+        order.returned_amount = returned
+        order.points_taken_back += take
+        order.save(update_fields=["returned_amount", "points_taken_back"])
+        row = OrderReturn.objects.create(
+            tenant=tenant,
+            order=order,
+            return_id=return_id or "",
+            amount=amount,
+            items=returned_items,
+            points_cancelled=taken.cancelled,
+            points_reversed=taken.reversed,
+            debt_points=taken.debt,
+            points_forgiven=taken.forgiven,
+            result={"entries": [entry_dict(taken.entry)] if taken.entry else []},
+        )
+        return _return_result(row, order_id, created=True)

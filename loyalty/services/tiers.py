@@ -1,0 +1,185 @@
+"""Tiers: up at once when earning passes a threshold, up or down at the scheduled evaluation; every move recorded."""
+
+import datetime as dt
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from common.events import publish
+from common.plain_sql import instance, select_list, width
+from loyalty import ledger
+from loyalty.expiry import add_months
+from loyalty.ledger.posting import Kind
+from loyalty.lock_objects import account_lock
+from loyalty.models import (
+    Account,
+    LedgerEntry,
+    MemberTier,
+    Program,
+    Tier,
+    TierChange,
+)
+from members.models import Member
+
+
+def tier_dict(tier: Tier | None) -> dict[str, Any] | None:
+    return {"code": tier.code, "name": tier.name} if tier else None
+
+
+def qualifying_points(account: Account, program: Program, now: dt.datetime) -> int:
+    """Points earned in the qualification window, net of returns (spend reversals and adjustments excluded)."""
+    since = dt.datetime.combine(add_months(now.date(), -program.qualification_window_months), now.time(), now.tzinfo)
+    total = LedgerEntry.objects.filter(
+        Q(kind=Kind.EARN) | Q(kind=Kind.REVERSE, reverses__isnull=True), account=account, created_at__gte=since
+    ).aggregate(s=Sum("points"))["s"]
+    return max(0, total or 0)
+
+
+def _target_tier(tiers: list[Tier], points: int) -> Tier | None:
+    reached = [t for t in tiers if t.threshold <= points]
+    return max(reached, key=lambda t: (t.threshold, t.rank)) if reached else None
+
+
+def _tier_key(tier: Tier | None) -> tuple[int, int]:
+    return (-1, -1) if tier is None else (tier.threshold, tier.rank)
+
+
+def _tier_move(
+    *, account: Account, status: MemberTier | None, target: Tier | None, points: int, reason: str, now: dt.datetime
+) -> MemberTier:
+    """Record a tier change (caller holds the account lock) and emit `member.tier_changed`."""
+    previous = status.tier if status else None
+    if status is None:
+        status = MemberTier.objects.create(
+            tenant_id=account.tenant_id,
+            member_id=account.member_id,
+            program_id=account.program_id,
+            tier=target,
+            qualifying_points=points,
+            changed_at=now,
+            evaluated_at=now,
+        )
+    else:
+        status.tier, status.qualifying_points, status.changed_at, status.evaluated_at = target, points, now, now
+        status.save(update_fields=["tier", "qualifying_points", "changed_at", "evaluated_at"])
+    TierChange.objects.create(
+        tenant_id=account.tenant_id,
+        member_id=account.member_id,
+        program_id=account.program_id,
+        from_tier=previous,
+        to_tier=target,
+        qualifying_points=points,
+        reason=reason,
+        created_at=now,
+    )
+    publish(
+        account.tenant,
+        "member.tier_changed",
+        {
+            "member": account.member.external_id,
+            "program": account.program.code,
+            "from": tier_dict(previous),
+            "to": tier_dict(target),
+            "qualifying_points": points,
+            "reason": reason,
+        },
+    )
+    return status
+
+
+def _tier_upgrade(account: Account, status: MemberTier | None, now: dt.datetime) -> Tier | None:
+    """Move up at once when a threshold is passed; never down here (that is the scheduled evaluation)."""
+    tiers = list(Tier.objects.filter(program_id=account.program_id))
+    if not tiers:
+        return status.tier if status else None
+    points = qualifying_points(account, account.program, now)
+    target = _target_tier(tiers, points)
+    current = status.tier if status else None
+    if target is not None and (status is None or _tier_key(target) > _tier_key(current)):
+        return _tier_move(account=account, status=status, target=target, points=points, reason="upgrade", now=now).tier
+    return current
+
+
+def tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
+    """The program's tiers and the member's current one, in one query (read under the account lock).
+
+    Plain SQL (`common.plain_sql`): it runs on every order, and compiling the queryset cost more than running it.
+    """
+    n = width(Tier)
+    sql = (
+        f"SELECT {select_list(Tier, 't')}, EXISTS(SELECT 1 FROM {MemberTier._meta.db_table} m"
+        " WHERE m.member_id = %s AND m.program_id = %s AND m.tier_id = t.id)"
+        f' FROM {Tier._meta.db_table} t WHERE t.program_id = %s ORDER BY t.threshold, t."rank", t.id'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account.member_id, account.program_id, account.program_id])
+        rows = cursor.fetchall()
+    tiers = []
+    for row in rows:
+        tier = instance(Tier, "t", row[:n])
+        tier.held = bool(row[n])
+        tiers.append(tier)
+    return tiers, next((t for t in tiers if t.held), None)
+
+
+def tier_upgrade_after_earning(account: Account, tiers: list[Tier], current: Tier | None, now: dt.datetime):
+    """`_tier_upgrade` for the earning hot path: the window's sum is skipped when no higher tier is reachable.
+
+    Qualifying points (earned in the window, net of returns) never exceed `lifetime_earned` (every earn entry
+    ever), so a tier whose threshold is above it cannot be reached by this earning.
+    """
+    reachable = [t for t in tiers if _tier_key(t) > _tier_key(current) and t.threshold <= account.lifetime_earned]
+    if not reachable:
+        return current
+    points = qualifying_points(account, account.program, now)
+    target = _target_tier(tiers, points)
+    if target is None or _tier_key(target) <= _tier_key(current):
+        return current
+    status = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id).first()
+    return _tier_move(account=account, status=status, target=target, points=points, reason="upgrade", now=now).tier
+
+
+def tier_evaluate(*, member: Member, program: Program | None = None, now: dt.datetime | None = None) -> Tier | None:
+    """Re-evaluate one member's tier up or down against the qualification window; records any change."""
+    now = now or timezone.now()
+    account = ledger.account_for(member=member, program=program)
+    with transaction.atomic(durable=True):
+        account = account_lock(account.pk)
+        return _tier_evaluate_locked(account, now, list(Tier.objects.filter(program_id=account.program_id)))
+
+
+def _tier_evaluate_locked(account: Account, now: dt.datetime, tiers: list[Tier]) -> Tier | None:
+    status = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id).first()
+    points = qualifying_points(account, account.program, now)
+    target = _target_tier(tiers, points)
+    current = status.tier if status else None
+    if (status is None and target is None) or (status is not None and current == target):
+        if status is not None:
+            status.qualifying_points, status.evaluated_at = points, now
+            status.save(update_fields=["qualifying_points", "evaluated_at"])
+        return current
+    reason = "upgrade" if _tier_key(target) > _tier_key(current) else "downgrade"
+    return _tier_move(account=account, status=status, target=target, points=points, reason=reason, now=now).tier
+
+
+def tiers_reevaluate(*, program: Program, now: dt.datetime | None = None, chunk: int = 500) -> int:
+    """The scheduled evaluation of every account of a program, in chunks of one transaction each."""
+    now = now or timezone.now()
+    tiers = list(Tier.objects.filter(program=program))
+    changed, last_pk = 0, 0
+    while True:
+        ids = list(
+            Account.objects.filter(program=program, pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:chunk]
+        )
+        if not ids:
+            return changed
+        with transaction.atomic(durable=True):
+            for account_id in ids:
+                account = account_lock(account_id)
+                before = MemberTier.objects.filter(member_id=account.member_id, program=program).first()
+                after = _tier_evaluate_locked(account, now, tiers)
+                if (before.tier if before else None) != after:
+                    changed += 1
+        last_pk = ids[-1]

@@ -1,0 +1,405 @@
+"""Redemption: every code of a request redeemed all or nothing, under the locks of campaigns, codes, account."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from campaigns import engine
+from campaigns.lock_objects import campaigns_for_update
+from campaigns.models import Campaign, CampaignUsage, Code
+from common.errors import ApplicationError
+from common.events import publish
+from common.plain_sql import insert_with_children
+from loyalty.ledger import post_spend
+from members.models import Member, Tenant
+from rewards.models import GiftCardTransaction, Redemption, RedemptionCode
+from rewards.services.redemption.counters import (
+    apply_campaign_deltas,
+    apply_code_deltas,
+    apply_usage_deltas,
+    exhausted_limit,
+    line_deltas,
+    mark_exhausted,
+)
+from rewards.services.redemption.documents import redemption_document
+from rewards.services.redemption.load import (
+    _promotions_qs,
+    campaigns_and_frozen,
+    check_member,
+    codes_by_text,
+    context_loader,
+    points_request_for,
+)
+from rewards.services.redemption.parse import ZERO, field_error, parse_codes, parse_order, parse_points
+from rewards.services.redemption.validate import evaluate
+
+
+class _Refused(Exception):
+    def __init__(self, evaluation: engine.Evaluation):
+        self.evaluation = evaluation
+
+
+BUDGET_REASONS = {
+    "discount_budget_exceeded": "discount_total",
+    "order_value_budget_exceeded": "order_value_total",
+}
+
+
+def _prepare(*, tenant, member, order_id, order, codes, points) -> tuple[str, dict, list, int]:
+    """Check the input (before any transaction): (order_id, order, code requests, points)."""
+    check_member(tenant, member)
+    if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 100:
+        raise field_error("order_id", "An order id of 1 to 100 characters is required.")
+    order = parse_order(order)
+    requests = parse_codes(codes)
+    points = parse_points(points)
+    if not requests and not points and not _promotions_qs(tenant, timezone.now()).exists():
+        raise field_error("codes", "Nothing to redeem: give codes or points.")
+    return order_id.strip(), order, requests, points
+
+
+def _refusal_error(evaluation: engine.Evaluation) -> ApplicationError:
+    error = ApplicationError(
+        "redemption_failed",
+        "The redemption was refused; nothing was redeemed.",
+        details=evaluation.as_dict(),
+    )
+    error.evaluation = evaluation
+    return error
+
+
+def redeem(
+    *,
+    tenant: Tenant,
+    member: Member | None,
+    order_id: str,
+    order: dict,
+    codes: list,
+    points: int = 0,
+    channel: str = "",
+    integration=None,
+    staff_user=None,
+) -> Redemption:
+    """Redeem every code (and the qualifying promotions, and points) on one order, or nothing.
+
+    Runs in its own durable transaction. Raises ApplicationError("redemption_failed", details=<the
+    validation body>) when any part is refused; the failure is then counted on the campaigns involved and
+    `redemption.failed` is emitted (in a transaction of its own, after the refused one rolled back).
+    """
+    return _redeem_durable(
+        tenant=tenant,
+        member=member,
+        order_id=order_id,
+        order=order,
+        codes=codes,
+        points=points,
+        channel=channel,
+        integration=integration,
+        staff_user=staff_user,
+    )
+
+
+def redeem_with_answer(*, answer: Callable[[Redemption], None], **arguments) -> Redemption:
+    """`redeem(**arguments)`, calling `answer(redemption)` inside its transaction just before the commit.
+
+    For the API: it stores its idempotent response there, so that the redemption and the answer to its
+    retries commit together (and one commit, not two, waits for the disk).
+    """
+    return _redeem_durable(**arguments, answer=answer)
+
+
+def _redeem_durable(
+    *, tenant, member, order_id, order, codes, points=0, channel="", integration=None, staff_user=None, answer=None
+) -> Redemption:
+    order_id, order, requests, points = _prepare(
+        tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
+    )
+    try:
+        with transaction.atomic(durable=True):
+            redemption = _redeem_locked(
+                tenant=tenant,
+                member=member,
+                order_id=order_id,
+                order=order,
+                requests=requests,
+                points=points,
+                channel=channel,
+                integration=integration,
+                staff_user=staff_user,
+            )
+            if answer is not None:
+                answer(redemption)
+    except _Refused as refused:
+        _record_failure(tenant=tenant, member=member, order_id=order_id, evaluation=refused.evaluation)
+        raise _refusal_error(refused.evaluation) from None
+    return redemption
+
+
+def redeem_in_transaction(
+    *,
+    tenant: Tenant,
+    member: Member | None,
+    order_id: str,
+    order: dict,
+    codes: list,
+    points: int = 0,
+    channel: str = "",
+    integration=None,
+    staff_user=None,
+) -> Redemption:
+    """`redeem(...)` inside the caller's `transaction.atomic()`, for compositions such as a checkout.
+
+    Same arguments, checks, locks (campaigns, then codes, then the points account) and writes as `redeem`,
+    but no transaction of its own: the caller commits or rolls back. A refusal raises the same
+    ApplicationError("redemption_failed") (with the engine's evaluation as `.evaluation`) after rolling
+    back what this call wrote (a savepoint); the failure is not counted on the campaigns and no
+    `redemption.failed` is emitted, since those writes would share the caller's fate.
+    """
+    if not connection.in_atomic_block:
+        raise transaction.TransactionManagementError("redeem_in_transaction() needs the caller's transaction.atomic().")
+    order_id, order, requests, points = _prepare(
+        tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
+    )
+    try:
+        with transaction.atomic():
+            return _redeem_locked(
+                tenant=tenant,
+                member=member,
+                order_id=order_id,
+                order=order,
+                requests=requests,
+                points=points,
+                channel=channel,
+                integration=integration,
+                staff_user=staff_user,
+            )
+    except _Refused as refused:
+        raise _refusal_error(refused.evaluation) from None
+
+
+def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption) -> None:
+    """The counters, the usage counters and the redemption's answer: one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        apply_campaign_deltas(campaign_d)
+        apply_code_deltas(code_d)
+        apply_usage_deltas(usage_d)
+        redemption.save(update_fields=["points_entry_id", "result"])
+        return
+    ctes: list[str] = []
+    params: list[Any] = []
+    if campaign_d:
+        table = Campaign._meta.db_table
+        values = ", ".join(["(%s::bigint, %s::int, %s::numeric, %s::numeric)"] * len(campaign_d))
+        for pk, (n, discount, order_value) in sorted(campaign_d.items()):
+            params += [pk, n, discount, order_value]
+        ctes.append(
+            f"""campaign_counts AS (UPDATE {table} AS c SET redemptions_count = c.redemptions_count + v.n,
+                    discount_used = c.discount_used + v.d, order_value_used = c.order_value_used + v.o
+                FROM (VALUES {values}) AS v(id, n, d, o) WHERE c.id = v.id RETURNING c.id)"""
+        )
+    if code_d:
+        table = Code._meta.db_table
+        values = ", ".join(["(%s::bigint, %s::int, %s::numeric)"] * len(code_d))
+        for pk, (n, balance) in sorted(code_d.items()):
+            params += [pk, n, balance]
+        ctes.append(
+            f"""code_counts AS (UPDATE {table} AS c SET redeemed_count = c.redeemed_count + v.n,
+                    balance = CASE WHEN c.balance IS NULL THEN NULL ELSE c.balance + v.b END
+                FROM (VALUES {values}) AS v(id, n, b) WHERE c.id = v.id RETURNING c.id)"""
+        )
+    if usage_d:
+        table = CampaignUsage._meta.db_table
+        rows = sorted(usage_d.items())
+        values = ", ".join(["(%s::bigint, %s, %s::int, %s::numeric)"] * len(rows))
+        for (campaign_id, key), (n, discount) in rows:
+            params += [campaign_id, key, n, discount]
+        ctes.append(
+            f"""usage_counts AS (INSERT INTO {table} (campaign_id, key, count, discount) VALUES {values}
+                ON CONFLICT (campaign_id, key) DO UPDATE SET count = {table}.count + EXCLUDED.count,
+                    discount = {table}.discount + EXCLUDED.discount RETURNING 1)"""
+        )
+    with_clause = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
+    params += [redemption.points_entry_id, json.dumps(redemption.result, cls=DjangoJSONEncoder), redemption.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{with_clause}UPDATE {Redemption._meta.db_table} SET points_entry_id = %s, result = %s::jsonb "
+            "WHERE id = %s",
+            params,
+        )
+
+
+def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user):
+    now = timezone.now()
+    texts = {r.text for r in requests}
+    frozen, code_campaigns, unlocked_promotions = campaigns_and_frozen(tenant, texts, now)
+    context = context_loader(
+        tenant, member, order, now, [c.rule for c in code_campaigns] + [p.rule for p in unlocked_promotions]
+    )
+    candidates = (
+        []
+        if frozen
+        else engine.promotion_candidates(
+            promotions=unlocked_promotions,
+            now=now,
+            tz=tenant.tz,
+            member_id=member.pk if member else None,
+            order=order,
+            context=context,
+        )
+    )
+    promotion_ids = [p.pk for p in candidates]
+    # The global lock order: campaigns, then codes (then the points account, in the ledger).
+    campaigns = campaigns_for_update(tenant=tenant, ids={c.pk for c in code_campaigns} | set(promotion_ids))
+    codes = codes_by_text(tenant, texts, campaign_ids=set(campaigns), lock=True)
+    for code in codes:
+        code.campaign = campaigns[code.campaign_id]
+    promotions = [campaigns[pk] for pk in promotion_ids if pk in campaigns]
+    points_request, account = points_request_for(tenant, member, points)
+    evaluation = evaluate(
+        tenant=tenant,
+        member=member,
+        order=order,
+        requests=requests,
+        points_request=points_request,
+        codes=codes,
+        promotions=promotions,
+        now=now,
+        frozen=frozen,
+        context=context,
+    )
+    if not evaluation.valid:
+        raise _Refused(evaluation)
+
+    redemption = Redemption(
+        tenant=tenant,
+        member=member,
+        order_id=order_id,
+        order=order,
+        order_amount=evaluation.amount,
+        discount=evaluation.discount,
+        gift_cards=evaluation.gift_cards,
+        points_used=evaluation.points_used,
+        points_value=evaluation.points_value,
+        total=evaluation.total,
+        channel=channel or "",
+        integration_id=getattr(integration, "pk", None),
+        integration_name=str(integration)[:200] if integration is not None else "",
+        staff_user=staff_user,
+        created_at=now,
+    )
+    applied = evaluation.applied
+    lines = [
+        RedemptionCode(
+            tenant=tenant,
+            redemption=redemption,
+            campaign=x.campaign,
+            code=x.code,
+            member=member,
+            kind=(
+                RedemptionCode.Kind.PROMOTION
+                if x.code is None
+                else RedemptionCode.Kind.GIFT_CARD
+                if x.is_gift_card
+                else RedemptionCode.Kind.CODE
+            ),
+            discount=x.discount,
+            order_amount=evaluation.amount,
+            usage_keys=x.usage_keys,
+            created_at=now,
+        )
+        for x in applied
+    ]
+    insert_with_children(redemption, lines, "redemption")  # one statement on PostgreSQL
+    gift_debits: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for x in applied:
+        if x.is_gift_card and x.discount > 0:
+            gift_debits[x.code.pk] += x.discount
+    campaign_d, code_d, usage_d = line_deltas(lines, +1, gift_debits)
+    if gift_debits:
+        codes_by_pk = {c.pk: c for c in codes}
+        GiftCardTransaction.objects.bulk_create(
+            [
+                GiftCardTransaction(
+                    tenant=tenant,
+                    code_id=pk,
+                    redemption=redemption,
+                    kind=GiftCardTransaction.Kind.DEBIT,
+                    amount=-debit,
+                    balance_after=codes_by_pk[pk].balance - debit,
+                    created_at=now,
+                )
+                for pk, debit in gift_debits.items()
+            ]
+        )
+    if evaluation.points_used:
+        try:
+            entry = post_spend(
+                account=account,
+                points=evaluation.points_used,
+                reason=f"Paid order {order_id} with points",
+                order_id=order_id,
+                idempotency_key=f"redemption:{redemption.pk}",
+            )
+        except ApplicationError as exc:
+            if exc.code != "points_insufficient":
+                raise
+            evaluation.points_reason = "points_insufficient"
+            evaluation.points_used, evaluation.points_value = 0, ZERO
+            raise _Refused(evaluation) from None
+        redemption.points_entry_id = entry.pk
+    body = redemption_document(redemption, lines=lines, evaluation=evaluation)
+    redemption.result = body
+    _apply_writes(campaign_d=campaign_d, code_d=code_d, usage_d=usage_d, redemption=redemption)
+    for pk, (n, discount, order_value) in campaign_d.items():
+        campaign = campaigns[pk]
+        campaign.redemptions_count += n
+        campaign.discount_used += discount
+        campaign.order_value_used += order_value
+        limit = exhausted_limit(campaign)
+        if limit and campaign.budget_exhausted_at is None:
+            mark_exhausted(campaign, limit, now)
+    publish(tenant, "redemption.succeeded", body)
+    return redemption
+
+
+def _record_failure(*, tenant, member, order_id, evaluation: engine.Evaluation) -> None:
+    """Count the failure on the campaigns involved, note budgets that ran out, emit `redemption.failed`."""
+    now = timezone.now()
+    campaign_ids = {line.campaign.pk for line in evaluation.lines if line.campaign is not None and not line.valid}
+    exhausted = {
+        line.campaign.pk: BUDGET_REASONS.get(line.reason)
+        or (
+            "redemptions_total"
+            if line.reason == "redemptions_total_exceeded" and line.details.get("scope") == "campaign"
+            else ""
+        )
+        for line in evaluation.lines
+        if line.campaign is not None and not line.valid
+    }
+    with transaction.atomic(durable=True):
+        if campaign_ids:
+            Campaign.objects.filter(pk__in=campaign_ids).update(redemptions_failed=F("redemptions_failed") + 1)
+        for line in evaluation.lines:
+            limit = exhausted.get(line.campaign.pk) if line.campaign else ""
+            if limit:
+                mark_exhausted(line.campaign, limit, now)
+                exhausted[line.campaign.pk] = ""
+        publish(
+            tenant,
+            "redemption.failed",
+            {
+                "order_id": order_id,
+                "member": member.external_id if member else None,
+                "codes": evaluation.failures(),
+                "points": evaluation.as_dict()["points"],
+            },
+        )

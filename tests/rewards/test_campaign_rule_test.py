@@ -1,0 +1,26 @@
+"""The campaign console's "Test rule" page (rewards/admin/campaign_rule_test.py)."""
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import CodeFactory, EngineMemberFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def superuser():
+    return UserFactory(is_superuser=True)
+
+
+def test_rule_tester_against_a_member_and_a_sample_order(client, superuser, tenant):
+    member = EngineMemberFactory(tenant=tenant, country="GB")
+    code = CodeFactory(campaign__tenant=tenant, campaign__rule="member.country == 'GB' and order.amount >= 100")
+    client.force_login(superuser)
+    url = reverse("admin:campaigns_campaign_test_rule", args=[code.campaign_id])
+    page = client.post(url, {"member": member.external_id, "order": '{"amount": "120.00"}'}).content.decode()
+    assert "The rule holds." in page and "valid" in page
+    page = client.post(url, {"member": member.external_id, "order": '{"amount": "20.00"}'}).content.decode()
+    assert "The rule does not hold." in page
+    page = client.post(url, {"member": "nobody", "order": '{"amount": "20.00"}'}).content.decode()
+    assert "No member nobody" in page
