@@ -1,4 +1,4 @@
-"""The campaign console's "Test rule" page (rewards/admin/campaign_rule_test.py)."""
+"""The campaign console's "Test rule" page (rewards/admin/campaign_rule_tester.py)."""
 
 import pytest
 from django.urls import reverse
