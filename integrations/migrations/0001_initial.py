@@ -9,29 +9,11 @@ import uuid
 from django.conf import settings
 from django.db import migrations, models
 
-
-def _move_content_types(apps, schema_editor, *, old: str, new: str, models: list[str]):
-    """Content types (and so permissions, object permissions and admin log entries) follow the moved models."""
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    for model in models:
-        if not ContentType.objects.filter(app_label=new, model=model).exists():
-            ContentType.objects.filter(app_label=old, model=model).update(app_label=new)
-
-
-def forwards(apps, schema_editor):
-    _move_content_types(apps, schema_editor, old='loyalty', new='integrations', models=MODELS)
-
-
-def backwards(apps, schema_editor):
-    _move_content_types(apps, schema_editor, old='integrations', new='loyalty', models=MODELS)
-
-
-MODELS = ['integration', 'historicalintegration', 'integrationapikey', 'historicalintegrationapikey', 'webhookendpoint', 'historicalwebhookendpoint', 'event', 'webhookdelivery', 'webhookattempt', 'idempotencyrecord']
+from common.model_moves import move_content_types
 
 
 class Migration(migrations.Migration):
-    'Integrations, API keys, webhooks, the event outbox and idempotency records, moved from `loyalty` (state only).'
-
+    """Integrations, API keys, webhooks, the event outbox and idempotency records, moved from `loyalty` (state only)."""
 
     initial = True
 
@@ -281,5 +263,5 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        migrations.RunPython(forwards, backwards),
+        move_content_types(old='loyalty', new='integrations', models=['integration', 'historicalintegration', 'integrationapikey', 'historicalintegrationapikey', 'webhookendpoint', 'historicalwebhookendpoint', 'event', 'webhookdelivery', 'webhookattempt', 'idempotencyrecord']),
     ]

@@ -5,29 +5,11 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-
-def _move_content_types(apps, schema_editor, *, old: str, new: str, models: list[str]):
-    """Content types (and so permissions, object permissions and admin log entries) follow the moved models."""
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    for model in models:
-        if not ContentType.objects.filter(app_label=new, model=model).exists():
-            ContentType.objects.filter(app_label=old, model=model).update(app_label=new)
-
-
-def forwards(apps, schema_editor):
-    _move_content_types(apps, schema_editor, old='rewards', new='loyalty', models=MODELS)
-
-
-def backwards(apps, schema_editor):
-    _move_content_types(apps, schema_editor, old='loyalty', new='rewards', models=MODELS)
-
-
-MODELS = ['account', 'ledgerentry', 'pointlot', 'lotconsumption', 'pendingpoints', 'expirywarning']
+from common.model_moves import move_content_types
 
 
 class Migration(migrations.Migration):
-    "The ledger's models arrive from `rewards`; the integration models leave for `integrations` (state only)."
-
+    """The ledger's models arrive from `rewards`; the integration models leave for `integrations` (state only)."""
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
@@ -339,5 +321,5 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        migrations.RunPython(forwards, backwards),
+        move_content_types(old='rewards', new='loyalty', models=['account', 'ledgerentry', 'pointlot', 'lotconsumption', 'pendingpoints', 'expirywarning']),
     ]

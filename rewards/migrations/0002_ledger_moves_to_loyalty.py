@@ -4,8 +4,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    "The points ledger's models move to `loyalty` (state only; loyalty 0003 takes them)."
-
+    """The points ledger's models move to `loyalty` (state only; loyalty 0003 takes them)."""
 
     dependencies = [
         ('loyalty', '0003_ledger_from_rewards_integrations_out'),
