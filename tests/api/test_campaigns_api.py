@@ -6,8 +6,7 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from tests.api.conftest import client_for
-from tests.api.test_infrastructure import assert_error
+from tests.api.conftest import assert_error, client_for
 from tests.factories import CampaignFactory, CodeFactory, MemberFactory, api_key_for
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,7 @@ from api import idempotency
 from api.views import tenant as views_tenant
 from integrations.idempotency import idempotency_records_purge
 from integrations.models import IdempotencyRecord
-from tests.api.conftest import client_for
-from tests.api.test_infrastructure import assert_error
+from tests.api.conftest import assert_error, client_for
 from tests.factories import api_key_for
 
 

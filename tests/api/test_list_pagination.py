@@ -14,8 +14,7 @@ from loyalty.ledger import points_adjust
 from loyalty.models import MemberTier
 from rewards.selectors import member_rewards
 from rewards.services.redemption import redeem, redemption_rollback
-from tests.api.conftest import client_for
-from tests.api.test_infrastructure import assert_error
+from tests.api.conftest import assert_error, client_for
 from tests.factories import (
     CampaignFactory,
     CodeFactory,

@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.api.conftest import client_for
-from tests.api.test_infrastructure import assert_error
+from tests.api.conftest import assert_error, client_for
 from tests.factories import (
     MemberFactory,
     RewardFactory,

@@ -5,8 +5,7 @@ import pytest
 from campaigns.services import campaign_create
 from loyalty.models import LedgerEntry, Order
 from rewards.models import Redemption, ReferralGrant
-from tests.api.conftest import client_for
-from tests.api.test_infrastructure import assert_error
+from tests.api.conftest import assert_error, client_for
 from tests.factories import CodeFactory, EngineMemberFactory, api_key_for, earning_setup
 
 pytestmark = pytest.mark.django_db

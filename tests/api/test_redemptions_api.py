@@ -4,8 +4,7 @@ import pytest
 
 from campaigns.models import Code
 from rewards.models import Redemption
-from tests.api.conftest import client_for
-from tests.api.test_infrastructure import assert_error
+from tests.api.conftest import assert_error, client_for
 from tests.factories import CampaignFactory, CodeFactory, GiftCardCodeFactory, MemberFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
