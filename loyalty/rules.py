@@ -6,6 +6,7 @@ A rule is checked when it is saved: syntax, root names and the attribute names o
 typo like `member.contry` is refused at once instead of silently never matching.
 """
 
+import datetime as dt
 import logging
 from functools import lru_cache
 from typing import Any
@@ -66,10 +67,16 @@ def _root_type(spec: Any):
     return spec
 
 
-_CONTEXT = rule_engine.Context(
-    type_resolver=rule_engine.type_resolver_from_dict({name: _root_type(spec) for name, spec in SCHEMA.items()}),
-    default_value=None,
-)
+_TYPES = {name: _root_type(spec) for name, spec in SCHEMA.items()}
+
+
+@lru_cache(maxsize=64)
+def _context(tz: dt.tzinfo) -> rule_engine.Context:
+    """The rule-engine context of one time zone: a datetime literal without an offset (`d"2026-11-27"`) and
+    `$now` are in `tz`, the zone of the context's `now` (the tenant's)."""
+    return rule_engine.Context(
+        type_resolver=rule_engine.type_resolver_from_dict(_TYPES), default_value=None, default_timezone=tz
+    )
 
 
 class RuleError(ApplicationError):
@@ -109,10 +116,10 @@ def _check_attribute_names(node, text: str) -> None:
 
 
 @lru_cache(maxsize=2048)
-def compile_rule(text: str) -> rule_engine.Rule:
-    """Parse and check a rule once; raises RuleError with a message a marketer can act on."""
+def compile_rule(text: str, tz: dt.tzinfo = dt.UTC) -> rule_engine.Rule:
+    """Parse and check a rule once (per time zone); raises RuleError with a message a marketer can act on."""
     try:
-        rule = rule_engine.Rule(text, context=_CONTEXT)
+        rule = rule_engine.Rule(text, context=_context(tz))
     except rule_engine.errors.RuleSyntaxError as exc:
         raise RuleError(f"Syntax error: {exc.message}", text) from exc
     except rule_engine.errors.SymbolResolutionError as exc:
@@ -133,11 +140,12 @@ def rule_matches(text: str, context: dict[str, Any]) -> bool:
     """True when the rule holds for `context` (an empty rule always holds).
 
     A value missing at run time (a member without a country, say) makes the rule not hold rather
-    than fail the checkout.
+    than fail the checkout. Datetime literals without an offset are read in the zone of `context["now"]`.
     """
     if not text or not text.strip():
         return True
-    rule = compile_rule(text.strip())
+    now = context.get("now")
+    rule = compile_rule(text.strip(), now.tzinfo if isinstance(now, dt.datetime) and now.tzinfo else dt.UTC)
     try:
         return bool(rule.matches(context))
     except rule_engine.errors.EngineError as exc:
