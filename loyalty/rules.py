@@ -4,6 +4,10 @@ Rules are `rule-engine` expressions (never `eval`), e.g.
 `member.country == 'GB' and order.amount >= 50 and [i for i in order.items if i.category == 'apparel']`.
 A rule is checked when it is saved: syntax, root names and the attribute names of known objects, so a
 typo like `member.contry` is refused at once instead of silently never matching.
+
+What the names mean, their Python types, which of them cost a query and how missing values, numbers and
+time zones are expressed: `loyalty.rule_context` (its docstring is the reference; `build_rule_context` builds
+the one context every rule is evaluated against).
 """
 
 import datetime as dt
@@ -21,7 +25,9 @@ logger = logging.getLogger(__name__)
 T = rule_engine.DataType
 ANY = None  # a free-form mapping: any attribute name is accepted
 
-# What a rule can see. Nested dicts list the attribute names a rule may use; ANY leaves them open.
+# What a rule can see. Nested dicts list the attribute names a rule may use; ANY leaves them open. `rule-engine`
+# has one number type (FLOAT, held as a Decimal): the context gives ints for counts and Decimals for money.
+# Every name is documented in `loyalty.rule_context` (tests/loyalty/test_rule_context.py keeps the two in step).
 SCHEMA: dict[str, Any] = {
     "member": {
         "external_id": T.STRING,
