@@ -1,4 +1,5 @@
-"""The one rule context (loyalty/rule_context.py): what a rule sees and what it costs."""
+"""The one rule context (loyalty/rule_context.py): what a rule sees, what it costs, and that a rule text means the
+same as an earning rule (through the earning service) and as a campaign rule (through validation)."""
 
 import datetime as dt
 from decimal import Decimal as D
@@ -7,11 +8,22 @@ import pytest
 import time_machine
 
 from loyalty import rule_context
-from loyalty.models import MemberTier, Order
+from loyalty.ledger import points_adjust
+from loyalty.models import LedgerEntry, MemberTier, Order, Program
 from loyalty.rule_context import FACTS, Standing, build_rule_context, facts_named, order_context
 from loyalty.rules import SCHEMA, rule_matches
+from loyalty.services.earning import order_record_paid
 from members.models import CustomEvent, Segment, SegmentMember
-from tests.factories import EngineMemberFactory, MemberFactory, ProgramFactory, TierFactory
+from rewards.services.redemption import validate
+from tests.factories import (
+    CodeFactory,
+    EarningRuleFactory,
+    EngineMemberFactory,
+    MemberFactory,
+    ProgramFactory,
+    TierFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
@@ -159,3 +171,145 @@ def test_each_named_fact_costs_its_queries_and_nothing_else(tenant, django_asser
             member=member, tz=tenant.tz, now=NOW, rules=["member.tier"], standing=Standing(None, 7), order=order
         )
     assert ctx["member"]["points_balance"] == 7
+
+
+# The same rule text, for the same member and order, as an earning rule and as a campaign rule.
+
+
+def _verdicts(tenant, member, rules, order_id="o-new"):
+    """{rule: (earns through the earning service, valid through the redemption engine)} for one order."""
+    program = Program.objects.get(tenant=tenant)
+    codes = {}
+    for n, rule in enumerate(rules):
+        EarningRuleFactory(program=program, code=f"r{n}", rule=rule)
+        codes[rule] = CodeFactory(campaign__tenant=tenant, campaign__rule=rule).code
+    order = {"order_id": order_id, "amount": "100.00", "currency": tenant.currency, "items": ITEMS}
+    campaign = {}
+    for rule, code in codes.items():  # validation writes nothing: before the order is recorded, like a checkout
+        body = validate(tenant=tenant, member=member, order=order, codes=[code]).as_dict()
+        assert body["valid"] or body["codes"][0]["reason"] == "rule_not_met", body
+        campaign[rule] = body["valid"]
+    order_record_paid(tenant=tenant, member=member, **order)
+    earned = set(LedgerEntry.objects.filter(order_id=order_id, kind="earn").values_list("rule_code", flat=True))
+    return {rule: (f"r{n}" in earned, campaign[rule]) for n, rule in enumerate(rules)}
+
+
+def _assert_same_verdicts(tenant, member, expected: dict[str, bool]):
+    got = _verdicts(tenant, member, list(expected))
+    assert got == {rule: (verdict, verdict) for rule, verdict in expected.items()}
+
+
+def test_a_dynamic_segment_means_the_same_to_earning_and_campaign_rules(tenant):
+    ProgramFactory(tenant=tenant)
+    member = MemberFactory(tenant=tenant, country="GB")
+    listed = Segment.objects.create(tenant=tenant, code="listed", name="Listed", kind="static")
+    SegmentMember.objects.create(segment=listed, member=member)
+    Segment.objects.create(tenant=tenant, code="brits", name="Brits", criteria={"country": ["GB"]})
+    Segment.objects.create(tenant=tenant, code="french", name="French", criteria={"country": ["FR"]})
+    _assert_same_verdicts(
+        tenant,
+        member,
+        {
+            "'brits' in member.segments": True,
+            "'listed' in member.segments and 'brits' in member.segments": True,
+            "'french' in member.segments": False,
+            "member.segments.length == 2": True,
+        },
+    )
+
+
+@time_machine.travel(dt.datetime(2026, 11, 27, 2, 30, tzinfo=dt.UTC), tick=False)
+def test_now_is_the_shops_time_for_earning_and_campaign_rules(tenant):
+    # 02:30 UTC on Friday the 27th is 21:30 on Thursday the 26th in New York.
+    tenant.time_zone = "America/New_York"
+    tenant.save()
+    ProgramFactory(tenant=tenant)
+    member = MemberFactory(tenant=tenant)
+    _assert_same_verdicts(
+        tenant,
+        member,
+        {
+            "now.hour == 21 and now.minute == 30": True,
+            "now.hour >= 18": True,
+            "now.hour == 2": False,
+            "now.day == 26 and now.weekday == 'Thursday'": True,
+            "now >= d'2026-11-27'": False,  # a date literal is the shop's midnight too, not UTC's
+            "now >= d'2026-11-26 21:00:00'": True,
+        },
+    )
+
+
+@time_machine.travel(NOW, tick=False)
+def test_orders_count_tier_rank_and_points_compare_with_integer_literals_in_both(tenant):
+    program = ProgramFactory(tenant=tenant)
+    member = MemberFactory(tenant=tenant)
+    points_adjust(points=150, reason="welcome", staff_user=UserFactory(), member=member, program=program)
+    MemberTier.objects.create(
+        tenant=tenant, member=member, program=program, tier=TierFactory(program=program, code="silver", rank=2)
+    )
+    for days in (5, 50, 500):
+        _order(tenant, member, f"past-{days}", days)
+    _assert_same_verdicts(
+        tenant,
+        member,
+        {
+            "member.orders_count == 3": True,
+            "member.orders_count == 4": False,  # the order being recorded is not counted yet
+            "member.orders_count.to_str == '3' and member.tier.rank.to_str == '2'": True,
+            "member.tier.rank == 2 and member.tier.code == 'silver'": True,
+            "member.tier.rank in [2, 3]": True,
+            "member.tier.rank > 2": False,
+            "member.points_balance == 150": True,
+            "member.spend_365d == 200 and member.lifetime_spend == 300.00": True,
+        },
+    )
+
+
+@time_machine.travel(NOW, tick=False)
+def test_events_are_the_same_window_for_earning_and_campaign_rules(tenant):
+    tenant.time_zone = "America/New_York"
+    tenant.save()
+    ProgramFactory(tenant=tenant)
+    member = MemberFactory(tenant=tenant)
+    for days in (1, 20, 300):
+        CustomEvent.objects.create(
+            tenant=tenant, member=member, name="review_written", occurred_at=NOW - dt.timedelta(days=days)
+        )
+    CustomEvent.objects.create(tenant=tenant, member=member, name="signup", occurred_at=NOW - dt.timedelta(days=450))
+    _assert_same_verdicts(
+        tenant,
+        member,
+        {
+            "[e for e in events if e.name == 'review_written'].length == 3": True,
+            "[e for e in events if e.name == 'signup']": False,  # older than the 400 days of history
+            "events[0].occurred_at.hour == 7": True,  # 12:00 UTC is 07:00 in New York
+            "[e for e in events if e.occurred_at > now - t'P30D']": True,
+        },
+    )
+
+
+def test_a_member_without_a_country_means_the_same_to_earning_and_campaign_rules(tenant):
+    ProgramFactory(tenant=tenant)
+    member = MemberFactory(tenant=tenant, country="", city="")
+    _assert_same_verdicts(
+        tenant,
+        member,
+        {
+            "member.country == null": True,
+            "not member.country": True,
+            "member.country != 'GB'": True,
+            "member.country == ''": False,  # missing is null, never an empty text
+            "member.country in ['GB', 'FR']": False,
+            "member.city == null and [i for i in order.items if i.category == null]": True,
+        },
+    )
+
+
+def test_a_segment_rule_in_validation(tenant):
+    member = EngineMemberFactory(tenant=tenant, country="GB")
+    Segment.objects.create(tenant=tenant, code="brits", name="Brits", criteria={"country": ["GB"]})
+    code = CodeFactory(campaign__tenant=tenant, campaign__rule="'brits' in member.segments")
+    assert validate(tenant=tenant, member=member, order={"amount": "10"}, codes=[code.code]).valid
+    other = EngineMemberFactory(tenant=tenant, country="DE")
+    body = validate(tenant=tenant, member=other, order={"amount": "10"}, codes=[code.code]).as_dict()
+    assert body["codes"][0]["reason"] == "rule_not_met"
