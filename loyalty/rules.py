@@ -4,8 +4,13 @@ Rules are `rule-engine` expressions (never `eval`), e.g.
 `member.country == 'GB' and order.amount >= 50 and [i for i in order.items if i.category == 'apparel']`.
 A rule is checked when it is saved: syntax, root names and the attribute names of known objects, so a
 typo like `member.contry` is refused at once instead of silently never matching.
+
+What the names mean, their Python types, which of them cost a query and how missing values, numbers and
+time zones are expressed: `loyalty.rule_context` (its docstring is the reference; `build_rule_context` builds
+the one context every rule is evaluated against).
 """
 
+import datetime as dt
 import logging
 from functools import lru_cache
 from typing import Any
@@ -20,7 +25,9 @@ logger = logging.getLogger(__name__)
 T = rule_engine.DataType
 ANY = None  # a free-form mapping: any attribute name is accepted
 
-# What a rule can see. Nested dicts list the attribute names a rule may use; ANY leaves them open.
+# What a rule can see. Nested dicts list the attribute names a rule may use; ANY leaves them open. `rule-engine`
+# has one number type (FLOAT, held as a Decimal): the context gives ints for counts and Decimals for money.
+# Every name is documented in `loyalty.rule_context` (tests/loyalty/test_rule_context.py keeps the two in step).
 SCHEMA: dict[str, Any] = {
     "member": {
         "external_id": T.STRING,
@@ -66,10 +73,16 @@ def _root_type(spec: Any):
     return spec
 
 
-_CONTEXT = rule_engine.Context(
-    type_resolver=rule_engine.type_resolver_from_dict({name: _root_type(spec) for name, spec in SCHEMA.items()}),
-    default_value=None,
-)
+_TYPES = {name: _root_type(spec) for name, spec in SCHEMA.items()}
+
+
+@lru_cache(maxsize=64)
+def _context(tz: dt.tzinfo) -> rule_engine.Context:
+    """The rule-engine context of one time zone: a datetime literal without an offset (`d"2026-11-27"`) and
+    `$now` are in `tz`, the zone of the context's `now` (the tenant's)."""
+    return rule_engine.Context(
+        type_resolver=rule_engine.type_resolver_from_dict(_TYPES), default_value=None, default_timezone=tz
+    )
 
 
 class RuleError(ApplicationError):
@@ -109,10 +122,10 @@ def _check_attribute_names(node, text: str) -> None:
 
 
 @lru_cache(maxsize=2048)
-def compile_rule(text: str) -> rule_engine.Rule:
-    """Parse and check a rule once; raises RuleError with a message a marketer can act on."""
+def compile_rule(text: str, tz: dt.tzinfo = dt.UTC) -> rule_engine.Rule:
+    """Parse and check a rule once (per time zone); raises RuleError with a message a marketer can act on."""
     try:
-        rule = rule_engine.Rule(text, context=_CONTEXT)
+        rule = rule_engine.Rule(text, context=_context(tz))
     except rule_engine.errors.RuleSyntaxError as exc:
         raise RuleError(f"Syntax error: {exc.message}", text) from exc
     except rule_engine.errors.SymbolResolutionError as exc:
@@ -133,11 +146,12 @@ def rule_matches(text: str, context: dict[str, Any]) -> bool:
     """True when the rule holds for `context` (an empty rule always holds).
 
     A value missing at run time (a member without a country, say) makes the rule not hold rather
-    than fail the checkout.
+    than fail the checkout. Datetime literals without an offset are read in the zone of `context["now"]`.
     """
     if not text or not text.strip():
         return True
-    rule = compile_rule(text.strip())
+    now = context.get("now")
+    rule = compile_rule(text.strip(), now.tzinfo if isinstance(now, dt.datetime) and now.tzinfo else dt.UTC)
     try:
         return bool(rule.matches(context))
     except rule_engine.errors.EngineError as exc:

@@ -86,13 +86,22 @@ def segment_members(segment: Segment, now: dt.datetime | None = None) -> QuerySe
     return members_matching(segment.tenant_id, segment.criteria or {}, now)
 
 
-def member_segments(member: Member) -> list[str]:
-    """Codes of the segments the member belongs to (one query per dynamic segment; for screens, not hot paths)."""
-    codes = []
-    for segment in Segment.objects.for_tenant(member.tenant_id).order_by("code"):
-        if segment_members(segment).filter(pk=member.pk).exists():
-            codes.append(segment.code)
-    return codes
+def member_segments(member: Member, now: dt.datetime | None = None) -> list[str]:
+    """Codes of every segment the member is in, static lists and dynamic criteria alike, in code order.
+
+    One query (the tenant's segments, each with the member's place on its static list), and a second one when
+    the tenant has dynamic segments (the member's row with one EXISTS per dynamic segment), whatever their number.
+    """
+    listed = SegmentMember.objects.filter(segment=OuterRef("pk"), member=member)
+    segments = list(Segment.objects.for_tenant(member.tenant_id).annotate(listed=Exists(listed)).order_by("code"))
+    dynamic = {f"in_{s.pk}": s for s in segments if s.kind != Segment.Kind.STATIC}
+    flags: dict[str, bool] = {}
+    if dynamic:
+        exists = {
+            name: Exists(segment_members(s, now).filter(pk=OuterRef("pk")).values("pk")) for name, s in dynamic.items()
+        }
+        flags = Member.objects.filter(pk=member.pk).annotate(**exists).values(*exists).first() or {}
+    return [s.code for s in segments if (s.listed if s.kind == Segment.Kind.STATIC else flags.get(f"in_{s.pk}"))]
 
 
 def member_for(tenant: Tenant, member: Member | str) -> Member:

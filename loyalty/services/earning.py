@@ -33,7 +33,7 @@ from loyalty.models import (
     Program,
     Tier,
 )
-from loyalty.rule_context import build_rule_context, order_context
+from loyalty.rule_context import Standing, build_rule_context, order_context
 from loyalty.rules import rule_matches
 from loyalty.services.tiers import tier_dict, tier_state, tier_upgrade_after_earning
 from members.models import CustomEvent, Member, Tenant
@@ -391,9 +391,10 @@ def _order_record_locked(
         rules = _active_rules(program, EarningRule.Trigger.ORDER_PAID, order.occurred_at)
         context = build_rule_context(
             member=member,
-            tier=tier,
+            tz=tenant.tz,
             now=now,
-            points_balance=account.balance,
+            rules=[r.rule for r in rules],
+            standing=Standing.of(tier, account.balance),
             order=order_context(
                 order_id=order.order_id,
                 amount=order.amount if paid_amount is None else paid_amount,
@@ -402,7 +403,6 @@ def _order_record_locked(
                 channel=order.channel,
                 items=order.items,
             ),
-            rules_text=" ".join(r.rule for r in rules),
         )
         outcome = _earn(
             account=account,
@@ -494,11 +494,11 @@ def custom_event_record(
         rules = _active_rules(program, EarningRule.Trigger.EVENT, occurred, event)
         context = build_rule_context(
             member=member,
-            tier=tier,
+            tz=tenant.tz,
             now=now,
-            points_balance=account.balance,
+            rules=[r.rule for r in rules],
+            standing=Standing.of(tier, account.balance),
             event={"name": event, "metadata": metadata or {}, "occurred_at": occurred},
-            rules_text=" ".join(r.rule for r in rules),
         )
         outcome = _earn(
             account=account,

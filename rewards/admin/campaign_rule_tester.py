@@ -16,13 +16,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from campaigns import admin as campaigns_admin
-from campaigns.context import member_facts, rule_context
 from campaigns.models import Campaign, CampaignType, Code
 from campaigns.selectors import campaign_document
 from common.errors import ApplicationError
 from loyalty.rules import RuleError, rule_matches
 from members.models import Member
-from rewards.services.redemption import member_redemptions, validate
+from rewards.services.redemption import rule_context_for, validate
+from rewards.services.redemption.parse import parse_order
 
 
 class RuleTestForm(forms.Form):
@@ -58,16 +58,13 @@ def rule_test(*, campaign: Campaign, member_external_id: str, order: dict) -> di
             return {"error": _("No member %(id)s in this tenant.") % {"id": member_external_id}}
     now = timezone.now()
     try:
-        context = rule_context(
-            order=order,
-            now=now,
-            tz=campaign.tenant.tz,
-            facts=member_facts(member, now=now) if member else None,
-            redemptions=member_redemptions(member, now) if member else [],
-        )
+        # The context validation builds for this order, whole (every fact, to show it), so the verdict is its.
+        context = rule_context_for(campaign.tenant, member, parse_order(order), now)
         matches = rule_matches(campaign.rule, context)
-    except (RuleError, ValueError, TypeError, ArithmeticError) as exc:
-        return {"error": str(getattr(exc, "message", exc))}
+    except RuleError as exc:
+        return {"error": exc.message}
+    except ApplicationError as exc:  # an order validation would refuse (parse_order), with the field at fault
+        return {"error": f"{exc.message} {json.dumps(exc.details)}"}
     outcome = {"rule": campaign.rule or "(always)", "rule_matches": matches, "context": context}
     code = Code.objects.filter(campaign=campaign).order_by("pk").first()
     if code is not None or campaign.type == CampaignType.PROMOTION:

@@ -1,3 +1,5 @@
+import datetime as dt
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -48,3 +50,13 @@ def test_bad_rules_are_refused_when_saved(rule, message):
 def test_rules_cannot_reach_python():
     with pytest.raises(RuleError):
         check_rule("__import__('os').system('true')")
+
+
+def test_a_datetime_literal_without_offset_is_read_in_the_zone_of_now():
+    # 23:30 on the 26th in New York is already the 27th in UTC.
+    now = dt.datetime(2026, 11, 27, 4, 30, tzinfo=dt.UTC).astimezone(zoneinfo.ZoneInfo("America/New_York"))
+    assert rule_matches("now < d'2026-11-27'", {"now": now})  # New York's midnight, not UTC's
+    assert rule_matches("now >= d'2026-11-26 23:00:00'", {"now": now})
+    assert rule_matches("now >= d'2026-11-27T00:00:00Z'", {"now": now})  # an explicit offset is kept
+    utc_now = now.astimezone(dt.UTC)
+    assert not rule_matches("now < d'2026-11-27'", {"now": utc_now})

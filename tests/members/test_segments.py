@@ -80,3 +80,19 @@ def test_segment_upload_command(tenant, tmp_path):
     call_command("segment_upload", tenant.slug, "vip-list", str(path), "--name", "VIP list")
     segment = Segment.objects.get(code="vip-list")
     assert segment.kind == "static" and list(segment_members(segment)) == [a]
+
+
+def test_member_segments_lists_static_and_dynamic_segments_in_two_queries(tenant, django_assert_num_queries):
+    from members.models import SegmentMember
+    from members.selectors import member_segments
+
+    member = MemberFactory(tenant=tenant, country="GB")
+    listed = Segment.objects.create(tenant=tenant, code="listed", name="Listed", kind="static")
+    Segment.objects.create(tenant=tenant, code="unlisted", name="Unlisted", kind="static")
+    SegmentMember.objects.create(segment=listed, member=member)
+    with django_assert_num_queries(1):  # static lists only: one query
+        assert member_segments(member) == ["listed"]
+    for code, country in (("brits", "GB"), ("french", "FR"), ("also-brits", "GB")):
+        Segment.objects.create(tenant=tenant, code=code, name=code, criteria={"country": [country]})
+    with django_assert_num_queries(2):  # whatever the number of dynamic segments
+        assert member_segments(member) == ["also-brits", "brits", "listed"]

@@ -13,7 +13,7 @@ Each runs a fixed number of queries whatever the number of items, codes and rule
 """
 
 from rewards.services.redemption.documents import redemption_document
-from rewards.services.redemption.load import member_redemptions
+from rewards.services.redemption.load import member_redemptions, rule_context_for
 from rewards.services.redemption.redeem import redeem, redeem_in_transaction, redeem_with_answer
 from rewards.services.redemption.rollback import redemption_rollback
 from rewards.services.redemption.validate import ValidationResult, validate
@@ -26,5 +26,6 @@ __all__ = [
     "redeem_with_answer",
     "redemption_document",
     "redemption_rollback",
+    "rule_context_for",
     "validate",
 ]

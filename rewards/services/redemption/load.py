@@ -9,16 +9,14 @@ from django.db import connection
 from django.db.models import Q
 
 from campaigns import engine
-from campaigns.context import facts_needed, member_facts, rule_context
 from campaigns.models import Campaign, CampaignType, CampaignUsage, Code
 from common.errors import ApplicationError
 from common.plain_sql import instance, instances, select_list, width
 from loyalty.ledger import default_program
 from loyalty.models import Account
+from loyalty.rule_context import HISTORY_DAYS, HISTORY_MAX, build_rule_context, order_context
 from members.models import Member, Tenant
 from rewards.models import RedemptionCode
-
-REDEMPTIONS_LOOKBACK_DAYS = 400
 
 
 def _promotions_qs(tenant, now):
@@ -119,16 +117,20 @@ def usage_counts(campaigns: list[Campaign], member_id, now, tz) -> dict[tuple[in
 
 
 def member_redemptions(member: Member, now) -> list[dict[str, Any]]:
-    """The member's past redemptions as the rule language sees them (`redemptions`)."""
+    """The member's past redemptions as the rule language sees them (`redemptions`): one query.
+
+    The window of the context's history (`loyalty.rule_context`): the last `HISTORY_DAYS`, newest first, at most
+    `HISTORY_MAX` rows, like `events`.
+    """
     rows = (
         RedemptionCode.objects.filter(
             tenant_id=member.tenant_id,
             member=member,
             rolled_back=False,
-            created_at__gte=now - dt.timedelta(days=REDEMPTIONS_LOOKBACK_DAYS),
+            created_at__gte=now - dt.timedelta(days=HISTORY_DAYS),
         )
-        .order_by("-created_at")
-        .values("campaign_id", "campaign__name", "campaign__type", "code__code", "discount", "created_at")[:500]
+        .order_by("-created_at", "-pk")
+        .values("campaign_id", "campaign__name", "campaign__type", "code__code", "discount", "created_at")[:HISTORY_MAX]
     )
     return [
         {
@@ -144,16 +146,33 @@ def member_redemptions(member: Member, now) -> list[dict[str, Any]]:
     ]
 
 
+def rule_context_for(tenant, member, order, now, rules=None) -> dict[str, Any]:
+    """The rule context (`loyalty.rule_context`) of a checked order (`parse_order`), with the member's past
+    redemptions; only the facts `rules` name are read (None: all of them)."""
+    return build_rule_context(
+        member=member,
+        tz=tenant.tz,
+        now=now,
+        rules=rules,
+        order=order_context(
+            order_id=order.get("order_id"),
+            amount=order.get("amount"),
+            currency=order.get("currency"),
+            location=order.get("location"),
+            channel=order.get("channel"),
+            items=order.get("items") or (),
+        ),
+        redemptions=(lambda: member_redemptions(member, now)) if member else None,
+    )
+
+
 def context_loader(tenant, member, order, now, rules):
     """The rule context, built once (on first use) with only the member facts the rules read."""
     cache: dict[str, Any] = {}
 
     def load() -> dict[str, Any]:
         if "ctx" not in cache:
-            needs = facts_needed(rules)
-            facts = member_facts(member, now=now, needs=needs) if member else None
-            redemptions = member_redemptions(member, now) if member and "redemptions" in needs else []
-            cache["ctx"] = rule_context(order=order, now=now, tz=tenant.tz, facts=facts, redemptions=redemptions)
+            cache["ctx"] = rule_context_for(tenant, member, order, now, rules)
         return cache["ctx"]
 
     return load
