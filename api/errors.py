@@ -71,6 +71,12 @@ def _validation_details(detail) -> dict:
     return {"non_field_errors": detail if isinstance(detail, list) else [detail]}
 
 
+def _as_field_lists(details: dict) -> dict:
+    """`validation_error` has one shape whichever layer refused: a list of messages per field, as DRF's
+    serializers give it. The services collect one message per field (`common.validation`)."""
+    return {field: message if isinstance(message, list) else [message] for field, message in details.items()}
+
+
 def _message_of(detail, default: str) -> str:
     if isinstance(detail, str):
         return detail
@@ -87,7 +93,10 @@ def exception_handler(exc, context):
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        details = exc.details
+        if exc.code == "validation_error":
+            details = _as_field_lists(details)
+        return Response(error_body(exc.code, exc.message, details), status=exc.status)
 
     if isinstance(exc, ApiError):
         set_rollback()

@@ -150,11 +150,10 @@ class CampaignAdminForm(forms.ModelForm):
         if not self.instance.pk:
             doc["type"] = probe.type
         errors = services.campaign_check(data=doc, campaign=self.instance if self.instance.pk else None)
-        for key, messages_ in errors.items():
+        for key, message in errors.items():
             field = _form_field(key)
             target = field if field in self.fields else None
-            for message in messages_:
-                self.add_error(target, message if target and "." not in key else f"{key}: {message}")
+            self.add_error(target, message if target and "." not in key else f"{key}: {message}")
         return cleaned
 
 

@@ -13,8 +13,10 @@ wraps past midnight).
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
+
+from common.validation import FieldErrors, path
 
 ROUNDINGS = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
 CAP_PERIODS = ("day", "week", "month", "year", "lifetime")
@@ -150,36 +152,30 @@ def proportional_points(total: int, part: Decimal, whole: Decimal) -> int:
     return int((Decimal(total) * part / whole).quantize(ONE, rounding=ROUND_HALF_UP))
 
 
-def validate_happy_hours(value: Any, field_name: str, errors: dict[str, str]) -> list[dict]:
-    if value in (None, ""):
-        return []
-    if not isinstance(value, list):
-        errors[field_name] = "must be a list of windows"
-        return []
+def validate_happy_hours(value: Any, at: str, errors: FieldErrors) -> list[dict]:
+    """The happy-hour windows of a rule, their problems recorded in `errors` under `at`."""
     out = []
-    for n, window in enumerate(value):
-        name = f"{field_name}[{n}]"
-        if not isinstance(window, dict):
-            errors[name] = "must be an object"
+    for n, window in enumerate(errors.array(value if value != "" else None, at, default=[])):
+        name = path(at, n)
+        if errors.mapping(window, name, required=True) is None:
             continue
         try:
             _parse_hhmm(window["from"])
             _parse_hhmm(window["to"])
         except (KeyError, ValueError, AttributeError):
-            errors[name] = 'needs "from" and "to" as HH:MM'
+            errors.add(name, 'needs "from" and "to" as HH:MM')
             continue
         weekdays = window.get("weekdays", list(range(7)))
-        if not isinstance(weekdays, list) or any(
-            isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 6 for d in weekdays
+        if not errors.check(
+            isinstance(weekdays, list)
+            and all(not isinstance(d, bool) and isinstance(d, int) and 0 <= d <= 6 for d in weekdays),
+            path(name, "weekdays"),
+            "must be a list of 0 (Monday) to 6 (Sunday)",
         ):
-            errors[f"{name}.weekdays"] = "must be a list of 0 (Monday) to 6 (Sunday)"
             continue
-        try:
-            multiplier = Decimal(str(window.get("multiplier", "1")))
-        except InvalidOperation:
-            multiplier = Decimal("-1")
-        if not multiplier.is_finite() or multiplier <= 0:
-            errors[f"{name}.multiplier"] = "must be a positive number"
+        at_multiplier = path(name, "multiplier")
+        multiplier = errors.decimal(window.get("multiplier", "1"), at_multiplier, minimum=None, required=True)
+        if multiplier is None or not errors.check(multiplier > 0, at_multiplier, "must be a positive number"):
             continue
         out.append({"weekdays": weekdays, "from": window["from"], "to": window["to"], "multiplier": str(multiplier)})
     return out

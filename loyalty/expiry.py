@@ -14,7 +14,7 @@ import datetime as dt
 import zoneinfo
 from typing import Any
 
-from common.errors import ApplicationError
+from common.validation import FieldErrors, path
 
 POLICIES = ("never", "days", "rolling_quarter", "end_of_period", "inactivity")
 PERIODS = ("month", "year")
@@ -23,42 +23,34 @@ UTC = dt.UTC
 DEFAULT_POLICY: dict[str, Any] = {"policy": "never"}
 
 
-def _positive_int(value: Any, name: str, errors: dict[str, str], *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        errors[name] = f"must be an integer >= {0 if allow_zero else 1}"
-        return 0
-    return value
+def check_policy(policy: Any, at: str, errors: FieldErrors) -> dict[str, Any]:
+    """The canonical form of a policy document, its problems recorded in `errors` under `at` (`expiry.days`)."""
+    if policy is None:
+        return dict(DEFAULT_POLICY)
+    if not errors.check(
+        isinstance(policy, dict) and policy.get("policy") in POLICIES,
+        at,
+        f"policy must be one of {', '.join(POLICIES)}",
+    ):
+        return dict(DEFAULT_POLICY)
+    kind = policy["policy"]
+    if kind == "never":
+        return {"policy": "never"}
+    if kind == "end_of_period":
+        period = errors.choice(policy.get("period"), path(at, "period"), PERIODS, required=True)
+        count = errors.whole(policy.get("count", 0), path(at, "count"), minimum=0, required=True, default=0)
+        return {"policy": "end_of_period", "period": period, "count": count}
+    key = {"days": "days", "rolling_quarter": "years", "inactivity": "months"}[kind]
+    return {"policy": kind, key: errors.whole(policy.get(key), path(at, key), minimum=1, required=True, default=0)}
 
 
 def normalize_policy(policy: Any, *, field: str = "expiry") -> dict[str, Any]:
-    """Validate a policy document and return its canonical form; raises ApplicationError with field details."""
+    """A policy document's canonical form; raises 400 `invalid_expiry_policy` with the field details."""
     if policy is None:
         return dict(DEFAULT_POLICY)
-    if not isinstance(policy, dict) or policy.get("policy") not in POLICIES:
-        raise ApplicationError(
-            "invalid_expiry_policy",
-            f"Unknown expiry policy; use one of {', '.join(POLICIES)}.",
-            {field: f"policy must be one of {', '.join(POLICIES)}"},
-            status=400,
-        )
-    kind = policy["policy"]
-    errors: dict[str, str] = {}
-    if kind == "never":
-        out: dict[str, Any] = {"policy": "never"}
-    elif kind == "days":
-        out = {"policy": "days", "days": _positive_int(policy.get("days"), f"{field}.days", errors)}
-    elif kind == "rolling_quarter":
-        out = {"policy": "rolling_quarter", "years": _positive_int(policy.get("years"), f"{field}.years", errors)}
-    elif kind == "end_of_period":
-        period = policy.get("period")
-        if period not in PERIODS:
-            errors[f"{field}.period"] = "must be month or year"
-        count = _positive_int(policy.get("count", 0), f"{field}.count", errors, allow_zero=True)
-        out = {"policy": "end_of_period", "period": period, "count": count}
-    else:
-        out = {"policy": "inactivity", "months": _positive_int(policy.get("months"), f"{field}.months", errors)}
-    if errors:
-        raise ApplicationError("invalid_expiry_policy", "The expiry policy is incomplete.", errors, status=400)
+    errors = FieldErrors()
+    out = check_policy(policy, field, errors)
+    errors.raise_if_any("invalid_expiry_policy", "The expiry policy is not valid.")
     return out
 
 

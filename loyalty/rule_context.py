@@ -240,7 +240,7 @@ def order_context(
     channel: str | None = None,
     items: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The `order` object, from a checked order (`order_clean`'s, or the redemption engine's `parse_order`).
+    """The `order` object, from a checked order (`order_clean`'s, or the redemption engine's `parse_request`).
 
     Without an amount (a validation may give only items), the amount is the items' sum, as the engine prices it.
     """

@@ -1,49 +1,45 @@
 """Reads of the members app: segment membership as one query."""
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import DecimalField, Exists, F, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.errors import ApplicationError, NotFound
+from common.errors import NotFound
 from common.plain_sql import instances
+from common.validation import FieldErrors
 from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
 
 CRITERIA = ("country", "city", "tiers", "attributes", "marketing_consent", "min_spend", "spend_days", "event")
 
 
 def validate_criteria(criteria: Any) -> dict[str, Any]:
-    """Check a dynamic segment's criteria document; raises ApplicationError with field details."""
-    errors: dict[str, str] = {}
-    if not isinstance(criteria, dict):
-        raise ApplicationError("invalid_segment", "Criteria must be an object.", {"criteria": "an object"}, status=400)
+    """Check a dynamic segment's criteria document; 400 `invalid_segment` with `{criterion: message}`."""
+    errors = FieldErrors()
+    if errors.mapping(criteria, "criteria", required=True) is None:
+        errors.raise_if_any("invalid_segment", "Criteria must be an object.")
     for key in criteria:
-        if key not in CRITERIA:
-            errors[key] = f"unknown criterion; use {', '.join(CRITERIA)}"
+        errors.check(key in CRITERIA, key, f"unknown criterion; use {', '.join(CRITERIA)}")
     for key in ("country", "city", "tiers"):
-        value = criteria.get(key)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            errors[key] = "a list of texts"
-    if "attributes" in criteria and not isinstance(criteria["attributes"], dict):
-        errors["attributes"] = "an object"
-    if "marketing_consent" in criteria and not isinstance(criteria["marketing_consent"], bool):
-        errors["marketing_consent"] = "true or false"
+        errors.texts(criteria.get(key), key)
+    if "attributes" in criteria:
+        errors.mapping(criteria["attributes"], "attributes", required=True)
+    if "marketing_consent" in criteria:
+        errors.boolean(criteria["marketing_consent"], "marketing_consent", required=True)
     if "min_spend" in criteria:
-        try:
-            Decimal(str(criteria["min_spend"]))
-        except InvalidOperation:
-            errors["min_spend"] = "a decimal amount"
-    days = criteria.get("spend_days")
-    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
-        errors["spend_days"] = "a whole number of days >= 1"
+        errors.decimal(criteria["min_spend"], "min_spend", minimum=None, required=True)
+    errors.whole(criteria.get("spend_days"), "spend_days", minimum=1)
     event = criteria.get("event")
-    if event is not None and (not isinstance(event, dict) or not isinstance(event.get("name"), str)):
-        errors["event"] = 'an object like {"name": "review_written", "days": 30}'
-    if errors:
-        raise ApplicationError("invalid_segment", "The segment criteria are not valid.", errors, status=400)
+    if event is not None:
+        errors.check(
+            isinstance(event, dict) and isinstance(event.get("name"), str),
+            "event",
+            'must be an object like {"name": "review_written", "days": 30}',
+        )
+    errors.raise_if_any("invalid_segment", "The segment criteria are not valid.")
     return criteria
 
 

@@ -1,4 +1,3 @@
-import datetime as dt
 import secrets
 from typing import Any
 
@@ -7,11 +6,11 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 from django_countries import countries
 
 from common.errors import ApplicationError
 from common.events import publish
+from common.validation import FieldErrors, field_error
 from members.models import Member, Segment, SegmentMember, Tenant
 from members.selectors import validate_criteria
 
@@ -55,55 +54,42 @@ def _referral_code(member: Member) -> str:
 
 def member_fields_errors(fields: dict[str, Any]) -> dict[str, str]:
     """What `member_upsert` would refuse in `fields` ({field: message}), for forms that check before saving."""
-    return _clean_member_fields(fields)[1]
+    errors = FieldErrors()
+    _clean_member_fields(fields, errors)
+    return errors.details
 
 
-def _clean_member_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    errors: dict[str, str] = {}
-    unknown = set(fields) - set(MEMBER_FIELDS) - {"referred_by"}
-    for name in sorted(unknown):
-        errors[name] = "unknown field"
+TEXT_LIMITS = {"name": 200, "phone": 40, "city": 100}
+
+
+def _clean_member_fields(fields: dict[str, Any], errors: FieldErrors) -> dict[str, Any]:
+    for name in sorted(set(fields) - set(MEMBER_FIELDS) - {"referred_by"}):
+        errors.add(name, "unknown field")
     clean: dict[str, Any] = {}
     for name in MEMBER_FIELDS:
         if name not in fields:
             continue
         value = fields[name]
-        if name in ("email", "country") and not isinstance(value or "", str):
-            errors[name] = "a text"
-            continue
         if name == "email":
-            value = (value or "").strip()
-            try:
-                if value:
+            value = errors.text(value, name, strip=True)
+            if value:
+                try:
                     validate_email(value)
-            except ValidationError:
-                errors[name] = "not a valid email address"
-        elif name in ("name", "phone", "city"):
-            limit = {"name": 200, "phone": 40, "city": 100}[name]
-            if value is not None and not isinstance(value, str) or (value and len(value) > limit):
-                errors[name] = f"a text of at most {limit} characters"
-                continue
-            value = (value or "").strip()
+                except ValidationError:
+                    errors.add(name, "must be a valid email address")
+        elif name in TEXT_LIMITS:
+            value = errors.text(value, name, max_length=TEXT_LIMITS[name], strip=True)
         elif name == "country":
-            value = (value or "").strip().upper()
-            if value and value not in countries:
-                errors[name] = "an ISO 3166 alpha-2 code such as GB"
+            value = errors.text(value, name, strip=True).upper()
+            errors.check(not value or value in countries, name, "must be an ISO 3166 alpha-2 code such as GB")
         elif name == "birth_date":
-            if isinstance(value, str):
-                value = parse_date(value) if value else None
-                if value is None and fields[name]:
-                    errors[name] = "a date such as 1990-04-30"
-            elif value is not None and not isinstance(value, dt.date):
-                errors[name] = "a date such as 1990-04-30"
+            value = errors.date(value, name)
         elif name == "attributes":
-            if value is None:
-                value = {}
-            if not isinstance(value, dict):
-                errors[name] = "an object"
-        elif name == "marketing_consent" and not isinstance(value, bool):
-            errors[name] = "true or false"
+            value = errors.mapping(value, name, default={})
+        elif name == "marketing_consent":
+            value = errors.boolean(value, name, required=True)
         clean[name] = value
-    return clean, errors
+    return clean
 
 
 def member_upsert(*, tenant: Tenant, external_id: str, **fields: Any) -> tuple[Member, bool]:
@@ -113,13 +99,10 @@ def member_upsert(*, tenant: Tenant, external_id: str, **fields: Any) -> tuple[M
     The consent time is stamped whenever `marketing_consent` changes. The referral code is generated unique
     per tenant. Raises ApplicationError("invalid_member", details={field: message}) for bad input.
     """
-    if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 100:
-        raise ApplicationError(
-            "invalid_member", "The member is not valid.", {"external_id": "required, at most 100 chars"}, status=400
-        )
-    clean, errors = _clean_member_fields(fields)
-    if errors:
-        raise ApplicationError("invalid_member", "The member is not valid.", errors, status=400)
+    errors = FieldErrors()
+    errors.text(external_id, "external_id", max_length=100, required=True, strip=True)
+    clean = _clean_member_fields(fields, errors)
+    errors.raise_if_any("invalid_member", "The member is not valid.")
     for attempt in range(3):
         try:
             return _member_upsert(
@@ -138,9 +121,7 @@ def _member_upsert(*, tenant: Tenant, external_id: str, clean: dict[str, Any], r
         created = member is None
         if created:
             if not clean.get("email"):
-                raise ApplicationError(
-                    "invalid_member", "An email is required for a new member.", {"email": "required"}, status=400
-                )
+                raise field_error("invalid_member", "An email is required for a new member.", "email", "required")
             member = Member(tenant=tenant, external_id=external_id)
         consent_before = member.marketing_consent
         for name, value in clean.items():
@@ -149,7 +130,7 @@ def _member_upsert(*, tenant: Tenant, external_id: str, clean: dict[str, Any], r
             member.marketing_consent_changed_at = now
         if referred_by not in (None, "") and member.referred_by_id is None:
             if not isinstance(referred_by, str):
-                raise ApplicationError("invalid_member", "Unknown referrer.", {"referred_by": "unknown"}, status=400)
+                raise field_error("invalid_member", "Unknown referrer.", "referred_by", "unknown")
             referrer = (
                 Member.objects.for_tenant(tenant)
                 .filter(Q(external_id=referred_by) | Q(referral_code=referred_by.upper()))
@@ -157,8 +138,8 @@ def _member_upsert(*, tenant: Tenant, external_id: str, clean: dict[str, Any], r
                 .first()
             )
             if referrer is None:
-                raise ApplicationError(
-                    "invalid_member", "Unknown referrer.", {"referred_by": "no member with this id or code"}, status=400
+                raise field_error(
+                    "invalid_member", "Unknown referrer.", "referred_by", "no member with this id or code"
                 )
             member.referred_by = referrer
         member._change_reason = "created" if created else "updated"
@@ -192,7 +173,7 @@ def segment_declare(
     """Create or update a segment; dynamic criteria are checked (see `members.selectors.members_matching`)."""
 
     if kind not in Segment.Kind.values:
-        raise ApplicationError("invalid_segment", "Unknown segment kind.", {"kind": "dynamic or static"}, status=400)
+        raise field_error("invalid_segment", "Unknown segment kind.", "kind", "must be one of dynamic, static")
     criteria = validate_criteria(criteria or {}) if kind == Segment.Kind.DYNAMIC else {}
     with transaction.atomic(durable=True):
         segment, _ = Segment.objects.select_for_update().get_or_create(

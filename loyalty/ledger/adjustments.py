@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.errors import ApplicationError
+from common.validation import FieldErrors, field_error
 from loyalty.ledger.accounts import account_for
 from loyalty.ledger.posting import Kind, credit_entry, debit_entry, idempotent_entry
 from loyalty.lock_objects import account_lock, accounts_lock
@@ -38,13 +39,11 @@ def points_adjust(
     idempotency_key: str | None = None,
 ) -> LedgerEntry:
     """A staff correction (kind `adjust`): positive adds a lot under the expiry policy, negative spends FIFO."""
-    errors = {}
-    if not reason or not reason.strip():
-        errors["reason"] = "A reason is required."
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        errors["points"] = "A non-zero whole number is required."
-    if errors:
-        raise ApplicationError("invalid_adjustment", "The adjustment is incomplete.", errors, status=400)
+    errors = FieldErrors()
+    errors.text(reason, "reason", required=True, strip=True)
+    if errors.whole(points, "points", minimum=None, required=True) is not None:
+        errors.check(points != 0, "points", "must not be 0")
+    errors.raise_if_any("invalid_adjustment", "The adjustment is incomplete.")
     account = _resolve_account(account, member, program)
     with transaction.atomic(durable=True):
         account = account_lock(account.pk)
@@ -96,8 +95,8 @@ def points_transfer(
         raise ApplicationError("transfer_cross_tenant", "Points move only between members of one tenant.")
     if from_member.pk == to_member.pk:
         raise ApplicationError("transfer_same_member", "Choose two different members.")
-    if not reason or not reason.strip():
-        raise ApplicationError("invalid_transfer", "A reason is required.", {"reason": "required"}, status=400)
+    if not isinstance(reason, str) or not reason.strip():
+        raise field_error("invalid_transfer", "A reason is required.", "reason", "required")
     if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
         raise ApplicationError("invalid_points", "Points must be a positive whole number.", {"points": points})
     source = account_for(member=from_member, program=program)

@@ -9,17 +9,17 @@ sum for tier upgrades only when a higher tier is within reach of the points ever
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from common.errors import ApplicationError
 from common.money import quantize_money
 from common.plain_sql import insert_with_children, instances
+from common.validation import FieldErrors, decimal_maximum, path
 from loyalty import earning, ledger
 from loyalty.expiry import normalize_policy
 from loyalty.ledger.selectors import entry_dict
@@ -208,54 +208,8 @@ def _order_result(order: Order, created: bool) -> OrderResult:
     )
 
 
-def _decimal(value: Any, name: str, errors: dict[str, str], *, minimum: Decimal = Decimal("0")) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, TypeError, ValueError):
-        errors[name] = "must be a decimal number"
-        return Decimal("0")
-    if not number.is_finite() or number < minimum:
-        errors[name] = f"must be >= {minimum}"
-        return Decimal("0")
-    return number
-
-
-def _clean_items(items: Any, errors: dict[str, str]) -> list[dict]:
-    if items in (None, ""):
-        return []
-    if not isinstance(items, list):
-        errors["items"] = "must be a list"
-        return []
-    out = []
-    for n, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors[f"items[{n}]"] = "must be an object"
-            continue
-        quantity = item.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-            errors[f"items[{n}].quantity"] = "must be a whole number >= 1"
-            continue
-        price = _decimal(item.get("unit_price", "0"), f"items[{n}].unit_price", errors)
-        out.append(
-            {
-                "sku": str(item.get("sku", ""))[:100],
-                "category": str(item.get("category", ""))[:100],
-                "quantity": quantity,
-                "unit_price": quantize_money(price),
-            }
-        )
-    return out
-
-
-def _parse_time(value: Any, name: str, errors: dict[str, str], default: dt.datetime) -> dt.datetime:
-    if value in (None, ""):
-        return default
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if not isinstance(value, dt.datetime) or timezone.is_naive(value):
-        errors[name] = "must be an ISO 8601 time with an offset"
-        return default
-    return value
+MAX_AMOUNT = decimal_maximum(Order._meta.get_field("amount"))
+MAX_UNIT_PRICE = decimal_maximum(OrderItem._meta.get_field("unit_price"))
 
 
 @dataclass(frozen=True)
@@ -285,17 +239,31 @@ def order_clean(
 ) -> PaidOrder:
     """Check a paid order's input without touching the database: 400 `invalid_order` with the field errors."""
     now = now or timezone.now()
-    errors: dict[str, str] = {}
-    if not order_id or not isinstance(order_id, str) or len(order_id) > 100:
-        errors["order_id"] = "required, at most 100 characters"
-    amount = quantize_money(_decimal(amount, "amount", errors))
-    if currency != tenant.currency:
-        errors["currency"] = f"must be the tenant's currency {tenant.currency}"
-    clean_items = _clean_items(items, errors)
-    occurred = _parse_time(occurred_at, "occurred_at", errors, now)
-    if errors:
-        raise ApplicationError("invalid_order", "The order is not valid.", errors, status=400)
-    return PaidOrder(order_id, amount, currency, clean_items, location or "", channel or "", occurred)
+    errors = FieldErrors()
+    errors.text(order_id, "order_id", max_length=100, required=True)
+    amount = errors.decimal(amount, "amount", maximum=MAX_AMOUNT, required=True, default=Decimal("0"))
+    errors.check(currency == tenant.currency, "currency", f"must be the tenant's currency {tenant.currency}")
+    clean_items = []
+    for n, item in enumerate(errors.array(items, "items", default=[])):
+        at = path("items", n)
+        if errors.mapping(item, at, required=True) is None:
+            continue
+        quantity = errors.whole(item.get("quantity", 1), path(at, "quantity"), minimum=1, required=True)
+        price = errors.decimal(
+            item.get("unit_price", "0"), path(at, "unit_price"), maximum=MAX_UNIT_PRICE, required=True
+        )
+        if quantity is not None and price is not None:
+            clean_items.append(
+                {
+                    "sku": str(item.get("sku", ""))[:100],
+                    "category": str(item.get("category", ""))[:100],
+                    "quantity": quantity,
+                    "unit_price": quantize_money(price),
+                }
+            )
+    occurred = errors.time(occurred_at, "occurred_at", default=now)
+    errors.raise_if_any("invalid_order", "The order is not valid.")
+    return PaidOrder(order_id, quantize_money(amount), currency, clean_items, location or "", channel or "", occurred)
 
 
 def order_record_paid(
@@ -472,14 +440,11 @@ def custom_event_record(
 ) -> EventResult:
     """Store a custom event and apply the event's earning rules (caps hold under concurrent calls)."""
     now = timezone.now()
-    errors: dict[str, str] = {}
-    if not event or not isinstance(event, str) or len(event) > 100:
-        errors["event"] = "required, at most 100 characters"
-    if metadata is not None and not isinstance(metadata, dict):
-        errors["metadata"] = "must be an object"
-    occurred = _parse_time(occurred_at, "occurred_at", errors, now)
-    if errors:
-        raise ApplicationError("invalid_event", "The event is not valid.", errors, status=400)
+    errors = FieldErrors()
+    errors.text(event, "event", max_length=100, required=True)
+    errors.mapping(metadata, "metadata")
+    occurred = errors.time(occurred_at, "occurred_at", default=now)
+    errors.raise_if_any("invalid_event", "The event is not valid.")
     member = member_for(tenant, member)
     with transaction.atomic(durable=True):
         account = ledger.default_account_locked(member=member)

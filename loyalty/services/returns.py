@@ -9,6 +9,7 @@ from django.db.models import Sum
 
 from common.errors import ApplicationError, NotFound
 from common.money import money_str, quantize_money
+from common.validation import FieldErrors, path
 from loyalty import earning, ledger
 from loyalty.ledger.selectors import entry_dict
 from loyalty.lock_objects import account_lock
@@ -18,7 +19,7 @@ from loyalty.models import (
     OrderItem,
     OrderReturn,
 )
-from loyalty.services.earning import _decimal
+from loyalty.services.earning import MAX_AMOUNT
 from members.models import Tenant
 
 
@@ -74,15 +75,15 @@ def order_return(
     not charged again (see `loyalty.ledger.posting`). Idempotent per
         `return_id`. Returns do not give cap allowance back, and tiers move down only at the scheduled evaluation.
     """
-    errors: dict[str, str] = {}
-    if (amount is None) == (not items):
-        errors["amount"] = "give either an amount or items"
+    errors = FieldErrors()
+    errors.check((amount is None) != (not items), "amount", "give either an amount or items")
     if amount is not None:
-        amount = quantize_money(_decimal(amount, "amount", errors, minimum=Decimal("0.01")))
-    if return_id is not None and (not isinstance(return_id, str) or not 0 < len(return_id) <= 100):
-        errors["return_id"] = "at most 100 characters"
-    if errors:
-        raise ApplicationError("invalid_return", "The return is not valid.", errors, status=400)
+        amount = quantize_money(
+            errors.decimal(amount, "amount", minimum="0.01", maximum=MAX_AMOUNT, required=True, default=Decimal("0"))
+        )
+    items = errors.array(items, "items")
+    return_id = errors.text(return_id, "return_id", max_length=100, default=None)
+    errors.raise_if_any("invalid_return", "The return is not valid.")
     order = Order.objects.for_tenant(tenant).filter(order_id=order_id).first()
     if order is None:
         raise NotFound("order_not_found", "No such order.", {"order_id": order_id})
@@ -102,20 +103,22 @@ def order_return(
             by_sku = {i.sku: i for i in order.items.select_for_update()}
             total = Decimal("0")
             for n, item in enumerate(items):
-                line = by_sku.get(item.get("sku")) if isinstance(item, dict) else None
-                quantity = item.get("quantity", 1) if isinstance(item, dict) else None
-                if line is None:
-                    errors[f"items[{n}].sku"] = "not an item of this order"
-                elif isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-                    errors[f"items[{n}].quantity"] = "must be a whole number >= 1"
-                elif line.returned_quantity + quantity > line.quantity:
-                    errors[f"items[{n}].quantity"] = f"at most {line.quantity - line.returned_quantity} left"
-                else:
+                at = path("items", n)
+                if errors.mapping(item, at, required=True) is None:
+                    continue
+                sku = errors.text(item.get("sku"), path(at, "sku"), max_length=100, required=True, default=None)
+                quantity = errors.whole(item.get("quantity", 1), path(at, "quantity"), minimum=1, required=True)
+                line = by_sku.get(sku) if sku is not None else None
+                if sku is not None and line is None:
+                    errors.add(path(at, "sku"), "not an item of this order")
+                if line is None or quantity is None:
+                    continue
+                left = line.quantity - line.returned_quantity
+                if errors.check(quantity <= left, path(at, "quantity"), f"at most {left} left"):
                     line.returned_quantity += quantity
                     total += line.unit_price * quantity
                     returned_items.append({"sku": line.sku, "quantity": quantity})
-            if errors:
-                raise ApplicationError("invalid_return", "The return is not valid.", errors, status=400)
+            errors.raise_if_any("invalid_return", "The return is not valid.")
             OrderItem.objects.bulk_update(by_sku.values(), ["returned_quantity"])
             amount = quantize_money(total)
         if order.returned_amount + amount > order.amount:

@@ -22,7 +22,7 @@ from common.errors import ApplicationError
 from loyalty.rules import RuleError, rule_matches
 from members.models import Member
 from rewards.services.redemption import rule_context_for, validate
-from rewards.services.redemption.parse import parse_order
+from rewards.services.redemption.parse import parse_request
 
 
 class RuleTestForm(forms.Form):
@@ -59,11 +59,11 @@ def rule_test(*, campaign: Campaign, member_external_id: str, order: dict) -> di
     now = timezone.now()
     try:
         # The context validation builds for this order, whole (every fact, to show it), so the verdict is its.
-        context = rule_context_for(campaign.tenant, member, parse_order(order), now)
+        context = rule_context_for(campaign.tenant, member, parse_request(order=order, codes=[], points=0)[0], now)
         matches = rule_matches(campaign.rule, context)
     except RuleError as exc:
         return {"error": exc.message}
-    except ApplicationError as exc:  # an order validation would refuse (parse_order), with the field at fault
+    except ApplicationError as exc:  # an order validation would refuse (parse_request), with the field at fault
         return {"error": f"{exc.message} {json.dumps(exc.details)}"}
     outcome = {"rule": campaign.rule or "(always)", "rule_matches": matches, "context": context}
     code = Code.objects.filter(campaign=campaign).order_by("pk").first()

@@ -48,11 +48,15 @@ def test_a_shared_code_campaign(api, tenant):
         ({"discount": "lots"}, "discount"),
         ({"starts_at": "yesterday"}, "starts_at"),
         ({"colour": "red"}, "colour"),
+        ({"limits": {"discount_total": "1e30"}}, "limits.discount_total"),
+        ({"codes": {"count": 5, "pattern": "SPR-####", "expires_at": "2026-02-30T00:00:00Z"}}, "codes.expires_at"),
     ],
 )
 def test_bad_campaign_input_is_400_with_field_errors_and_creates_nothing(api, tenant, change, field):
     error = assert_error(api.post("/api/v1/campaigns", {**SPRING, **change}, format="json"), 400, "validation_error")
     assert field in error["details"], error
+    # One shape for validation_error whichever layer refused (the serializer or the service): a list of messages.
+    assert all(isinstance(messages, list) and messages for messages in error["details"].values()), error
     assert not Campaign.objects.exists()
 
 

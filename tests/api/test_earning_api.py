@@ -1,5 +1,7 @@
 """Orders, returns, custom events and program declaration through the API."""
 
+import copy
+
 import pytest
 
 from tests.api.conftest import assert_error, client_for
@@ -135,3 +137,19 @@ def test_program_errors(api, tenant):
     assert_error(api.get("/api/v1/programs/club"), 404, "program_not_found")
     _, raw = api_key_for(tenant, scopes=["read"])
     assert_error(client_for(raw).put("/api/v1/programs/club", PROGRAM, format="json"), 403, "insufficient_scope")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d["earning_rules"][0].update(rule=5), "earning_rules[0].rule"),
+        (lambda d: d["earning_rules"][0].update(starts_at="2026-02-30T10:00:00Z"), "earning_rules[0].starts_at"),
+        (lambda d: d["tiers"][1].update(multiplier="1000"), "tiers[1].multiplier"),
+        (lambda d: d.update(points_value={"points": 100, "amount": "1e30"}), "points_value.amount"),
+    ],
+)
+def test_a_program_document_the_columns_cannot_hold_is_400_not_500(api, tenant, change, field):
+    document = copy.deepcopy(PROGRAM)
+    change(document)
+    error = assert_error(api.put("/api/v1/programs/club", document, format="json"), 400, "invalid_program")
+    assert isinstance(error["details"][field], str), error

@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from campaigns.models import Campaign, Code, Publication
 from campaigns.selectors import campaign_document, campaign_stats, publication_document
 from campaigns.services import (
+    campaign_check,
     campaign_create,
     campaign_disable,
     campaign_enable,
@@ -92,14 +93,42 @@ def test_create_with_a_shared_code_and_a_gift_card_campaign(tenant):
         ({"codes": {"count": 1000, "pattern": "A-##"}}, "codes.pattern"),
         ({"codes": {"pattern": "SPR-####"}}, "codes.count"),
         ({"colour": "red"}, "colour"),
+        ({"limits": {"discount_total": "1e30"}}, "limits.discount_total"),
+        ({"codes": {"count": 10, "pattern": "SPR-####", "expires_at": "2026-02-30T00:00:00Z"}}, "codes.expires_at"),
+        ({"rule": ["member.country == 'GB'"]}, "rule"),
+        ({"circuit_breaker": {"multiple": "0.5"}}, "circuit_breaker.multiple"),
     ],
 )
 def test_bad_input_is_400_with_field_errors_and_creates_nothing(tenant, change, field):
     with pytest.raises(ApplicationError) as caught:
         campaign_create(tenant=tenant, data={**SPRING, **change})
     assert caught.value.code == "validation_error" and caught.value.status == 400
-    assert field in caught.value.details, caught.value.details
+    assert field in caught.value.details and isinstance(caught.value.details[field], str), caught.value.details
     assert not Campaign.objects.exists() and not Code.objects.exists()
+
+
+def test_every_problem_of_a_campaign_is_reported_at_once_as_path_and_message(tenant):
+    data = {
+        **SPRING,
+        "name": " ",
+        "enabled": "yes",
+        "limits": {"redemptions_per_member": 0, "order_value_total": "-1", "per_hour": 3},
+        "stacking": {"exclusive": None, "category": "x" * 51},
+        "codes": {"count": 0, "pattern": "SPR-####"},
+    }
+    with pytest.raises(ApplicationError) as caught:
+        campaign_create(tenant=tenant, data=data)
+    assert caught.value.details == {
+        "name": "required",
+        "enabled": "must be true or false",
+        "limits.per_hour": "unknown limit",
+        "limits.redemptions_per_member": "must be a whole number >= 1",
+        "limits.order_value_total": "must be a decimal number from 0 to 999999999999.99",
+        "stacking.category": "must be a text of at most 50 characters",
+        "stacking.exclusive": "required",
+        "codes.count": "must be a whole number >= 1",
+    }
+    assert campaign_check(data=data) == caught.value.details
 
 
 def test_a_shared_code_taken_in_the_tenant_is_refused(tenant, other_tenant):

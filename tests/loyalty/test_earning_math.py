@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from common.validation import FieldErrors
 from loyalty.earning import (
     RuleSpec,
     cap_allowance,
@@ -107,14 +108,22 @@ def test_proportional_points(total, part, whole, expected):
 
 
 def test_validate_happy_hours_reports_each_window():
-    errors = {}
+    errors = FieldErrors()
     out = validate_happy_hours(
         [
             {"from": "17:00", "to": "20:00"},
             {"from": "7pm", "to": "20:00"},
             {"from": "1:00", "to": "2:00", "weekdays": [7]},
+            {"from": "1:00", "to": "2:00", "multiplier": "0"},
+            "evenings",
         ],
         "hh",
         errors,
     )
-    assert len(out) == 1 and set(errors) == {"hh[1]", "hh[2].weekdays"}
+    assert len(out) == 1
+    assert errors.details == {
+        "hh[1]": 'needs "from" and "to" as HH:MM',
+        "hh[2].weekdays": "must be a list of 0 (Monday) to 6 (Sunday)",
+        "hh[3].multiplier": "must be a positive number",
+        "hh[4]": "must be an object",
+    }

@@ -115,10 +115,21 @@ def test_spend_reversal_restores_exactly_the_lots_once(account):
     assert ledger_reconcile() == []
 
 
-def test_adjustment_needs_a_reason(account):
+@pytest.mark.parametrize(
+    ("points", "reason", "details"),
+    [
+        (10, "  ", {"reason": "required"}),
+        (10, None, {"reason": "required"}),
+        (0, "typo", {"points": "must not be 0"}),
+        ("10", "typo", {"points": "must be a whole number"}),
+        (True, "", {"reason": "required", "points": "must be a whole number"}),
+    ],
+)
+def test_adjustment_needs_a_reason_and_whole_points(account, points, reason, details):
     with pytest.raises(ApplicationError) as exc:
-        points_adjust(account=account, points=10, reason="  ", staff_user=UserFactory())
-    assert exc.value.code == "invalid_adjustment" and "reason" in exc.value.details
+        points_adjust(account=account, points=points, reason=reason, staff_user=UserFactory())
+    assert (exc.value.code, exc.value.status, exc.value.details) == ("invalid_adjustment", 400, details)
+    assert not LedgerEntry.objects.filter(account=account).exists()
 
 
 def test_adjustments_up_and_down_are_recorded_with_the_staff_user(account):

@@ -113,6 +113,15 @@ def test_redeclaring_replaces_tiers_and_rules(tenant):
         (lambda d: d["earning_rules"][0]["happy_hours"][0].update(to="25:00"), "earning_rules[0].happy_hours[0]"),
         (lambda d: d["earning_rules"][2].pop("event"), "earning_rules[2].event"),
         (lambda d: d.pop("name"), "name"),
+        (lambda d: d["earning_rules"][0].update(rule=5), "earning_rules[0].rule"),
+        (lambda d: d["earning_rules"][0].update(starts_at="2026-02-30T10:00:00Z"), "earning_rules[0].starts_at"),
+        (lambda d: d["earning_rules"][0].update(points_per_unit="1e30"), "earning_rules[0].points_per_unit"),
+        (lambda d: d["earning_rules"][2].update(event="e" * 101), "earning_rules[2].event"),
+        (lambda d: d["earning_rules"][0].update(trigger=None), "earning_rules[0].trigger"),
+        (lambda d: d["tiers"][1].update(multiplier="1000"), "tiers[1].multiplier"),
+        (lambda d: d["tiers"][1].update(code="bronze"), "tiers[1].code"),
+        (lambda d: d.update(points_value={"points": 100, "amount": "1e30"}), "points_value.amount"),
+        (lambda d: d.update(tiers=None), "tiers"),
     ],
 )
 def test_invalid_documents_are_refused_with_field_details_and_nothing_written(tenant, mutate, field):
@@ -123,6 +132,30 @@ def test_invalid_documents_are_refused_with_field_details_and_nothing_written(te
     assert exc.value.code == "invalid_program" and exc.value.status == 400
     assert field in exc.value.details, exc.value.details
     assert not Program.objects.for_tenant(tenant).exists()
+
+
+def test_every_problem_of_a_document_is_reported_at_once_as_path_and_message(tenant):
+    document = copy.deepcopy(CONTRACT_EXAMPLE)
+    document["points_name"] = ""
+    document["tiers"][0]["threshold"] = -1
+    document["tiers"][2]["expiry"] = {"policy": "days", "days": 0}
+    document["earning_rules"][0]["happy_hours"][0]["weekdays"] = [8]
+    document["earning_rules"][1]["cap"] = {"per": "month"}
+    document["earning_rules"][2]["tier_multipliers"] = {"platinum": "x"}
+    with pytest.raises(ApplicationError) as exc:
+        program_declare(tenant=tenant, code="the club", document=document)
+    assert exc.value.details == {
+        "code": "must be letters, digits, - and _ (at most 50)",
+        "points_name": "required",
+        "tiers[0].threshold": "must be a whole number >= 0",
+        "tiers[2].expiry.days": "must be a whole number >= 1",
+        "earning_rules[0].happy_hours[0].weekdays": "must be a list of 0 (Monday) to 6 (Sunday)",
+        "earning_rules[1].cap.points": "required",
+        "earning_rules[2].tier_multipliers.platinum": "unknown tier",
+    }
+    with pytest.raises(ApplicationError) as exc:
+        program_declare(tenant=tenant, code="club", document=["not", "an", "object"])
+    assert (exc.value.code, exc.value.details) == ("invalid_program", {"non_field_errors": "must be an object"})
 
 
 def test_tiers_move_up_at_once_and_down_only_at_evaluation(tenant):

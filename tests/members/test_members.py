@@ -40,21 +40,40 @@ def test_email_is_required_on_create(tenant):
 
 
 @pytest.mark.parametrize(
-    ("fields", "field"),
+    ("fields", "details"),
     [
-        ({"email": "not-an-email"}, "email"),
-        ({"email": "a@b.example", "country": "Narnia"}, "country"),
-        ({"email": "a@b.example", "birth_date": "30/04/1990"}, "birth_date"),
-        ({"email": "a@b.example", "attributes": [1]}, "attributes"),
-        ({"email": "a@b.example", "marketing_consent": "yes"}, "marketing_consent"),
-        ({"email": "a@b.example", "shoe_size": 44}, "shoe_size"),
-        ({"email": "a@b.example", "referred_by": "nobody"}, "referred_by"),
+        ({"email": "not-an-email"}, {"email": "must be a valid email address"}),
+        ({"email": 5}, {"email": "must be a text"}),
+        ({"email": "a@b.example", "country": "Narnia"}, {"country": "must be an ISO 3166 alpha-2 code such as GB"}),
+        ({"email": "a@b.example", "birth_date": "30/04/1990"}, {"birth_date": "must be a date such as 1990-04-30"}),
+        ({"email": "a@b.example", "birth_date": "1990-02-30"}, {"birth_date": "must be a date such as 1990-04-30"}),
+        ({"email": "a@b.example", "attributes": [1]}, {"attributes": "must be an object"}),
+        ({"email": "a@b.example", "marketing_consent": "yes"}, {"marketing_consent": "must be true or false"}),
+        ({"email": "a@b.example", "name": "x" * 201}, {"name": "must be a text of at most 200 characters"}),
+        ({"email": "a@b.example", "shoe_size": 44}, {"shoe_size": "unknown field"}),
+        ({"email": "a@b.example", "referred_by": "nobody"}, {"referred_by": "no member with this id or code"}),
+        (
+            {"email": "x", "phone": 12, "hat": 1},
+            {
+                "hat": "unknown field",
+                "email": "must be a valid email address",
+                "phone": "must be a text of at most 40 characters",
+            },
+        ),
     ],
 )
-def test_bad_input_names_the_field(tenant, fields, field):
+def test_bad_input_is_400_invalid_member_with_each_field_and_its_message(tenant, fields, details):
     with pytest.raises(ApplicationError) as exc:
         member_upsert(tenant=tenant, external_id="c-1", **fields)
-    assert field in exc.value.details
+    assert (exc.value.code, exc.value.status, exc.value.details) == ("invalid_member", 400, details)
+    assert not Member.objects.exists()
+
+
+@pytest.mark.parametrize("external_id", ["", "   ", "x" * 101, None])
+def test_an_external_id_is_a_text_of_1_to_100_characters(tenant, external_id):
+    with pytest.raises(ApplicationError) as exc:
+        member_upsert(tenant=tenant, external_id=external_id, email="a@b.example")
+    assert exc.value.code == "invalid_member" and list(exc.value.details) == ["external_id"]
 
 
 def test_consent_change_is_time_stamped(tenant):

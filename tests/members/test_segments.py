@@ -5,7 +5,7 @@ import pytest
 from common.errors import ApplicationError
 from loyalty.services.earning import custom_event_record, order_record_paid
 from members.models import Segment
-from members.selectors import segment_members
+from members.selectors import CRITERIA, segment_members
 from members.services import segment_declare, segment_upload_static
 from tests.factories import MemberFactory, ProgramFactory
 
@@ -55,10 +55,26 @@ def test_event_and_attribute_criteria(tenant):
     assert list(segment_members(segment)) == [vip]
 
 
-def test_bad_criteria_are_refused(tenant):
+@pytest.mark.parametrize(
+    ("criteria", "details"),
+    [
+        ({"countri": ["GB"]}, {"countri": "unknown criterion; use " + ", ".join(CRITERIA)}),
+        (
+            {"country": "GB", "tiers": ["gold", 1]},
+            {"country": "must be a list of texts", "tiers": "must be a list of texts"},
+        ),
+        ({"attributes": None}, {"attributes": "required"}),
+        ({"marketing_consent": "yes"}, {"marketing_consent": "must be true or false"}),
+        ({"min_spend": "lots"}, {"min_spend": "must be a decimal number"}),
+        ({"spend_days": 0}, {"spend_days": "must be a whole number >= 1"}),
+        ({"event": "review_written"}, {"event": 'must be an object like {"name": "review_written", "days": 30}'}),
+        (["GB"], {"criteria": "must be an object"}),
+    ],
+)
+def test_bad_criteria_are_refused_with_each_criterion_and_its_message(tenant, criteria, details):
     with pytest.raises(ApplicationError) as exc:
-        segment_declare(tenant=tenant, code="x", name="X", criteria={"countri": ["GB"]})
-    assert "countri" in exc.value.details
+        segment_declare(tenant=tenant, code="x", name="X", criteria=criteria)
+    assert (exc.value.code, exc.value.status, exc.value.details) == ("invalid_segment", 400, details)
     assert not Segment.objects.exists()
 
 
@@ -96,3 +112,9 @@ def test_member_segments_lists_static_and_dynamic_segments_in_two_queries(tenant
         Segment.objects.create(tenant=tenant, code=code, name=code, criteria={"country": [country]})
     with django_assert_num_queries(2):  # whatever the number of dynamic segments
         assert member_segments(member) == ["also-brits", "brits", "listed"]
+
+
+def test_an_unknown_segment_kind_is_refused_in_the_same_shape(tenant):
+    with pytest.raises(ApplicationError) as exc:
+        segment_declare(tenant=tenant, code="x", name="X", kind="smart")
+    assert (exc.value.code, exc.value.details) == ("invalid_segment", {"kind": "must be one of dynamic, static"})

@@ -172,18 +172,51 @@ def test_budget_exhausted_is_emitted_once_when_a_limit_runs_out(tenant, member, 
     assert exhausted[0]["campaign"]["id"] == str(campaign.pk)
 
 
-def test_bad_input_is_a_validation_error(tenant):
-    for kwargs in (
-        {"order": {"amount": "abc"}, "codes": []},
-        {"order": {"amount": "-1"}, "codes": []},
-        {"order": {"amount": "10", "items": [{"sku": "A", "quantity": 0, "unit_price": "1"}]}, "codes": []},
-        {"order": {"amount": "10"}, "codes": "ABC"},
-        {"order": {"amount": "10"}, "codes": [{"code": "GC", "amount": "0"}]},
-        {"order": {"amount": "10"}, "codes": [], "points": -5},
-    ):
-        with pytest.raises(ApplicationError) as caught:
-            validate(tenant=tenant, **kwargs)
-        assert caught.value.code == "validation_error" and caught.value.status == 400
+@pytest.mark.parametrize(
+    ("kwargs", "details"),
+    [
+        ({"order": {"amount": "abc"}, "codes": []}, {"order.amount": "must be a decimal number"}),
+        ({"order": {"amount": "-1"}, "codes": []}, {"order.amount": "must be a decimal number >= 0"}),
+        ({"order": {}, "codes": []}, {"order.amount": "required when the order has no items"}),
+        ({"order": "120.00", "codes": []}, {"order": "must be an object"}),
+        (
+            {"order": {"amount": "10", "items": [{"sku": "A", "quantity": 0, "unit_price": "1"}, 3]}, "codes": []},
+            {"order.items[0].quantity": "must be a whole number >= 1", "order.items[1]": "must be an object"},
+        ),
+        ({"order": {"amount": "10"}, "codes": "ABC"}, {"codes": "must be a list"}),
+        ({"order": {"amount": "10"}, "codes": ["A"] * 21}, {"codes": "at most 20 codes"}),
+        (
+            {"order": {"amount": "10"}, "codes": [{"code": "GC", "amount": "0"}]},
+            {"codes": "a gift card amount must be positive"},
+        ),
+        (
+            {"order": {"amount": "10"}, "codes": [12]},
+            {"codes": "each code is a text of 1 to 60 characters, or an object with code and amount"},
+        ),
+        ({"order": {"amount": "10"}, "codes": [], "points": -5}, {"points": "must be a whole number >= 0"}),
+        (
+            {"order": {"amount": "x"}, "codes": "ABC", "points": True},
+            {
+                "order.amount": "must be a decimal number",
+                "codes": "must be a list",
+                "points": "must be a whole number >= 0",
+            },
+        ),
+    ],
+)
+def test_bad_input_is_a_validation_error_with_every_field_and_its_message(tenant, kwargs, details):
+    with pytest.raises(ApplicationError) as caught:
+        validate(tenant=tenant, **kwargs)
+    assert (caught.value.code, caught.value.status, caught.value.details) == ("validation_error", 400, details)
+
+
+def test_a_redemption_needs_an_order_id_and_something_to_redeem(tenant):
+    with pytest.raises(ApplicationError) as caught:
+        redeem(tenant=tenant, member=None, order_id=" ", order={"amount": "x"}, codes=[])
+    assert caught.value.details == {"order_id": "required", "order.amount": "must be a decimal number"}
+    with pytest.raises(ApplicationError) as caught:
+        redeem(tenant=tenant, member=None, order_id="o-1", order={"amount": "10"}, codes=[])
+    assert caught.value.details == {"codes": "nothing to redeem: give codes or points"}
 
 
 def test_a_member_of_another_tenant_is_not_found(tenant, other_tenant):

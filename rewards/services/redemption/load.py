@@ -147,7 +147,7 @@ def member_redemptions(member: Member, now) -> list[dict[str, Any]]:
 
 
 def rule_context_for(tenant, member, order, now, rules=None) -> dict[str, Any]:
-    """The rule context (`loyalty.rule_context`) of a checked order (`parse_order`), with the member's past
+    """The rule context (`loyalty.rule_context`) of a checked order (`parse_request`), with the member's past
     redemptions; only the facts `rules` name are read (None: all of them)."""
     return build_rule_context(
         member=member,

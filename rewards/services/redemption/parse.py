@@ -1,93 +1,82 @@
-"""The redemption request checked at the service's edge: order, codes, points as payment."""
+"""The redemption request checked at the service's edge: order, codes, points as payment (`common.validation`).
+
+Every problem is one 400 `validation_error` with `{field path: message}`. A code entry's problem is reported
+under `codes`, as the API always answered it.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from campaigns import engine
 from campaigns.codes import normalize
-from common.errors import ApplicationError
+from common.validation import FieldErrors, path
 
 ZERO = Decimal("0.00")
-
-
 MAX_CODES_IN_REQUEST = 20
+INVALID = ("validation_error", "The request is malformed.")
 
 
-def field_error(field: str, msg: str):
-    return ApplicationError("validation_error", "The request is malformed.", {field: [msg]}, status=400)
+def parse_request(
+    *, order: Any, codes: Any, points: Any, errors: FieldErrors | None = None
+) -> tuple[dict[str, Any], list[engine.CodeRequest], int]:
+    """The clean order, code requests and points; raises 400 `validation_error` with the problems of all three
+    (and those already in `errors`, such as the redemption's order id)."""
+    errors = FieldErrors() if errors is None else errors
+    clean_order = _order(order, errors)
+    requests = _codes(codes, errors)
+    points = errors.whole(points, "points", default=0)
+    errors.raise_if_any(*INVALID)
+    return clean_order, requests, points
 
 
-def _money(value, field: str) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise field_error(field, "A decimal amount is required.") from exc
-    if not number.is_finite() or number < 0:
-        raise field_error(field, "A non-negative amount is required.")
-    return number
-
-
-def parse_order(order: Any) -> dict[str, Any]:
-    if not isinstance(order, dict):
-        raise field_error("order", "An object is required.")
-    items = order.get("items") or []
-    if not isinstance(items, list):
-        raise field_error("order.items", "A list is required.")
+def _order(order: Any, errors: FieldErrors) -> dict[str, Any]:
+    if errors.mapping(order, "order", required=True) is None:
+        return {}
     clean_items = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise field_error("order.items", "Each item is an object.")
-        quantity = item.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-            raise field_error("order.items", "quantity is a positive whole number.")
-        clean_items.append(
-            {
-                "sku": str(item.get("sku") or ""),
-                "category": str(item.get("category") or ""),
-                "quantity": quantity,
-                "unit_price": str(_money(item.get("unit_price", "0"), "order.items")),
-            }
-        )
-    clean = dict(order)
-    clean["items"] = clean_items
+    for n, item in enumerate(errors.array(order.get("items") or [], "order.items", default=[])):
+        at = path("order.items", n)
+        if errors.mapping(item, at, required=True) is None:
+            continue
+        quantity = errors.whole(item.get("quantity", 1), path(at, "quantity"), minimum=1, required=True)
+        price = errors.decimal(item.get("unit_price", "0"), path(at, "unit_price"), required=True)
+        if quantity is not None and price is not None:
+            clean_items.append(
+                {
+                    "sku": str(item.get("sku") or ""),
+                    "category": str(item.get("category") or ""),
+                    "quantity": quantity,
+                    "unit_price": str(price),
+                }
+            )
+    clean = dict(order, items=clean_items)
     if order.get("amount") is not None:
-        clean["amount"] = str(_money(order["amount"], "order.amount"))
-    elif not clean_items:
-        raise field_error("order.amount", "An amount or items are required.")
+        clean["amount"] = str(errors.decimal(order["amount"], "order.amount", default=ZERO))
+    elif not order.get("items"):
+        errors.add("order.amount", "required when the order has no items")
     if order.get("shipping") is not None:
-        clean["shipping"] = str(_money(order["shipping"], "order.shipping"))
+        clean["shipping"] = str(errors.decimal(order["shipping"], "order.shipping", default=ZERO))
     return clean
 
 
-def parse_codes(codes: Any) -> list[engine.CodeRequest]:
-    if codes is None:
+def _codes(codes: Any, errors: FieldErrors) -> list[engine.CodeRequest]:
+    codes = errors.array(codes, "codes", default=[])
+    if not errors.check(len(codes) <= MAX_CODES_IN_REQUEST, "codes", f"at most {MAX_CODES_IN_REQUEST} codes"):
         return []
-    if not isinstance(codes, list):
-        raise field_error("codes", "A list is required.")
-    if len(codes) > MAX_CODES_IN_REQUEST:
-        raise field_error("codes", f"At most {MAX_CODES_IN_REQUEST} codes.")
     requests = []
     for index, entry in enumerate(codes):
-        amount = None
+        text, amount = entry, None
         if isinstance(entry, dict):
-            text, raw_amount = entry.get("code"), entry.get("amount")
-            if raw_amount is not None:
-                amount = _money(raw_amount, "codes")
-                if amount <= 0:
-                    raise field_error("codes", "A gift card amount must be positive.")
-        else:
-            text = entry
-        if not isinstance(text, str) or not text.strip() or len(text) > 60:
-            raise field_error("codes", "Each code is a string (or an object with code and amount).")
+            text = entry.get("code")
+            amount = errors.decimal(entry.get("amount"), "codes")
+            if amount is not None and not errors.check(amount > 0, "codes", "a gift card amount must be positive"):
+                amount = None
+        if not errors.check(
+            isinstance(text, str) and 0 < len(text.strip()) <= 60,
+            "codes",
+            "each code is a text of 1 to 60 characters, or an object with code and amount",
+        ):
+            continue
         requests.append(engine.CodeRequest(index=index, text=normalize(text), amount=amount))
     return requests
-
-
-def parse_points(points: Any) -> int:
-    if points in (None, ""):
-        return 0
-    if isinstance(points, bool) or not isinstance(points, int) or points < 0:
-        raise field_error("points", "A non-negative whole number is required.")
-    return points

@@ -19,6 +19,7 @@ from campaigns.models import Campaign, CampaignUsage, Code
 from common.errors import ApplicationError
 from common.events import publish
 from common.plain_sql import insert_with_children
+from common.validation import FieldErrors, field_error
 from loyalty.ledger import post_spend
 from members.models import Member, Tenant
 from rewards.models import GiftCardTransaction, Redemption, RedemptionCode
@@ -39,7 +40,7 @@ from rewards.services.redemption.load import (
     context_loader,
     points_request_for,
 )
-from rewards.services.redemption.parse import ZERO, field_error, parse_codes, parse_order, parse_points
+from rewards.services.redemption.parse import INVALID, ZERO, parse_request
 from rewards.services.redemption.validate import evaluate
 
 
@@ -57,13 +58,11 @@ BUDGET_REASONS = {
 def _prepare(*, tenant, member, order_id, order, codes, points) -> tuple[str, dict, list, int]:
     """Check the input (before any transaction): (order_id, order, code requests, points)."""
     check_member(tenant, member)
-    if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 100:
-        raise field_error("order_id", "An order id of 1 to 100 characters is required.")
-    order = parse_order(order)
-    requests = parse_codes(codes)
-    points = parse_points(points)
+    errors = FieldErrors()
+    errors.text(order_id, "order_id", max_length=100, required=True, strip=True)
+    order, requests, points = parse_request(order=order, codes=codes, points=points, errors=errors)
     if not requests and not points and not _promotions_qs(tenant, timezone.now()).exists():
-        raise field_error("codes", "Nothing to redeem: give codes or points.")
+        raise field_error(*INVALID, "codes", "nothing to redeem: give codes or points")
     return order_id.strip(), order, requests, points
 
 

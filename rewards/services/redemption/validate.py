@@ -16,7 +16,7 @@ from rewards.services.redemption.load import (
     points_request_for,
     usage_counts,
 )
-from rewards.services.redemption.parse import parse_codes, parse_order, parse_points
+from rewards.services.redemption.parse import parse_request
 
 
 class ValidationResult:
@@ -56,9 +56,7 @@ def evaluate(*, tenant, member, order, requests, points_request, codes, promotio
 def validate(*, tenant: Tenant, member: Member | None = None, order: dict, codes: list, points: int = 0):
     """Evaluate `order` against `codes`, promotions and `points`; changes nothing."""
     check_member(tenant, member)
-    order = parse_order(order)
-    requests = parse_codes(codes)
-    points = parse_points(points)
+    order, requests, points = parse_request(order=order, codes=codes, points=points)
     now = timezone.now()
     texts = {r.text for r in requests}
     frozen, code_campaigns, promotions = campaigns_and_frozen(tenant, texts, now)
