@@ -118,3 +118,40 @@ def insert_with_children(parent, children: list, link: str) -> None:
         obj._state.adding, obj._state.db = False, db.alias
     for child in children:
         setattr(child, link, parent)
+
+
+def update_values(obj, fields: list[str]) -> tuple[str, list]:
+    """`UPDATE table SET f1 = %s, ... WHERE pk = %s` writing `fields` (attnames) of `obj`, and its parameters.
+
+    Values are prepared by each field's `get_db_prep_save`, as `save(update_fields=...)` does, so the same
+    text runs on every vendor (a JSON value arrives as the vendor's JSON type).
+    """
+    db = _connection()
+    quote = db.ops.quote_name
+    meta = type(obj)._meta
+    columns = [meta.get_field(name) for name in fields]
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in columns)
+    params = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in columns] + [obj.pk]
+    return f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s", params
+
+
+def execute_together(statements: list[tuple[str, list]]) -> None:
+    """Run writing statements (no result wanted) as ONE statement on PostgreSQL, one by one elsewhere.
+
+    PostgreSQL runs `WITH s0 AS (<first>), s1 AS (<second>) <last>`: data-modifying CTEs all run, on one
+    snapshot, so the statements must not depend on each other's effects nor change the same row twice
+    (give each its own table). SQLite has no data-modifying CTEs: the same texts run in order.
+    """
+    statements = [(sql, params) for sql, params in statements if sql]
+    if not statements:
+        return
+    db = _connection()
+    with db.cursor() as cursor:
+        if db.vendor != "postgresql":
+            for sql, params in statements:
+                cursor.execute(sql, params)
+            return
+        *first, (last_sql, last_params) = statements
+        ctes = ", ".join(f"s{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+        params = [p for _, ps in first for p in ps] + list(last_params)
+        cursor.execute((f"WITH {ctes} " if ctes else "") + last_sql, params)
