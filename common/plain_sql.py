@@ -11,6 +11,7 @@ from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models.expressions import Col
+from django.db.models.fields import AutoFieldMixin
 
 
 @cache
@@ -61,7 +62,12 @@ def instances(model, sql: str, params) -> list:
 
 @cache
 def _insert_fields(model, computed: tuple[str, ...]) -> tuple[list, str]:
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in computed]
+    # The database draws an automatic primary key; any other (a UUID) is written, as `save()` does.
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and isinstance(f, AutoFieldMixin)) and f.attname not in computed
+    ]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in [*fields, *(model._meta.get_field(a) for a in computed)])
     return fields, f"{quote(model._meta.db_table)} ({columns})"
