@@ -5,6 +5,9 @@ INSERT, and the hot paths (validate, redeem, earn) run a handful of them per req
 read rows into model instances (`select_list`, `instance`, `instances`) and write instances
 (`insert_values`) with the values converted exactly as the ORM converts them, so the rows are the same
 as `objects.filter(...)` / `objects.create(...)` would read or write.
+
+These are the generic helpers. The statements themselves live in one module per app (`campaigns/sql.py`,
+`loyalty/sql.py`, `integrations/sql.py`), next to the rule each one filters on, written once.
 """
 
 from functools import cache

@@ -105,7 +105,7 @@ def _tier_upgrade(account: Account, status: MemberTier | None, now: dt.datetime)
 def tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
     """The program's tiers and the member's current one, in one query (read under the account lock).
 
-    Plain SQL (`common.plain_sql`): it runs on every order, and compiling the queryset cost more than running it.
+    Plain SQL (`loyalty.sql`): it runs on every order, and compiling the queryset cost more than running it.
     """
     tiers = loyalty_sql.tiers_with_held(account)
     return tiers, next((t for t in tiers if t.held), None)
