@@ -6,16 +6,13 @@ parsed and verified by the library (prefix lookup, SHA-512 hash compared in cons
 """
 
 from datetime import timedelta
-from functools import cache
 
-from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.permissions import KeyParser
 
-from common import plain_sql
-from integrations.models import Integration, IntegrationAPIKey
-from members.models import Tenant
+from integrations.models import IntegrationAPIKey
+from integrations.sql import unrevoked_key
 
 # `last_used_at` is written at most this often per key, so the hot path rarely writes.
 LAST_USED_GRANULARITY = timedelta(seconds=60)
@@ -51,30 +48,10 @@ def resolve_key(raw_key: str) -> IntegrationAPIKey | None:
     prefix, dot, _ = raw_key.partition(".")
     if not dot or not prefix or len(raw_key) > 200:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(_key_sql(), [prefix, False])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    n_key, n_integration = plain_sql.width(IntegrationAPIKey), plain_sql.width(Integration)
-    api_key = plain_sql.instance(IntegrationAPIKey, "k", row[:n_key])
-    integration = plain_sql.instance(Integration, "i", row[n_key : n_key + n_integration])
-    integration.tenant = plain_sql.instance(Tenant, "t", row[n_key + n_integration :])
-    api_key.integration = integration
-    if api_key.has_expired or not api_key.is_valid(raw_key):
+    api_key = unrevoked_key(prefix)
+    if api_key is None or api_key.has_expired or not api_key.is_valid(raw_key):
         return None
     return api_key
-
-
-@cache
-def _key_sql() -> str:
-    return (
-        f"SELECT {plain_sql.select_list(IntegrationAPIKey, 'k')}, {plain_sql.select_list(Integration, 'i')}, "
-        f"{plain_sql.select_list(Tenant, 't')} FROM {IntegrationAPIKey._meta.db_table} k "
-        f"JOIN {Integration._meta.db_table} i ON i.id = k.integration_id "
-        f"JOIN {Tenant._meta.db_table} t ON t.id = i.tenant_id "
-        "WHERE k.prefix = %s AND k.revoked = %s"
-    )
 
 
 def touch_last_used(api_key: IntegrationAPIKey) -> None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
@@ -27,6 +26,7 @@ from rest_framework.renderers import JSONRenderer
 from api.errors import ApiError
 from integrations.idempotency import retention
 from integrations.models import IdempotencyRecord
+from integrations.sql import idempotency_claim, idempotency_store
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -48,36 +48,9 @@ class IdempotentReplay(Exception):
 
 
 def _insert(**fields) -> IdempotencyRecord | None:
-    """One INSERT ... ON CONFLICT DO NOTHING: the record when this request claimed the key, None when a
-    twin holds it. The unique constraint decides between concurrent twins (a twin's uncommitted INSERT
-    makes this one wait for its outcome); no exception, so no savepoint is needed inside a transaction."""
+    """The record when this request claimed the key, None when a twin holds it (`integrations.sql`)."""
     record = IdempotencyRecord(**fields)
-    columns = [f for f in IdempotencyRecord._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}"
-    )
-    # In autocommit, the claim commits without waiting for the disk: every later commit of this request
-    # (its effects, its stored answer) flushes the write-ahead log up to there, the claim included, so a
-    # crash can only lose a claim that nothing depends on yet (a retry then claims and runs it anew).
-    # Twins see it at once either way. Inside a caller's transaction the claim shares that transaction.
-    relaxed = connection.vendor == "postgresql" and not connection.in_atomic_block
-    with connection.cursor() as cursor:
-        cursor.execute(
-            ("SET LOCAL synchronous_commit = off; " if relaxed else "") + sql,
-            [f.get_db_prep_save(getattr(record, f.attname), connection) for f in columns],
-        )
-        if relaxed:
-            cursor.nextset()  # past the SET's (empty) result
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    record.pk = row[0]
-    record._state.adding = False
-    record._state.db = connection.alias
-    return record
+    return record if idempotency_claim(record) else None
 
 
 @dataclass
@@ -159,12 +132,7 @@ def claim(request, *, integration) -> Claim | None:
 
 
 def _store(record: IdempotencyRecord, status: int, body: str) -> None:
-    with connection.cursor() as cursor:  # plain SQL: every idempotent POST runs it
-        cursor.execute(
-            f"UPDATE {IdempotencyRecord._meta.db_table} SET state = %s, response_status = %s, response_body = %s "
-            "WHERE id = %s",
-            [str(IdempotencyRecord.State.COMPLETED), status, body, record.pk],
-        )
+    idempotency_store(record.pk, status, body)  # plain SQL: every idempotent POST runs it
 
 
 def store_in_transaction(claim_: Claim | None, status: int, data) -> None:

@@ -115,6 +115,8 @@ class ListSection(Protocol):
     ordering: Sequence[str]
     render: Callable[[Any], dict[str, Any]]
 
+    def rows(self, queryset: QuerySet, limit: int | None = None) -> list: ...
+
 
 def _key_value(value: Any) -> Any:
     if isinstance(value, datetime | date):
@@ -165,7 +167,7 @@ class SectionedCursorPagination(ApiCursorPagination):
                     raise NotFound(self.invalid_cursor_message) from None
                 key = None
             room = self.page_size - len(items)
-            fetched = list(rows[: room + 1])
+            fetched = section.rows(rows, room + 1)
             taken = fetched[:room]
             items += [section.render(row) for row in taken]
             if taken:

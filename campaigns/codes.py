@@ -15,10 +15,10 @@ from decimal import Decimal
 from itertools import repeat
 
 from django.db import connection
-from django.db.models import F
 from django.utils import timezone
 
-from campaigns.models import Campaign, Code
+from campaigns.models import Code
+from campaigns.sql import campaign_counts_add, code_insert_skipping_taken
 
 DIGITS = "23456789"
 LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -120,19 +120,17 @@ def insert_codes(
     if not codes:
         return 0
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        table = Code._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                INSERT INTO {table} (tenant_id, campaign_id, code, is_shared, usage_limit, redeemed_count,
-                                     expires_at, initial_balance, balance, created_at)
-                SELECT %s, %s, c, false, %s, 0, %s, %s, %s, %s FROM unnest(%s::text[]) AS c ORDER BY c
-                ON CONFLICT (tenant_id, code) DO NOTHING
-                """,
-                [tenant_id, campaign_id, usage_limit, expires_at, balance, balance, now, sorted(codes)],
-            )
-            return cursor.rowcount
+    if connection.vendor == "postgresql":  # one statement sending the texts as one array (unnest)
+        return code_insert_skipping_taken(
+            tenant_id=tenant_id,
+            campaign_id=campaign_id,
+            codes=codes,
+            usage_limit=usage_limit,
+            expires_at=expires_at,
+            balance=balance,
+            now=now,
+        )
+    # SQLite has no arrays: the same write (skip the tenant's taken texts) through the ORM.
     before = Code.objects.filter(tenant_id=tenant_id, campaign_id=campaign_id).count()
     Code.objects.bulk_create(
         [
@@ -189,7 +187,7 @@ def generate_codes(
             )
             made += inserted
             if inserted:
-                Campaign.objects.filter(pk=campaign_id).update(codes_count=F("codes_count") + inserted)
+                campaign_counts_add({campaign_id: {"codes_count": inserted}})
             barren = barren + 1 if inserted == 0 else 0
             if barren >= 5:
                 raise PatternError(f"The pattern {pattern!r} is exhausted in this tenant: add placeholders.")

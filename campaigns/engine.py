@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from campaigns import stacking
 from campaigns.incentives import ConfigError, GiftCardDebit, Order, PointsPayment, incentive_for
 from campaigns.models import Campaign, CampaignType, Code
-from campaigns.windows import minute_key, period_key, within_active_hours
+from campaigns.windows import live_refusal, minute_key, period_key
 from common.money import money_str, quantize_money
 from loyalty.rules import rule_matches
 
@@ -243,15 +243,7 @@ class _Tally:
 
 
 def _campaign_refusal(campaign: Campaign, *, now, tz, member_id, tally: _Tally) -> tuple[str, dict] | None:
-    if not campaign.enabled:
-        return "campaign_disabled", ({"reason": campaign.disabled_reason} if campaign.disabled_reason else {})
-    if campaign.starts_at and now < campaign.starts_at:
-        return "campaign_not_started", {"starts_at": campaign.starts_at.isoformat()}
-    if campaign.ends_at and now >= campaign.ends_at:
-        return "campaign_ended", {"ended_at": campaign.ends_at.isoformat()}
-    if campaign.active_hours and not within_active_hours(campaign.active_hours, now, tz):
-        return "outside_active_hours", {"active_hours": campaign.active_hours}
-    return None
+    return live_refusal(campaign, now, tz)
 
 
 def _limit_refusal(campaign: Campaign, *, now, tz, member_id, tally: _Tally) -> tuple[str, dict] | None:

@@ -1,35 +1,26 @@
 """Ordered `select_for_update` reads: lock campaigns, then codes (then the points account, in the ledger).
 
 Always evaluated at once, always in primary key order, so concurrent redemptions of the same rows queue
-instead of deadlocking. The hot reads are plain SQL turned into model instances (`common.plain_sql`):
-the same rows, values and locks as the ORM query, without compiling a queryset on every checkout.
+instead of deadlocking. The hot reads are the plain-SQL statements of `campaigns.sql` with `lock=True`:
+the same rows, values and locks as the ORM query, without compiling a queryset on every checkout, and the
+same statements (unlocked) that validation reads.
 """
 
-from django.db import connection
-
+from campaigns import sql
 from campaigns.models import Campaign, Code
-from common.plain_sql import instances
-
-
-def _locked_rows(model, tenant, ids) -> dict:
-    ids = sorted(ids)
-    placeholders = ", ".join(["%s"] * len(ids))
-    sql = f"FROM {model._meta.db_table} t WHERE t.tenant_id = %s AND t.id IN ({placeholders}) ORDER BY t.id"
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    return {row.pk: row for row in instances(model, sql, [getattr(tenant, "pk", tenant), *ids])}
 
 
 def campaigns_for_update(*, tenant, ids) -> dict[int, Campaign]:
-    if not ids:
-        return {}
-    return _locked_rows(Campaign, tenant, ids)
+    return sql.rows_by_id(Campaign, getattr(tenant, "pk", tenant), ids, lock=True)
 
 
 def codes_for_update(*, tenant, ids) -> dict[int, Code]:
-    if not ids:
-        return {}
-    return _locked_rows(Code, tenant, ids)
+    return sql.rows_by_id(Code, getattr(tenant, "pk", tenant), ids, lock=True)
+
+
+def codes_named_for_update(*, tenant, texts, campaign_ids=None) -> list[Code]:
+    """The tenant's codes named `texts` (optionally only of `campaign_ids`), locked, in primary key order."""
+    return sql.codes_by_text(getattr(tenant, "pk", tenant), texts, campaign_ids=campaign_ids, lock=True)
 
 
 def campaign_for_update(*, campaign: Campaign) -> Campaign:

@@ -1,8 +1,9 @@
 """Campaigns, their codes and publications, and the usage counters their limits rest on.
 
 A campaign's incentive (`discount`), rule, limits and stacking fields are data; the pure strategies in
-`campaigns.incentives` and `campaigns.stacking` interpret them. Usage counters are only changed by
-`rewards.services.redemption` (under the campaign row lock) and by rollbacks.
+`campaigns.incentives` and `campaigns.stacking` interpret them. Counters and usage counters are only added to
+through `campaigns.sql.counts_sql` / `usage_sql` (redemptions and rollbacks under the campaign row lock,
+publications, code generation, failures, referral grants).
 """
 
 from decimal import Decimal
@@ -67,7 +68,7 @@ class Campaign(TenantOwned):
     discount_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     order_value_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
 
-    # Counters (changed with F()/set-based UPDATEs by the redemption service only).
+    # Counters (added to by one set-based UPDATE, `campaigns.sql.counts_sql`; never read-modify-write).
     redemptions_count = models.PositiveIntegerField(default=0)
     discount_used = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
     order_value_used = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))

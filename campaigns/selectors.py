@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignAlert, CampaignType, Code
+from campaigns.windows import schedule_refusal
 from common.money import money_str
 
 
@@ -21,14 +22,16 @@ def campaign_get(*, tenant, campaign_id) -> Campaign | None:
         return None
 
 
+_STATUS_OF_REFUSAL = {"campaign_not_started": "scheduled", "campaign_ended": "ended"}
+
+
 def campaign_status(campaign: Campaign, now=None) -> str:
-    now = now or timezone.now()
-    if not campaign.enabled:
+    """The campaign's state by the one liveness rule (`campaigns.windows.schedule_refusal`), then its budget."""
+    refusal = schedule_refusal(campaign, now or timezone.now())
+    if refusal is not None and refusal[0] == "campaign_disabled":
         return "paused" if campaign.disabled_reason.startswith("circuit_breaker") else "disabled"
-    if campaign.ends_at and now >= campaign.ends_at:
-        return "ended"
-    if campaign.starts_at and now < campaign.starts_at:
-        return "scheduled"
+    if refusal is not None:
+        return _STATUS_OF_REFUSAL[refusal[0]]
     if campaign.budget_exhausted_at:
         return "exhausted"
     return "active"

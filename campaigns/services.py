@@ -29,7 +29,8 @@ from campaigns.models import (
     Period,
     Publication,
 )
-from campaigns.windows import WindowError, check_active_hours, minute_key
+from campaigns.sql import campaign_counts_add
+from campaigns.windows import WindowError, check_active_hours, minute_key, schedule_refusal
 from common.errors import ApplicationError
 from common.side_effects import enqueue
 from common.validation import NON_FIELD, FieldErrors, decimal_maximum, field_error
@@ -313,7 +314,7 @@ def _create_codes(campaign: Campaign, spec: dict[str, Any], errors: FieldErrors)
         except IntegrityError:
             errors.add("codes.code", "this code already exists")
             errors.raise_if_any(*INVALID)
-        Campaign.objects.filter(pk=campaign.pk).update(codes_count=F("codes_count") + 1)
+        campaign_counts_add({campaign.pk: {"codes_count": 1}})
         return
     campaign.code_pattern = spec["pattern"]
     campaign.code_usage_limit = usage_limit
@@ -463,6 +464,9 @@ def publication_create(*, tenant, campaign: Campaign, member, channel: str = Cha
         return publication_assign(campaign=locked, member=member, channel=channel)
 
 
+_PUBLISH_REFUSALS = {"campaign_disabled": "This campaign is disabled.", "campaign_ended": "This campaign has ended."}
+
+
 def _usable(now):
     return (Q(usage_limit__isnull=True) | Q(redeemed_count__lt=F("usage_limit"))) & (
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
@@ -487,10 +491,9 @@ def publication_assign(
     """
     now = timezone.now()
     tenant_id = campaign.tenant_id
-    if not campaign.enabled:
-        raise ApplicationError("campaign_disabled", "This campaign is disabled.")
-    if campaign.ends_at and now >= campaign.ends_at:
-        raise ApplicationError("campaign_ended", "This campaign has ended.")
+    refusal = schedule_refusal(campaign, now)
+    if refusal is not None and refusal[0] != "campaign_not_started":  # codes may be handed out before the start
+        raise ApplicationError(refusal[0], _PUBLISH_REFUSALS[refusal[0]])
     usable = _usable(now)
     if reuse:
         held = (
@@ -527,7 +530,7 @@ def publication_assign(
     publication = Publication.objects.create(
         tenant_id=tenant_id, campaign=campaign, code=code, member=member, channel=channel, published_at=now
     )
-    Campaign.objects.filter(pk=campaign.pk).update(published_count=F("published_count") + 1)
+    campaign_counts_add({campaign.pk: {"published_count": 1}})
     events.code_published(publication)
     return publication, True
 
@@ -553,7 +556,7 @@ def _fresh_code(campaign: Campaign, *, balance: Decimal | None = None) -> Code:
                 )
         except IntegrityError:
             continue
-        Campaign.objects.filter(pk=campaign.pk).update(codes_count=F("codes_count") + 1)
+        campaign_counts_add({campaign.pk: {"codes_count": 1}})
         return code
     raise ApplicationError("no_codes_left", "No free code could be made from the campaign's pattern.")
 

@@ -60,6 +60,29 @@ def within_active_hours(windows: list[dict[str, Any]], now: dt.datetime, tz) -> 
     return False
 
 
+def schedule_refusal(campaign, now: dt.datetime) -> tuple[str, dict] | None:
+    """Why `campaign` is not live at `now` by its kill switch and dates (disabled, not started, ended), or None.
+
+    The one rule of a live campaign on a loaded row. `campaigns.sql.live()` is the same rule in SQL, for the
+    reads that select live campaigns; tests/campaigns/test_liveness.py holds the two to the same verdict.
+    """
+    if not campaign.enabled:
+        return "campaign_disabled", ({"reason": campaign.disabled_reason} if campaign.disabled_reason else {})
+    if campaign.starts_at and now < campaign.starts_at:
+        return "campaign_not_started", {"starts_at": campaign.starts_at.isoformat()}
+    if campaign.ends_at and now >= campaign.ends_at:
+        return "campaign_ended", {"ended_at": campaign.ends_at.isoformat()}
+    return None
+
+
+def live_refusal(campaign, now: dt.datetime, tz) -> tuple[str, dict] | None:
+    """`schedule_refusal`, then the campaign's active hours in the tenant's time zone: None when it applies now."""
+    refusal = schedule_refusal(campaign, now)
+    if refusal is None and campaign.active_hours and not within_active_hours(campaign.active_hours, now, tz):
+        return "outside_active_hours", {"active_hours": campaign.active_hours}
+    return refusal
+
+
 def period_key(period: str, now: dt.datetime, tz) -> str:
     local = now.astimezone(tz).date()
     if period == "day":

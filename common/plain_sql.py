@@ -5,12 +5,16 @@ INSERT, and the hot paths (validate, redeem, earn) run a handful of them per req
 read rows into model instances (`select_list`, `instance`, `instances`) and write instances
 (`insert_values`) with the values converted exactly as the ORM converts them, so the rows are the same
 as `objects.filter(...)` / `objects.create(...)` would read or write.
+
+These are the generic helpers. The statements themselves live in one module per app (`campaigns/sql.py`,
+`loyalty/sql.py`, `integrations/sql.py`), next to the rule each one filters on, written once.
 """
 
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models.expressions import Col
+from django.db.models.fields import AutoFieldMixin
 
 
 @cache
@@ -61,7 +65,12 @@ def instances(model, sql: str, params) -> list:
 
 @cache
 def _insert_fields(model, computed: tuple[str, ...]) -> tuple[list, str]:
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in computed]
+    # The database draws an automatic primary key; any other (a UUID) is written, as `save()` does.
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and isinstance(f, AutoFieldMixin)) and f.attname not in computed
+    ]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in [*fields, *(model._meta.get_field(a) for a in computed)])
     return fields, f"{quote(model._meta.db_table)} ({columns})"
@@ -118,3 +127,40 @@ def insert_with_children(parent, children: list, link: str) -> None:
         obj._state.adding, obj._state.db = False, db.alias
     for child in children:
         setattr(child, link, parent)
+
+
+def update_values(obj, fields: list[str]) -> tuple[str, list]:
+    """`UPDATE table SET f1 = %s, ... WHERE pk = %s` writing `fields` (attnames) of `obj`, and its parameters.
+
+    Values are prepared by each field's `get_db_prep_save`, as `save(update_fields=...)` does, so the same
+    text runs on every vendor (a JSON value arrives as the vendor's JSON type).
+    """
+    db = _connection()
+    quote = db.ops.quote_name
+    meta = type(obj)._meta
+    columns = [meta.get_field(name) for name in fields]
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in columns)
+    params = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in columns] + [obj.pk]
+    return f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s", params
+
+
+def execute_together(statements: list[tuple[str, list]]) -> None:
+    """Run writing statements (no result wanted) as ONE statement on PostgreSQL, one by one elsewhere.
+
+    PostgreSQL runs `WITH s0 AS (<first>), s1 AS (<second>) <last>`: data-modifying CTEs all run, on one
+    snapshot, so the statements must not depend on each other's effects nor change the same row twice
+    (give each its own table). SQLite has no data-modifying CTEs: the same texts run in order.
+    """
+    statements = [(sql, params) for sql, params in statements if sql]
+    if not statements:
+        return
+    db = _connection()
+    with db.cursor() as cursor:
+        if db.vendor != "postgresql":
+            for sql, params in statements:
+                cursor.execute(sql, params)
+            return
+        *first, (last_sql, last_params) = statements
+        ctes = ", ".join(f"s{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+        params = [p for _, ps in first for p in ps] + list(last_params)
+        cursor.execute((f"WITH {ctes} " if ctes else "") + last_sql, params)

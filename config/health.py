@@ -6,11 +6,16 @@ from django.views.decorators.http import require_GET
 from config.celery import app
 
 
+def database_ping() -> None:
+    """One round trip to the database (raises when it does not answer): the health check's and the worker's."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
 def _database_status() -> str:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        database_ping()
     except Exception as exc:  # a health check reports failures, it does not raise them
         return f"error: {exc.__class__.__name__}"
     return "ok"

@@ -260,9 +260,6 @@ class WebhookEndpoint(TenantOwned):
     def __str__(self) -> str:
         return self.url
 
-    def wants(self, event_type: str) -> bool:
-        return event_type in (self.event_types or [])
-
 
 class Event(TenantOwned):
     """The outbox: one row per published domain event, written in the transaction that caused it."""

@@ -39,12 +39,13 @@ from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from common import events
 from common.side_effects import enqueue
+from integrations import sql as integrations_sql
 from integrations.models import (
     Event,
     WebhookAttempt,
@@ -114,50 +115,17 @@ def envelope_bytes(event: Event) -> bytes:
 def webhook_event_record(tenant, event_type: str, data: dict) -> uuid.UUID:
     """Write the event and its deliveries in the caller's transaction; deliver after commit.
 
-    It runs inside every hot write (a redemption, an order), so on PostgreSQL the event, the lookup of the
-    endpoints that want it and their deliveries are one statement: the ORM's compilation of the three
-    cost more CPU than the redemption's own writes.
+    It runs inside every hot write (a redemption, an order), so the event, the lookup of the endpoints that
+    want it and their deliveries are one statement on PostgreSQL (`integrations.sql.event_record`, whose
+    `_wants()` is the one routing rule, on both vendors): the ORM's compilation of the three cost more CPU
+    than the redemption's own writes.
     """
-    tenant_id = getattr(tenant, "pk", tenant)
-    event_id, now = uuid.uuid4(), timezone.now()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_RECORD_SQL, [event_id, tenant_id, event_type, _json(data), now, now, now, event_type])
-            delivery_ids = [row[0] for row in cursor.fetchall()]
-    else:  # SQLite (the newcomer's default) has no jsonb operators: the portable way
-        event = Event.objects.create(id=event_id, tenant_id=tenant_id, type=event_type, data=data, created_at=now)
-        endpoints = [
-            e for e in WebhookEndpoint.objects.for_tenant(tenant_id).filter(enabled=True) if e.wants(event_type)
-        ]
-        delivery_ids = [
-            d.pk
-            for d in WebhookDelivery.objects.bulk_create(
-                [WebhookDelivery(tenant_id=tenant_id, event=event, endpoint=endpoint) for endpoint in endpoints]
-            )
-        ]
-    for delivery_id in delivery_ids:
-        enqueue(deliver_webhook, delivery_id)
-    return event_id
-
-
-def _json(data: dict) -> str:
-    return json.dumps(data, cls=DjangoJSONEncoder)
-
-
-# The endpoints are those of `WebhookEndpoint.wants()`: enabled, with the type among their event types.
-_RECORD_SQL = f"""
-    WITH event AS (
-        INSERT INTO {Event._meta.db_table} (id, tenant_id, type, data, created_at)
-        VALUES (%s, %s, %s, %s::jsonb, %s) RETURNING id, tenant_id
+    event = Event(
+        id=uuid.uuid4(), tenant_id=getattr(tenant, "pk", tenant), type=event_type, data=data, created_at=timezone.now()
     )
-    INSERT INTO {WebhookDelivery._meta.db_table}
-        (tenant_id, event_id, endpoint_id, status, attempts, next_attempt_at, locked_until, last_status_code,
-         last_error, resent_from_id, created_at, succeeded_at)
-    SELECT event.tenant_id, event.id, e.id, '{WebhookDelivery.Status.PENDING}', 0, %s, NULL, NULL, '', NULL, %s, NULL
-    FROM event JOIN {WebhookEndpoint._meta.db_table} AS e ON e.tenant_id = event.tenant_id
-    WHERE e.enabled AND e.event_types @> jsonb_build_array(%s::text)
-    RETURNING id
-"""
+    for delivery_id in integrations_sql.event_record(event):
+        enqueue(deliver_webhook, delivery_id)
+    return event.pk
 
 
 events.register_sink(webhook_event_record)

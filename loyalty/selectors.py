@@ -2,7 +2,10 @@
 
 from typing import Any
 
+from django.db.models.expressions import RawSQL
+
 from loyalty.models import EarningRule, MemberTier, Program, Tier
+from loyalty.sql import default_program_id
 from members.models import Member
 
 
@@ -77,6 +80,6 @@ def member_tier(member: Member, program: Program | None = None) -> Tier | None:
     if program is not None:
         statuses = statuses.filter(program=program)
     else:
-        statuses = statuses.filter(program__active=True).order_by("program_id")
+        statuses = statuses.filter(program_id=RawSQL(*default_program_id(member.tenant_id)))
     status = statuses.first()
     return status.tier if status else None

@@ -8,9 +8,12 @@ from functools import cache
 from typing import Any
 
 from django.db.models import BooleanField, Case, CharField, F, Func, Q, QuerySet, Sum, Value, When
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignType, Publication
+from campaigns.sql import applying_promotion_ids
+from campaigns.windows import live_refusal
 from common.money import money_str
 from loyalty.models import Account
 from members.models import Member, Tenant
@@ -63,6 +66,13 @@ def _with_status(publications: QuerySet[Publication], now) -> QuerySet[Publicati
     )
 
 
+def applying_promotions(tenant: Tenant, now) -> QuerySet[Campaign]:
+    """The promotions that apply by themselves now, as validation sees them: live by `campaigns.sql.live`, the
+    tenant not frozen; their active hours are the section's `keep` (`campaigns.windows.live_refusal`, the
+    engine's own check)."""
+    return Campaign.objects.filter(pk__in=RawSQL(*applying_promotion_ids(tenant.pk, now)))
+
+
 def _item(*, code=None, campaign, status, points_cost=None, value=None, expires_at=None, **extra) -> dict[str, Any]:
     expires = expires_at if expires_at is not None else _expiry(code, campaign) if campaign else None
     item = {
@@ -91,6 +101,15 @@ class ListSection:
     queryset: Callable[[], QuerySet]
     ordering: tuple[str, ...]
     render: Callable[[Any], dict[str, Any]]
+    # The part of a rule SQL cannot say (active hours, in the tenant's time zone): rows must also pass it.
+    # A section with `keep` is read whole, then filtered, so keep it for sections of a few rows.
+    keep: Callable[[Any], bool] | None = None
+
+    def rows(self, queryset: QuerySet, limit: int | None = None) -> list:
+        """The rows of `queryset` (this section's, ordered, maybe after a cursor) that `keep` keeps, at most `limit`."""
+        if self.keep is None:
+            return list(queryset if limit is None else queryset[:limit])
+        return [row for row in queryset if self.keep(row)][:limit]
 
 
 def member_reward_sections(*, tenant: Tenant, member: Member, status: str | None = None) -> list[ListSection]:
@@ -120,14 +139,10 @@ def member_reward_sections(*, tenant: Tenant, member: Member, status: str | None
         "available": ListSection("available_codes", lambda: codes("available"), ("-pk",), code_item),
         "promotions": ListSection(
             "promotions",
-            lambda: Campaign.objects.for_tenant(tenant).filter(
-                Q(starts_at__isnull=True) | Q(starts_at__lte=now),
-                Q(ends_at__isnull=True) | Q(ends_at__gt=now),
-                type=CampaignType.PROMOTION,
-                enabled=True,
-            ),
+            lambda: applying_promotions(tenant, now),
             ("pk",),
             lambda campaign: _item(campaign=campaign, status="available"),
+            keep=lambda campaign: live_refusal(campaign, now, tenant.tz) is None,
         ),
         "catalog": ListSection(
             "catalog",
@@ -166,7 +181,7 @@ def member_rewards(*, tenant: Tenant, member: Member, status: str | None = None)
     return [
         section.render(row)
         for section in member_reward_sections(tenant=tenant, member=member, status=status)
-        for row in section.queryset().order_by(*section.ordering)
+        for row in section.rows(section.queryset().order_by(*section.ordering))
     ]
 
 

@@ -3,6 +3,7 @@
 from django.db import IntegrityError, transaction
 
 from common.errors import ApplicationError
+from loyalty import sql
 from loyalty.expiry import normalize_policy
 from loyalty.lock_objects import account_lock, default_account_lock
 from loyalty.models import Account, MemberTier, Program
@@ -10,8 +11,9 @@ from members.models import Member
 
 
 def default_program(tenant) -> Program | None:
-    """The tenant's program used when none is named: its active program with the lowest id."""
-    return Program.objects.for_tenant(tenant).filter(active=True).order_by("pk").first()
+    """The tenant's program used when none is named: its active program with the lowest id (the one subquery
+    `loyalty.sql.default_program_id` that the earning lock and the member's summary read too)."""
+    return sql.default_program(getattr(tenant, "pk", tenant))
 
 
 def account_for(*, member: Member, program: Program | None = None) -> Account:

@@ -10,13 +10,14 @@ import logging
 from dataclasses import dataclass, field
 
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.events import publish
 from common.side_effects import after_commit
+from loyalty import sql as loyalty_sql
 from loyalty.ledger.accounts import expiry_policy_for
 from loyalty.ledger.posting import Kind, credit_entry, earned_payload
 from loyalty.lock_objects import accounts_lock
@@ -24,7 +25,6 @@ from loyalty.models import (
     Account,
     ExpiryWarning,
     LedgerEntry,
-    LotConsumption,
     MemberTier,
     PendingPoints,
     PointLot,
@@ -53,10 +53,6 @@ class _BatchAccount:
     program_code: str
 
 
-def _in(values) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 def points_expire_due(
     *, now: dt.datetime | None = None, batch_lots: int = 20000, batch_accounts: int = 2000
 ) -> ExpiryRunResult:
@@ -70,9 +66,6 @@ def points_expire_due(
     """
     now = now or timezone.now()
     result = ExpiryRunResult()
-    lot_t, entry_t, cons_t = PointLot._meta.db_table, LedgerEntry._meta.db_table, LotConsumption._meta.db_table
-    account_t = Account._meta.db_table
-    db_now = connection.ops.adapt_datetimefield_value(now)  # raw SQL parameters, as the ORM would pass them
     while True:
         with transaction.atomic(durable=True):
             sample = PointLot.objects.filter(remaining__gt=0, expires_at__lte=now).values_list("account_id", flat=True)
@@ -103,42 +96,24 @@ def points_expire_due(
             for account_id, pts in expired.items():
                 accounts[account_id].balance -= pts
                 changed.append(accounts[account_id])
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {account_t} SET balance = balance - (SELECT SUM(l.remaining) FROM {lot_t} l "
-                    f"WHERE l.account_id = {account_t}.id AND l.remaining > 0 AND l.expires_at <= %s) "
-                    f"WHERE id IN ({_in(ids)})",
-                    [db_now, *ids],
-                )
-                entries = LedgerEntry.objects.bulk_create(
-                    [
-                        LedgerEntry(
-                            tenant_id=account.tenant_id,
-                            account_id=account.pk,
-                            kind=Kind.EXPIRE,
-                            points=-int(expired[account.pk]),
-                            balance_after=account.balance,
-                            reason="expired",
-                            created_at=now,
-                        )
-                        for account in changed
-                    ],
-                    batch_size=5000,
-                )
-                entry_ids = [e.pk for e in entries]
-                cursor.execute(
-                    f"INSERT INTO {cons_t} (lot_id, entry_id, points) "
-                    f"SELECT l.id, e.id, l.remaining FROM {lot_t} l JOIN {entry_t} e ON e.account_id = l.account_id "
-                    f"WHERE l.account_id IN ({_in(ids)}) AND e.id IN ({_in(entry_ids)}) "
-                    f"AND l.remaining > 0 AND l.expires_at <= %s",
-                    [*ids, *entry_ids, db_now],
-                )
-                cursor.execute(
-                    f"UPDATE {lot_t} SET remaining = 0 "
-                    f"WHERE account_id IN ({_in(ids)}) AND remaining > 0 AND expires_at <= %s",
-                    [*ids, db_now],
-                )
-                result.lots += cursor.rowcount
+            loyalty_sql.expire_balances(ids, now)
+            entries = LedgerEntry.objects.bulk_create(
+                [
+                    LedgerEntry(
+                        tenant_id=account.tenant_id,
+                        account_id=account.pk,
+                        kind=Kind.EXPIRE,
+                        points=-int(expired[account.pk]),
+                        balance_after=account.balance,
+                        reason="expired",
+                        created_at=now,
+                    )
+                    for account in changed
+                ],
+                batch_size=5000,
+            )
+            entry_ids = [e.pk for e in entries]
+            result.lots += loyalty_sql.expire_lots(ids, entry_ids, now)
             for entry in entries:
                 account = accounts[entry.account_id]
                 publish(
@@ -226,22 +201,10 @@ def expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
     """
     now = now or timezone.now()
     sent = 0
-    lot_t, account_t, warn_t = PointLot._meta.db_table, Account._meta.db_table, ExpiryWarning._meta.db_table
-    db = connection.ops.adapt_datetimefield_value
     with transaction.atomic(durable=True):
         ids: list[int] = []
         for program_id, days in Program.objects.filter(active=True).values_list("pk", "expiry_warning_days"):
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {warn_t} (tenant_id, account_id, expires_at, points, created_at) "
-                    f"SELECT l.tenant_id, l.account_id, l.expires_at, SUM(l.remaining), %s FROM {lot_t} l "
-                    f"JOIN {account_t} a ON a.id = l.account_id "
-                    f"WHERE a.program_id = %s AND l.remaining > 0 AND l.expires_at > %s AND l.expires_at <= %s "
-                    f"GROUP BY l.tenant_id, l.account_id, l.expires_at "
-                    f"ON CONFLICT (account_id, expires_at) DO NOTHING RETURNING id",
-                    [db(now), program_id, db(now), db(now + dt.timedelta(days=days))],
-                )
-                ids.extend(row[0] for row in cursor.fetchall())
+            ids.extend(loyalty_sql.expiry_warnings_insert(program_id, now, now + dt.timedelta(days=days)))
         for warning in ExpiryWarning.objects.filter(pk__in=ids).select_related(
             "tenant", "account__member", "account__program"
         ):

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from common.errors import ApplicationError, Conflict
 from common.events import publish
-from common.plain_sql import insert_values
+from loyalty import sql as loyalty_sql
 from loyalty.expiry import compute_expires_at, inactivity_expires_at, is_inactivity, normalize_policy
 from loyalty.ledger.accounts import expiry_policy_for
 from loyalty.lock_objects import account_lock
@@ -311,28 +311,7 @@ def _write_earns(account: Account, entries: list[LedgerEntry], lots: list[PointL
             balance=F("balance") + total, lifetime_earned=F("lifetime_earned") + total, last_activity_at=now
         )
         return
-    head, params = insert_values(LedgerEntry, entries)
-    sql = f"WITH e AS ({head} RETURNING id)"
-    # A multi-row INSERT draws its ids from the sequence in VALUES order: the n-th smallest id is the n-th entry's,
-    # and the lots (one INSERT, in entry order, so that FIFO by id stays the entries' order) point at them.
-    rows = []
-    for n, lot in enumerate(lots):
-        body, lot_params = insert_values(
-            PointLot, [lot], computed={"entry_id": f"(SELECT id FROM e ORDER BY id LIMIT 1 OFFSET {n})"}
-        )
-        head_of_lots, _, row = body.partition(" VALUES ")
-        rows.append(row)
-        params += lot_params
-    sql += f", l AS ({head_of_lots} VALUES {', '.join(rows)})"
-    table = connection.ops.quote_name(Account._meta.db_table)
-    sql += (
-        f", a AS (UPDATE {table} SET balance = balance + %s, lifetime_earned = lifetime_earned + %s,"
-        " last_activity_at = %s WHERE id = %s) SELECT ARRAY(SELECT id FROM e ORDER BY id)"
-    )
-    params += [total, total, now, account.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (ids,) = cursor.fetchone()
+    ids = loyalty_sql.earns_insert(account, entries, lots, total=total, now=now)
     for entry, lot, pk in zip(entries, lots, ids, strict=True):
         entry.pk = pk
         entry._state.adding, entry._state.db = False, connection.alias

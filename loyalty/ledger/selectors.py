@@ -6,10 +6,12 @@ Each is a fixed number of queries whatever the number of entries or lots (the me
 from typing import Any
 
 from django.db.models import QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from loyalty.models import Account, LedgerEntry, PointLot, Program
 from loyalty.selectors import member_tier
+from loyalty.sql import default_program_id
 from members.models import Member
 
 EXPIRING_LISTED = 10
@@ -34,7 +36,7 @@ def member_account(member: Member, program: Program | None = None) -> Account | 
     accounts = Account.objects.filter(tenant_id=member.tenant_id, member=member)
     if program is not None:
         return accounts.filter(program=program).first()
-    return accounts.filter(program__active=True).order_by("program_id").first()
+    return accounts.filter(program_id=RawSQL(*default_program_id(member.tenant_id))).first()
 
 
 def member_points_summary(member: Member, program: Program | None = None) -> dict[str, Any]:

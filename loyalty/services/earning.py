@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from common.errors import ApplicationError
 from common.money import quantize_money
-from common.plain_sql import insert_with_children, instances
+from common.plain_sql import insert_with_children
 from common.validation import FieldErrors, decimal_maximum, path
 from loyalty import earning, ledger
+from loyalty import sql as loyalty_sql
 from loyalty.expiry import normalize_policy
 from loyalty.ledger.selectors import entry_dict
 from loyalty.models import (
@@ -54,12 +55,7 @@ def _refuse_if_frozen(tenant: Tenant, account: Account | None = None) -> None:
 
 def _order_of(tenant: Tenant, order_id: str) -> Order | None:
     """The tenant's order with this id (plain SQL: every recording checks it)."""
-    found = instances(
-        Order,
-        f"FROM {Order._meta.db_table} t WHERE t.tenant_id = %s AND t.order_id = %s ORDER BY t.id LIMIT 1",
-        [tenant.pk, order_id],
-    )
-    return found[0] if found else None
+    return loyalty_sql.order_of(tenant.pk, order_id)
 
 
 def order_recorded(tenant: Tenant, order_id: str) -> "OrderResult | None":
@@ -78,16 +74,7 @@ class EarnOutcome:
 
 def _active_rules(program: Program, trigger: str, at: dt.datetime, event: str = "") -> list[EarningRule]:
     """The rules live at `at`, read fresh on every earning (plain SQL: it runs on every order)."""
-    when = connection.ops.adapt_datetimefield_value(at)
-    sql = (
-        f'FROM {EarningRule._meta.db_table} t WHERE t.program_id = %s AND t."trigger" = %s AND t.active = %s'
-        " AND (t.starts_at IS NULL OR t.starts_at <= %s) AND (t.ends_at IS NULL OR t.ends_at > %s)"
-    )
-    params = [program.pk, trigger, True, when, when]
-    if trigger == EarningRule.Trigger.EVENT:
-        sql += " AND t.event_name = %s"
-        params.append(event)
-    return instances(EarningRule, sql + " ORDER BY t.priority, t.code", params)
+    return loyalty_sql.active_earning_rules(program.pk, trigger, at, event)
 
 
 def _cap(rule: EarningRule, member: Member, points: int, local_day: dt.date) -> int:

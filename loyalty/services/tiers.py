@@ -3,13 +3,13 @@
 import datetime as dt
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from common.events import publish
-from common.plain_sql import instance, select_list, width
 from loyalty import ledger
+from loyalty import sql as loyalty_sql
 from loyalty.expiry import add_months
 from loyalty.ledger.posting import Kind
 from loyalty.lock_objects import account_lock
@@ -105,22 +105,9 @@ def _tier_upgrade(account: Account, status: MemberTier | None, now: dt.datetime)
 def tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
     """The program's tiers and the member's current one, in one query (read under the account lock).
 
-    Plain SQL (`common.plain_sql`): it runs on every order, and compiling the queryset cost more than running it.
+    Plain SQL (`loyalty.sql`): it runs on every order, and compiling the queryset cost more than running it.
     """
-    n = width(Tier)
-    sql = (
-        f"SELECT {select_list(Tier, 't')}, EXISTS(SELECT 1 FROM {MemberTier._meta.db_table} m"
-        " WHERE m.member_id = %s AND m.program_id = %s AND m.tier_id = t.id)"
-        f' FROM {Tier._meta.db_table} t WHERE t.program_id = %s ORDER BY t.threshold, t."rank", t.id'
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [account.member_id, account.program_id, account.program_id])
-        rows = cursor.fetchall()
-    tiers = []
-    for row in rows:
-        tier = instance(Tier, "t", row[:n])
-        tier.held = bool(row[n])
-        tiers.append(tier)
+    tiers = loyalty_sql.tiers_with_held(account)
     return tiers, next((t for t in tiers if t.held), None)
 
 

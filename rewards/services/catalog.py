@@ -15,12 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.lock_objects import campaign_for_update
 from campaigns.models import Campaign, CampaignType
 from campaigns.services import publication_assign
+from campaigns.sql import campaign_counts_add, live_campaigns
 from common.errors import ApplicationError
 from common.money import money_str
 from loyalty.ledger import account_for, post_earn, post_spend
@@ -117,11 +118,7 @@ def reward_purchase_document(purchase: RewardPurchase) -> dict[str, Any]:
 
 
 def _referral_campaigns(tenant_id: int, now):
-    return list(
-        Campaign.objects.filter(tenant_id=tenant_id, type=CampaignType.REFERRAL, enabled=True)
-        .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=now), Q(ends_at__isnull=True) | Q(ends_at__gt=now))
-        .order_by("pk")
-    )
+    return live_campaigns(tenant_id, CampaignType.REFERRAL, now)
 
 
 def _is_first_order(member: Member, order_id: str) -> bool:
@@ -189,4 +186,4 @@ def _pay_referrer(grant: ReferralGrant, campaign: Campaign) -> None:
             fields.append("code")
     if fields:
         grant.save(update_fields=fields)
-    Campaign.objects.filter(pk=campaign.pk).update(redemptions_count=F("redemptions_count") + 1)
+    campaign_counts_add({campaign.pk: {"redemptions_count": 1}})

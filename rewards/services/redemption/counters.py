@@ -1,86 +1,36 @@
-"""Usage counters of campaigns, codes and members: added to (redeem) or taken back (rollback) with F()."""
+"""Usage counters of campaigns, codes and members: added to (redeem) or taken back (rollback), never read first.
+
+The statements are `campaigns.sql.counts_sql` / `usage_sql`, the one way every caller adds to these counters.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
-
-from django.db import connection
-from django.db.models import F
 
 from campaigns.events import campaign_budget_exhausted
-from campaigns.models import Campaign, CampaignUsage, Code
+from campaigns.models import Campaign, Code
+from campaigns.sql import counts_sql, usage_sql
+from common.plain_sql import execute_together
 from rewards.models import RedemptionCode
 from rewards.services.redemption.parse import ZERO
 
 
-def apply_campaign_deltas(deltas: dict[int, tuple[int, Decimal, Decimal]]) -> None:
-    if not deltas:
-        return
-    if connection.vendor == "postgresql":
-        table = Campaign._meta.db_table
-        values = ", ".join(["(%s::bigint, %s::int, %s::numeric, %s::numeric)"] * len(deltas))
-        params: list[Any] = []
-        for pk, (n, discount, order_value) in sorted(deltas.items()):
-            params += [pk, n, discount, order_value]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""UPDATE {table} AS c SET redemptions_count = c.redemptions_count + v.n,
-                        discount_used = c.discount_used + v.d, order_value_used = c.order_value_used + v.o
-                    FROM (VALUES {values}) AS v(id, n, d, o) WHERE c.id = v.id""",
-                params,
-            )
-        return
-    for pk, (n, discount, order_value) in deltas.items():
-        Campaign.objects.filter(pk=pk).update(
-            redemptions_count=F("redemptions_count") + n,
-            discount_used=F("discount_used") + discount,
-            order_value_used=F("order_value_used") + order_value,
-        )
+def counter_statements(campaign_d, code_d, usage_d) -> list[tuple[str, list]]:
+    """The statements adding `line_deltas` to the counters of campaigns, codes and usage keys (`campaigns.sql`)."""
+    campaigns = {
+        pk: {"redemptions_count": n, "discount_used": d, "order_value_used": o} for pk, (n, d, o) in campaign_d.items()
+    }
+    return [
+        counts_sql(Campaign, campaigns),
+        counts_sql(Code, {pk: {"redeemed_count": n, "balance": b} for pk, (n, b) in code_d.items()}),
+        usage_sql({key: {"count": n, "discount": d} for key, (n, d) in usage_d.items()}),
+    ]
 
 
-def apply_code_deltas(deltas: dict[int, tuple[int, Decimal]]) -> None:
-    if not deltas:
-        return
-    if connection.vendor == "postgresql":
-        table = Code._meta.db_table
-        values = ", ".join(["(%s::bigint, %s::int, %s::numeric)"] * len(deltas))
-        params: list[Any] = []
-        for pk, (n, balance) in sorted(deltas.items()):
-            params += [pk, n, balance]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""UPDATE {table} AS c SET redeemed_count = c.redeemed_count + v.n,
-                        balance = CASE WHEN c.balance IS NULL THEN NULL ELSE c.balance + v.b END
-                    FROM (VALUES {values}) AS v(id, n, b) WHERE c.id = v.id""",
-                params,
-            )
-        return
-    for pk, (n, balance) in deltas.items():
-        Code.objects.filter(pk=pk).update(redeemed_count=F("redeemed_count") + n)
-        Code.objects.filter(pk=pk, balance__isnull=False).update(balance=F("balance") + balance)
-
-
-def apply_usage_deltas(deltas: dict[tuple[int, str], tuple[int, Decimal]]) -> None:
-    if not deltas:
-        return
-    table = CampaignUsage._meta.db_table
-    rows = sorted(deltas.items())
-    if connection.vendor == "postgresql":
-        values = ", ".join(["(%s::bigint, %s, %s::int, %s::numeric)"] * len(rows))
-    else:
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for (campaign_id, key), (n, discount) in rows:
-        params += [campaign_id, key, n, discount]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {table} (campaign_id, key, count, discount) VALUES {values}
-                ON CONFLICT (campaign_id, key) DO UPDATE SET count = {table}.count + EXCLUDED.count,
-                    discount = {table}.discount + EXCLUDED.discount""",
-            params,
-        )
+def apply_deltas(campaign_d, code_d, usage_d, *, then: tuple[str, list] | None = None) -> None:
+    """Add the deltas to the counters (and run `then`, a statement of the caller): one statement on PostgreSQL."""
+    execute_together([*counter_statements(campaign_d, code_d, usage_d), *([then] if then else [])])
 
 
 def line_deltas(lines: list[RedemptionCode], sign: int, gift_debits: dict[int, Decimal]):

@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from campaigns import engine
-from campaigns.lock_objects import campaigns_for_update
-from campaigns.models import Campaign, CampaignUsage, Code
+from campaigns.lock_objects import campaigns_for_update, codes_named_for_update
+from campaigns.sql import campaign_counts_add, live_promotion_exists
 from common.errors import ApplicationError
 from common.events import publish
-from common.plain_sql import insert_with_children
+from common.plain_sql import insert_with_children, update_values
 from common.validation import FieldErrors, field_error
 from loyalty.ledger import post_spend
 from members.models import Member, Tenant
 from rewards.models import GiftCardTransaction, Redemption, RedemptionCode
 from rewards.services.redemption.counters import (
-    apply_campaign_deltas,
-    apply_code_deltas,
-    apply_usage_deltas,
+    apply_deltas,
     exhausted_limit,
     line_deltas,
     mark_exhausted,
 )
 from rewards.services.redemption.documents import redemption_document
 from rewards.services.redemption.load import (
-    _promotions_qs,
     campaigns_and_frozen,
     check_member,
-    codes_by_text,
     context_loader,
     points_request_for,
 )
@@ -61,7 +53,7 @@ def _prepare(*, tenant, member, order_id, order, codes, points) -> tuple[str, di
     errors = FieldErrors()
     errors.text(order_id, "order_id", max_length=100, required=True, strip=True)
     order, requests, points = parse_request(order=order, codes=codes, points=points, errors=errors)
-    if not requests and not points and not _promotions_qs(tenant, timezone.now()).exists():
+    if not requests and not points and not live_promotion_exists(tenant.pk, timezone.now()):
         raise field_error(*INVALID, "codes", "nothing to redeem: give codes or points")
     return order_id.strip(), order, requests, points
 
@@ -187,53 +179,7 @@ def redeem_in_transaction(
 
 def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption) -> None:
     """The counters, the usage counters and the redemption's answer: one statement on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        apply_campaign_deltas(campaign_d)
-        apply_code_deltas(code_d)
-        apply_usage_deltas(usage_d)
-        redemption.save(update_fields=["points_entry_id", "result"])
-        return
-    ctes: list[str] = []
-    params: list[Any] = []
-    if campaign_d:
-        table = Campaign._meta.db_table
-        values = ", ".join(["(%s::bigint, %s::int, %s::numeric, %s::numeric)"] * len(campaign_d))
-        for pk, (n, discount, order_value) in sorted(campaign_d.items()):
-            params += [pk, n, discount, order_value]
-        ctes.append(
-            f"""campaign_counts AS (UPDATE {table} AS c SET redemptions_count = c.redemptions_count + v.n,
-                    discount_used = c.discount_used + v.d, order_value_used = c.order_value_used + v.o
-                FROM (VALUES {values}) AS v(id, n, d, o) WHERE c.id = v.id RETURNING c.id)"""
-        )
-    if code_d:
-        table = Code._meta.db_table
-        values = ", ".join(["(%s::bigint, %s::int, %s::numeric)"] * len(code_d))
-        for pk, (n, balance) in sorted(code_d.items()):
-            params += [pk, n, balance]
-        ctes.append(
-            f"""code_counts AS (UPDATE {table} AS c SET redeemed_count = c.redeemed_count + v.n,
-                    balance = CASE WHEN c.balance IS NULL THEN NULL ELSE c.balance + v.b END
-                FROM (VALUES {values}) AS v(id, n, b) WHERE c.id = v.id RETURNING c.id)"""
-        )
-    if usage_d:
-        table = CampaignUsage._meta.db_table
-        rows = sorted(usage_d.items())
-        values = ", ".join(["(%s::bigint, %s, %s::int, %s::numeric)"] * len(rows))
-        for (campaign_id, key), (n, discount) in rows:
-            params += [campaign_id, key, n, discount]
-        ctes.append(
-            f"""usage_counts AS (INSERT INTO {table} (campaign_id, key, count, discount) VALUES {values}
-                ON CONFLICT (campaign_id, key) DO UPDATE SET count = {table}.count + EXCLUDED.count,
-                    discount = {table}.discount + EXCLUDED.discount RETURNING 1)"""
-        )
-    with_clause = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
-    params += [redemption.points_entry_id, json.dumps(redemption.result, cls=DjangoJSONEncoder), redemption.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"{with_clause}UPDATE {Redemption._meta.db_table} SET points_entry_id = %s, result = %s::jsonb "
-            "WHERE id = %s",
-            params,
-        )
+    apply_deltas(campaign_d, code_d, usage_d, then=update_values(redemption, ["points_entry_id", "result"]))
 
 
 def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user):
@@ -258,7 +204,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     promotion_ids = [p.pk for p in candidates]
     # The global lock order: campaigns, then codes (then the points account, in the ledger).
     campaigns = campaigns_for_update(tenant=tenant, ids={c.pk for c in code_campaigns} | set(promotion_ids))
-    codes = codes_by_text(tenant, texts, campaign_ids=set(campaigns), lock=True)
+    codes = codes_named_for_update(tenant=tenant, texts=texts, campaign_ids=set(campaigns))
     for code in codes:
         code.campaign = campaigns[code.campaign_id]
     promotions = [campaigns[pk] for pk in promotion_ids if pk in campaigns]
@@ -385,8 +331,7 @@ def _record_failure(*, tenant, member, order_id, evaluation: engine.Evaluation) 
         if line.campaign is not None and not line.valid
     }
     with transaction.atomic(durable=True):
-        if campaign_ids:
-            Campaign.objects.filter(pk__in=campaign_ids).update(redemptions_failed=F("redemptions_failed") + 1)
+        campaign_counts_add({pk: {"redemptions_failed": 1} for pk in campaign_ids})
         for line in evaluation.lines:
             limit = exhausted.get(line.campaign.pk) if line.campaign else ""
             if limit:

@@ -17,9 +17,7 @@ from loyalty.models import LedgerEntry
 from members.models import Tenant
 from rewards.models import GiftCardTransaction, Redemption, RedemptionCode, RedemptionRollback
 from rewards.services.redemption.counters import (
-    apply_campaign_deltas,
-    apply_code_deltas,
-    apply_usage_deltas,
+    apply_deltas,
     line_deltas,
 )
 from rewards.services.redemption.parse import ZERO
@@ -41,9 +39,7 @@ def redemption_rollback(*, redemption: Redemption, reason: str, user=None) -> Re
             if line.kind == RedemptionCode.Kind.GIFT_CARD and line.discount > 0:
                 gift_debits[line.code_id] += line.discount
         campaign_d, code_d, usage_d = line_deltas(lines, -1, gift_debits)
-        apply_campaign_deltas(campaign_d)
-        apply_code_deltas(code_d)
-        apply_usage_deltas(usage_d)
+        apply_deltas(campaign_d, code_d, usage_d)
         if gift_debits:
             GiftCardTransaction.objects.bulk_create(
                 [

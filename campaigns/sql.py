@@ -1,0 +1,238 @@
+"""The campaigns app's plain SQL, all of it: live campaigns, the hot reads (locked or not), the counters.
+
+Why plain SQL: the hot paths (validate, redeem) run these on every checkout, and compiling a queryset cost
+more CPU than PostgreSQL spends answering it (see `common.plain_sql`). Every statement here runs on both
+PostgreSQL and SQLite, with the one exception named where it is (the bulk insert of generated codes).
+
+Each rule is written once and every reader uses it:
+
+- `live()`: a campaign is live while it is enabled, started and not ended. It is the SQL form of
+  `campaigns.windows.schedule_refusal` (the same rule on a loaded row, with the reason); a table test
+  (tests/campaigns/test_liveness.py) holds the two to the same verdict on both vendors. Active hours need
+  the tenant's time zone and stay in Python (`campaigns.windows.live_refusal`).
+- `_for_update()`: the one way a hot read locks rows, in primary-key order (house rule 2).
+- `counts_sql()`: the one way to add to the counters of campaigns and codes (`F()`-like, no read first);
+  `usage_sql()` the one upsert of the usage counters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+
+from campaigns.models import Campaign, CampaignType, CampaignUsage, Code
+from common.plain_sql import execute_together, instance, instances, select_list, width
+from members.models import Tenant
+
+
+def _in(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _at(now):
+    """`now` as the ORM passes a datetime to the database (SQLite compares text)."""
+    return connection.ops.adapt_datetimefield_value(now)
+
+
+# --- live campaigns ---------------------------------------------------------------------------------------
+
+
+def live(alias: str) -> str:
+    """The campaign `alias` is live: enabled, started, not ended (parameters: `live_params(now)`)."""
+    return (
+        f"{alias}.enabled = %s AND ({alias}.starts_at IS NULL OR {alias}.starts_at <= %s)"
+        f" AND ({alias}.ends_at IS NULL OR {alias}.ends_at > %s)"
+    )
+
+
+def live_params(now) -> list:
+    at = _at(now)
+    return [True, at, at]
+
+
+def _live_of_type(alias: str) -> str:
+    return f"{alias}.tenant_id = %s AND {alias}.type = %s AND {live(alias)}"
+
+
+def _live_of_type_params(tenant_id, kind, now) -> list:
+    return [tenant_id, str(kind), *live_params(now)]
+
+
+def live_campaigns(tenant_id, kind, now) -> list[Campaign]:
+    """The tenant's live campaigns of type `kind`, in primary-key order."""
+    return instances(
+        Campaign,
+        f"FROM {Campaign._meta.db_table} t WHERE {_live_of_type('t')} ORDER BY t.id",
+        _live_of_type_params(tenant_id, kind, now),
+    )
+
+
+def _frozen(tenant_id_sql: str) -> str:
+    """The tenant's kill switch, read fresh (the tenant's id is `tenant_id_sql`: a column or `%s`)."""
+    return f"(SELECT tn.frozen FROM {Tenant._meta.db_table} tn WHERE tn.id = {tenant_id_sql})"
+
+
+def live_promotion_exists(tenant_id, now) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {Campaign._meta.db_table} c WHERE {_live_of_type('c')})",
+            _live_of_type_params(tenant_id, CampaignType.PROMOTION, now),
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def applying_promotion_ids(tenant_id, now) -> tuple[str, list]:
+    """`SELECT id` of the promotions that apply by themselves now, but for their active hours: live, and the
+    tenant not frozen (validation reads the same, `campaigns_and_frozen`). A subquery for a paged queryset."""
+    sql = f"SELECT c.id FROM {Campaign._meta.db_table} c WHERE {_live_of_type('c')} AND NOT {_frozen('c.tenant_id')}"
+    return sql, _live_of_type_params(tenant_id, CampaignType.PROMOTION, now)
+
+
+def campaigns_and_frozen(tenant_id, texts, now) -> tuple[bool, list[Campaign], list[Campaign]]:
+    """One query (unlocked): the tenant's kill switch, the campaigns of the codes `texts`, the live promotions.
+
+    Returns (frozen, campaigns of the codes, live promotions). The tenant flag is read fresh, so the kill
+    switch takes effect at once whatever object the caller holds.
+    """
+    columns = select_list(Campaign, "c")
+    frozen_sql = _frozen("%s")
+    # Two index scans (the codes' unique (tenant, code), the campaigns' (tenant, type, enabled)), not one OR.
+    branches, params = [], []
+    texts = sorted(texts)
+    if texts:
+        branches.append(
+            f"SELECT {columns}, {frozen_sql}, 1 FROM {Campaign._meta.db_table} c WHERE c.tenant_id = %s AND c.id IN "
+            f"(SELECT k.campaign_id FROM {Code._meta.db_table} k WHERE k.tenant_id = %s AND k.code IN ({_in(texts)}))"
+        )
+        params += [tenant_id, tenant_id, tenant_id, *texts]
+    branches.append(f"SELECT {columns}, {frozen_sql}, 0 FROM {Campaign._meta.db_table} c WHERE {_live_of_type('c')}")
+    params += [tenant_id, *_live_of_type_params(tenant_id, CampaignType.PROMOTION, now)]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(branches) + " ORDER BY 1", params)
+        fetched = cursor.fetchall()
+        if not fetched:
+            cursor.execute(f"SELECT {frozen_sql}", [tenant_id])
+            frozen = bool(cursor.fetchone()[0])
+    n = width(Campaign)
+    rows = []
+    for row in fetched:
+        campaign = instance(Campaign, "c", row[:n])
+        campaign.tenant_frozen, campaign.for_code = row[n], row[n + 1]
+        rows.append(campaign)
+    if rows:
+        frozen = bool(rows[0].tenant_frozen)
+    # A promotion that also has codes comes twice: one instance per role is fine (same row, read once).
+    return frozen, [c for c in rows if c.for_code], [c for c in rows if not c.for_code]
+
+
+# --- hot reads, locked or not ---------------------------------------------------------------------------
+
+
+def _rows(model, where: str, params: list, *, lock: bool) -> list:
+    """`model` rows (table `t`) matching `where`, in primary-key order; locked (FOR UPDATE) with `lock`."""
+    sql = f"FROM {model._meta.db_table} t WHERE {where} ORDER BY t.id"
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return instances(model, sql, params)
+
+
+def rows_by_id(model, tenant_id, ids, *, lock: bool) -> dict[int, Any]:
+    """The tenant's `model` rows (campaigns or codes) with these ids, by id."""
+    ids = sorted(ids)
+    if not ids:
+        return {}
+    rows = _rows(model, f"t.tenant_id = %s AND t.id IN ({_in(ids)})", [tenant_id, *ids], lock=lock)
+    return {row.pk: row for row in rows}
+
+
+def codes_by_text(tenant_id, texts, *, campaign_ids=None, lock: bool) -> list[Code]:
+    """The tenant's codes named `texts` (optionally only of `campaign_ids`)."""
+    texts = sorted(texts)
+    if not texts or (campaign_ids is not None and not campaign_ids):
+        return []
+    where, params = f"t.tenant_id = %s AND t.code IN ({_in(texts)})", [tenant_id, *texts]
+    if campaign_ids is not None:
+        ids = sorted(campaign_ids)
+        where += f" AND t.campaign_id IN ({_in(ids)})"
+        params += ids
+    return _rows(Code, where, params, lock=lock)
+
+
+def usage_counts(wanted: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """The usage counters (campaign, key) -> count of the pairs `wanted` (missing ones are 0)."""
+    if not wanted:
+        return {}
+    ids, keys = sorted({c for c, _ in wanted}), sorted({k for _, k in wanted})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT campaign_id, key, count FROM {CampaignUsage._meta.db_table} "
+            f"WHERE campaign_id IN ({_in(ids)}) AND key IN ({_in(keys)})",
+            [*ids, *keys],
+        )
+        return {(c, k): n for c, k, n in cursor.fetchall()}
+
+
+# --- counters ------------------------------------------------------------------------------------------
+
+
+def counts_sql(model, deltas: dict[int, dict[str, Any]]) -> tuple[str, list]:
+    """`UPDATE` adding `deltas` ({id: {counter field: amount}}) to rows of `model`: each counter becomes
+    itself plus the amount, in one statement for all rows (a NULL stays NULL: a code without balance).
+    ("", []) when there is nothing to add."""
+    rows = sorted((pk, d) for pk, d in deltas.items())
+    names = sorted({name for _, d in rows for name, amount in d.items() if amount})
+    if not names:
+        return "", []
+    quote = connection.ops.quote_name
+    pk = quote(model._meta.pk.column)
+    sets, params = [], []
+    for name in names:
+        column = quote(model._meta.get_field(name).column)
+        sets.append(f"{column} = {column} + CASE {pk}{' WHEN %s THEN %s' * len(rows)} ELSE 0 END")
+        for row_pk, d in rows:
+            params += [row_pk, d.get(name, 0)]
+    ids = [row_pk for row_pk, _ in rows]
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} WHERE {pk} IN ({_in(ids)})"
+    return sql, [*params, *ids]
+
+
+def usage_sql(deltas: dict[tuple[int, str], dict[str, Any]]) -> tuple[str, list]:
+    """The upsert adding `deltas` ({(campaign id, key): {"count": n, "discount": d}}) to the usage counters."""
+    if not deltas:
+        return "", []
+    table = CampaignUsage._meta.db_table
+    rows = sorted(deltas.items())
+    params: list[Any] = []
+    for (campaign_id, key), d in rows:
+        params += [campaign_id, key, d.get("count", 0), d.get("discount", 0)]
+    sql = (
+        f"INSERT INTO {table} (campaign_id, key, count, discount) VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))}"
+        f" ON CONFLICT (campaign_id, key) DO UPDATE SET count = {table}.count + EXCLUDED.count,"
+        f" discount = {table}.discount + EXCLUDED.discount"
+    )
+    return sql, params
+
+
+def campaign_counts_add(deltas: dict[int, dict[str, Any]]) -> None:
+    """Add to campaigns' counters (`redemptions_count`, `codes_count`, `published_count`, ...): {id: {field: n}}."""
+    execute_together([counts_sql(Campaign, deltas)])
+
+
+def code_insert_skipping_taken(*, tenant_id, campaign_id, codes, usage_limit, expires_at, balance, now) -> int:
+    """Insert generated codes, skipping texts the tenant already has; the number inserted.
+
+    PostgreSQL only (the texts travel as one array); on SQLite `campaigns.codes.insert_codes` makes the
+    same write with `bulk_create(ignore_conflicts=True)`.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Code._meta.db_table} (tenant_id, campaign_id, code, is_shared, usage_limit, redeemed_count,
+                                 expires_at, initial_balance, balance, created_at)
+            SELECT %s, %s, c, false, %s, 0, %s, %s, %s, %s FROM unnest(%s::text[]) AS c ORDER BY c
+            ON CONFLICT (tenant_id, code) DO NOTHING
+            """,
+            [tenant_id, campaign_id, usage_limit, expires_at, balance, balance, now, sorted(codes)],
+        )
+        return cursor.rowcount
