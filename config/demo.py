@@ -22,12 +22,12 @@ from campaigns.services import campaign_create, publication_create
 from integrations.keys import api_key_create, api_key_revoke, integration_get_or_create
 from integrations.models import IntegrationAPIKey
 from loyalty.models import Order
-from loyalty.services.earning import order_record_paid
 from loyalty.services.program import program_declare
 from members.admin_tenancy import ACCESS_TENANT
 from members.models import Member, Tenant
 from members.services import member_upsert, tenant_create
 from rewards.models import Reward
+from rewards.services.checkout import order_checkout
 
 DEMO_TENANT = {"slug": "demo", "name": "Demo Outfitters", "currency": "EUR", "time_zone": "Europe/Berlin"}
 ROLE_USERS = {
@@ -205,7 +205,7 @@ def _ensure_orders(tenant: Tenant, members: list[Member], rng: random.Random, no
                     {"sku": sku, "category": category, "quantity": rng.randint(1, 2), "unit_price": str(price)}
                 )
             amount = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
-            order_record_paid(
+            order_checkout(
                 tenant=tenant,
                 member=member,
                 order_id=f"{member.external_id}-o{k + 1}",
