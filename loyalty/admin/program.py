@@ -82,12 +82,23 @@ TIER_FIELDS = {
     "benefits": "benefits",
 }
 RULE_FIELDS = {
-    **{name: name for name in ("code", "name", "trigger", "points", "points_per_unit", "unit_amount", "rounding")},
-    **{name: name for name in ("categories", "rule", "tier_multipliers", "happy_hours", "pending_days")},
-    **{name: name for name in ("starts_at", "ends_at")},
+    "code": "code",
+    "name": "name",
+    "trigger": "trigger",
     "event": "event_name",
+    "points": "points",
+    "points_per_unit": "points_per_unit",
+    "unit_amount": "unit_amount",
+    "rounding": "rounding",
+    "categories": "categories",
+    "rule": "rule",
+    "tier_multipliers": "tier_multipliers",
+    "happy_hours": "happy_hours",
     "cap": "cap_period",
     "cap.points": "cap_points",
+    "pending_days": "pending_days",
+    "starts_at": "starts_at",
+    "ends_at": "ends_at",
 }
 _ROW_KEY = re.compile(r"^(tiers|earning_rules)(?:\[(\d+)\])?(?:\.(.*))?$")
 
@@ -202,9 +213,17 @@ class ProgramPartFormSet(forms.BaseInlineFormSet):
     def _deleted(self, form) -> bool:
         return self.can_delete and self._should_delete_form(form)
 
-    def document_forms(self) -> list[forms.ModelForm]:
-        """The rows the document names, in its order (the page's; a refusal's `tiers[n]` is the n-th of these)."""
-        return [f for f in self.forms if not self._deleted(f) and (f in self.initial_forms or f.has_changed())]
+    def document_rows(self) -> list[tuple[forms.ModelForm | None, Tier | EarningRule]]:
+        """The rows the document names, in its order (a refusal's `tiers[n]` is the n-th): (form, row as edited).
+
+        Saved rows the page does not show (added since it was loaded) come with no form and are kept, as an
+        inline keeps what it does not show: declaring the page must not delete them.
+        """
+        rows = [
+            (f, f.instance) for f in self.forms if not self._deleted(f) and (f in self.initial_forms or f.has_changed())
+        ]
+        shown = {f.instance.pk for f in self.initial_forms}
+        return rows + [(None, row) for row in self.get_queryset() if row.pk not in shown]
 
     def clean(self):
         super().clean()
@@ -212,12 +231,17 @@ class ProgramPartFormSet(forms.BaseInlineFormSet):
             if not self._deleted(form) and "code" in form.changed_data:
                 # The declaration matches rows by code: a new code would delete the row and create another.
                 form.add_error("code", _("The code of a saved row cannot change: delete the row and add a new one."))
-        errors = _split_document_errors(self.declaration_errors)[self.part]
-        rows = self.document_forms()
-        for index, row_errors in errors.items():
-            if index is not None and index < len(rows):
-                _add_document_errors(rows[index], row_errors, self.document_fields)
-        whole = [f"{key}: {message}" if key else message for key, message in errors.get(None, {}).items()]
+        if not self.declaration_errors:
+            return
+        rows, whole = self.document_rows(), []
+        for index, errors in _split_document_errors(self.declaration_errors)[self.part].items():
+            if index is not None and index < len(rows) and rows[index][0] is not None:
+                _add_document_errors(rows[index][0], errors, self.document_fields)
+            else:  # about the whole list ("thresholds must differ"), or a row not on the page
+                prefix = self.part if index is None else f"{self.part}[{index}]"
+                whole += [
+                    f"{prefix}.{key}: {message}" if key else f"{prefix}: {message}" for key, message in errors.items()
+                ]
         if whole:
             raise ValidationError(whole)
 
@@ -231,9 +255,9 @@ class EarningRuleFormSet(ProgramPartFormSet):
     part = "earning_rules"
     document_fields = RULE_FIELDS
 
-    def document_forms(self) -> list[forms.ModelForm]:
+    def document_rows(self):
         # Rules apply in the document's order, renumbered 0, 1, ... by the declaration.
-        return sorted(super().document_forms(), key=lambda f: f.cleaned_data.get("priority") or 0)
+        return sorted(super().document_rows(), key=lambda entry: entry[1].priority or 0)
 
 
 class ProgramPartInline:
@@ -359,7 +383,7 @@ class ProgramAdmin(DeclaredOnlyHistoryMixin, TenantScopedAdmin):
         program = form.instance
         parts = {fs.part: fs for fs in formsets if isinstance(fs, ProgramPartFormSet)}
         rows = {
-            part: [f.instance for f in parts[part].document_forms()] if part in parts else (None if change else [])
+            part: [row for _form, row in parts[part].document_rows()] if part in parts else (None if change else [])
             for part in ("tiers", "earning_rules")
         }
         document = program_document(program, tiers=rows["tiers"], rules=rows["earning_rules"])

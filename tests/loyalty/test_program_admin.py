@@ -118,6 +118,7 @@ def test_the_page_posted_back_unchanged_declares_the_same_program(admin_client, 
     before = program_document(club)
     response = admin_client.post(change_url(club), page_data(admin_client.get(change_url(club))))
     assert response.status_code == 302
+    club.refresh_from_db()
     assert program_document(club) == before
     reasons = set(Tier.history.filter(program_id=club.pk).values_list("history_change_reason", flat=True))
     assert reasons == {"declared"}
@@ -153,12 +154,31 @@ def test_a_change_through_the_admin_makes_the_rows_and_history_of_the_api_declar
     api = client_for(api_key_for(other_tenant)[1])
     assert api.put("/api/v1/programs/club", document, format="json").status_code == 200
 
+    club.refresh_from_db()
+    twin.refresh_from_db()
+    assert program_document(club)["name"] == "Club Plus"
     assert program_document(club) == program_document(twin)
     assert state(club) == state(twin)
     rule_history = state(club)["history"][2]
     assert ("social", "-", None) in rule_history and ("review", "+", "declared") in rule_history
     last = Program.history.filter(id=club.pk).latest("history_id")
     assert last.history_user == admin_user and last.history_change_reason == "declared"
+
+
+def test_rows_added_since_the_page_was_loaded_are_kept(admin_client, tenant, club):
+    data = page_data(admin_client.get(change_url(club)))
+    late = {"code": "late", "trigger": "event", "event": "app_installed", "points": 5}
+    program_declare(
+        tenant=tenant,
+        code="club",
+        document=program_document(club) | {"earning_rules": [*program_document(club)["earning_rules"], late]},
+    )
+    data["name"] = "Club Plus"
+    assert admin_client.post(change_url(club), data).status_code == 302
+    club.refresh_from_db()
+    document = program_document(club)
+    assert document["name"] == "Club Plus"
+    assert [r["code"] for r in document["earning_rules"]] == ["spend", "newsletter", "social", "late"]
 
 
 def test_an_invalid_rule_in_an_inline_is_a_form_error_and_changes_nothing(admin_client, club):
