@@ -4,9 +4,9 @@
 
 Works in its own throwaway database (`bench_<name>`, dropped at the end). Declares the contract's example
 program (tiers, a spend rule with happy hours, a category rule, rolling-quarter expiry), then records paid
-orders with `loyalty.services.earning.order_record_paid` (rules, multipliers, caps, ledger entries, lots, tier moves,
-one `points.earned` event per entry through the webhook sink), then custom events with a monthly cap, then
-checkouts carrying a shared code (`rewards.services.checkout.order_checkout`).
+orders with `rewards.services.checkout.order_checkout`, the one service that records paid orders (without codes:
+rules, multipliers, caps, ledger entries, lots, tier moves, one `points.earned` event per entry through the
+webhook sink), then custom events with a monthly cap, then checkouts carrying a shared code (the same service).
 Sizes: BENCH_ORDERS (default 2000), BENCH_MEMBERS (default 200), BENCH_THREADS (default 1; 2 cores are shared).
 """
 
@@ -88,7 +88,7 @@ class DisableMigrations(dict):
 
 
 def run(members, orders_per_member_offset: int, count: int, latencies: list[float]) -> None:
-    from loyalty.services.earning import order_record_paid
+    from rewards.services.checkout import order_checkout
 
     items = [
         {"sku": "TSHIRT", "category": "apparel", "quantity": 2, "unit_price": "30.00"},
@@ -98,7 +98,7 @@ def run(members, orders_per_member_offset: int, count: int, latencies: list[floa
         for n in range(count):
             member = members[n % len(members)]
             started = time.perf_counter()
-            order_record_paid(
+            order_checkout(
                 tenant=member.tenant,
                 member=member,
                 order_id=f"o-{orders_per_member_offset}-{n}",
@@ -121,9 +121,10 @@ def main() -> None:
     try:
         from loyalty.ledger.selectors import member_detail
         from loyalty.models import LedgerEntry
-        from loyalty.services.earning import custom_event_record, order_record_paid
+        from loyalty.services.earning import custom_event_record
         from loyalty.services.program import program_declare
         from members.models import Member, Tenant
+        from rewards.services.checkout import order_checkout
 
         tenant = Tenant.objects.create(slug="bench", name="Bench", currency="EUR", time_zone="Europe/Berlin")
         program_declare(tenant=tenant, code="club", document=DOCUMENT)
@@ -137,7 +138,7 @@ def main() -> None:
             member.tenant = tenant
 
         with CaptureQueriesContext(connection) as queries:
-            order_record_paid(
+            order_checkout(
                 tenant=tenant,
                 member=members[0],
                 order_id="warm-up",
@@ -147,7 +148,7 @@ def main() -> None:
             )
         print(f"queries per order (2 rules matching, first order of a member): {len(queries)}")
         with CaptureQueriesContext(connection) as queries:
-            order_record_paid(
+            order_checkout(
                 tenant=tenant,
                 member=members[0],
                 order_id="warm-up-2",

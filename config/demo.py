@@ -22,12 +22,12 @@ from campaigns.services import campaign_create, publication_create
 from integrations.keys import api_key_create, api_key_revoke, integration_get_or_create
 from integrations.models import IntegrationAPIKey
 from loyalty.models import Order
-from loyalty.services.earning import order_record_paid
 from loyalty.services.program import program_declare
 from members.admin_tenancy import ACCESS_TENANT
 from members.models import Member, Tenant
 from members.services import member_upsert, tenant_create
 from rewards.models import Reward
+from rewards.services.checkout import order_checkout
 
 DEMO_TENANT = {"slug": "demo", "name": "Demo Outfitters", "currency": "EUR", "time_zone": "Europe/Berlin"}
 ROLE_USERS = {
@@ -165,6 +165,13 @@ def _campaigns(now: dt.datetime) -> list[dict]:
             "stacking": {"category": "promotion", "combinable_with": ["seasonal", "gift_card", "loyalty"]},
         },
         {
+            "name": "Refer a friend",
+            "type": "referral",
+            "referral": {"min_order_amount": "30.00", "points": 300},
+            "starts_at": starts,
+            "ends_at": (now + dt.timedelta(days=365)).isoformat(),
+        },
+        {
             "name": "Club reward 5 EUR",
             "type": "loyalty_reward",
             "discount": {"type": "amount", "value": "5.00"},
@@ -197,6 +204,7 @@ def _ensure_members(tenant: Tenant, rng: random.Random, count: int) -> list[Memb
 
 
 def _ensure_orders(tenant: Tenant, members: list[Member], rng: random.Random, now: dt.datetime) -> None:
+    """Paid orders through the one checkout service: a referred member's first order rewards the referrer."""
     for member in members:
         for k in range(rng.randint(1, 5)):
             items = []
@@ -205,7 +213,7 @@ def _ensure_orders(tenant: Tenant, members: list[Member], rng: random.Random, no
                     {"sku": sku, "category": category, "quantity": rng.randint(1, 2), "unit_price": str(price)}
                 )
             amount = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
-            order_record_paid(
+            order_checkout(
                 tenant=tenant,
                 member=member,
                 order_id=f"{member.external_id}-o{k + 1}",
@@ -253,8 +261,8 @@ def load_demo(*, member_count: int = MEMBER_COUNT) -> DemoLogins:
     logins.passwords = _ensure_staff(tenant)
     program_declare(tenant=tenant, code="club", document=PROGRAM)
     members = _ensure_members(tenant, rng, member_count)
+    _ensure_campaigns(tenant, members, now)  # before the orders: the referral campaign rewards first orders
     _ensure_orders(tenant, members, rng, now)
-    _ensure_campaigns(tenant, members, now)
     logins.api_key = _renew_api_key(tenant)
     logins.counts = {
         "members": Member.objects.for_tenant(tenant).count(),

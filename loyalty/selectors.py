@@ -48,16 +48,26 @@ def _rule_document(rule: EarningRule) -> dict[str, Any]:
     return doc
 
 
-def program_document(program: Program) -> dict[str, Any]:
-    """The program as the document `program_declare` accepts (export; the admin imports the same)."""
-    tiers = []
-    for tier in Tier.objects.filter(program=program).order_by("threshold", "rank"):
+def program_document(
+    program: Program, *, tiers: list[Tier] | None = None, rules: list[EarningRule] | None = None
+) -> dict[str, Any]:
+    """The program as the document `program_declare` accepts (export; the admin imports the same).
+
+    `tiers` and `rules`, in document order, stand for the stored ones: the admin declares the rows of its
+    inlines as edited (unsaved), over the program as edited in its form.
+    """
+    if tiers is None:
+        tiers = list(Tier.objects.filter(program=program).order_by("threshold", "rank"))
+    if rules is None:
+        rules = list(EarningRule.objects.filter(program=program).order_by("priority", "code"))
+    tier_documents = []
+    for tier in tiers:
         doc = {"code": tier.code, "name": tier.name, "threshold": tier.threshold, "multiplier": str(tier.multiplier)}
         if tier.expiry_policy:
             doc["expiry"] = _policy(tier.expiry_policy)
         if tier.benefits:
             doc["benefits"] = tier.benefits
-        tiers.append(doc)
+        tier_documents.append(doc)
     return {
         "name": program.name,
         "currency": program.currency,
@@ -67,10 +77,8 @@ def program_document(program: Program) -> dict[str, Any]:
         "qualification_window_months": program.qualification_window_months,
         "expiry_warning_days": program.expiry_warning_days,
         "active": program.active,
-        "tiers": tiers,
-        "earning_rules": [
-            _rule_document(r) for r in EarningRule.objects.filter(program=program).order_by("priority", "code")
-        ],
+        "tiers": tier_documents,
+        "earning_rules": [_rule_document(r) for r in rules],
     }
 
 

@@ -112,3 +112,29 @@ def test_earning_stays_inside_loyalty():
         if target not in {"loyalty", "members", "common"}
     }
     assert not outside
+
+
+def test_one_paid_order_write_path():
+    """Only `rewards.services.checkout.order_checkout` composes the earning step of a paid order.
+
+    Loyalty keeps that step (`order_record_paid_in_transaction`, inside the caller's transaction) but no durable
+    entry point of its own: every paid order (API, demo, benches, tests) goes through the checkout, which also
+    redeems the order's codes and rewards a referrer.
+    """
+    step = "order_record_paid_in_transaction"
+    homes = {ROOT / "loyalty" / "services" / "earning.py", ROOT / "rewards" / "services" / "checkout.py"}
+    paths = [p for app in sorted(APPS) for p in _modules(app)]
+    paths += sorted((ROOT / "bench").rglob("*.py")) + sorted((ROOT / "tests").rglob("*.py"))
+    callers = []
+    for path in paths:
+        if path in homes or path == Path(__file__).resolve():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.Name):
+                names = [node.id]
+            elif isinstance(node, ast.Attribute):
+                names = [node.attr]
+            if step in names:
+                callers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not callers, f"record paid orders with rewards.services.checkout.order_checkout, not {step}: {callers}"

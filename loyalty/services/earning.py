@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -253,46 +253,6 @@ def order_clean(
     return PaidOrder(order_id, quantize_money(amount), currency, clean_items, location or "", channel or "", occurred)
 
 
-def order_record_paid(
-    *,
-    tenant: Tenant,
-    member: Member | str,
-    order_id: str,
-    amount: Decimal | str,
-    currency: str,
-    items: list[dict] | None = None,
-    location: str = "",
-    occurred_at: dt.datetime | str | None = None,
-    channel: str = "",
-) -> OrderResult:
-    """Record a paid order and apply the earning rules, once per order id (a retry returns the first result).
-
-    Its own durable transaction; `order_record_paid_in_transaction` is the same inside a caller's transaction
-    (the checkout, which redeems codes first).
-    """
-    now = timezone.now()
-    order = order_clean(
-        tenant=tenant,
-        order_id=order_id,
-        amount=amount,
-        currency=currency,
-        items=items,
-        location=location,
-        occurred_at=occurred_at,
-        channel=channel,
-        now=now,
-    )
-    member = member_for(tenant, member)
-    try:
-        with transaction.atomic(durable=True):
-            return _order_record_locked(tenant=tenant, member=member, order=order, now=now)
-    except IntegrityError:
-        existing = Order.objects.for_tenant(tenant).filter(order_id=order.order_id).first()
-        if existing is None:
-            raise
-        return _order_result(existing, created=False)
-
-
 def order_record_paid_in_transaction(
     *,
     tenant: Tenant,
@@ -302,7 +262,11 @@ def order_record_paid_in_transaction(
     result_extra: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> OrderResult:
-    """`order_record_paid` inside the caller's `transaction.atomic()` (no transaction of its own).
+    """Record a paid order and apply the earning rules, inside the caller's `transaction.atomic()`.
+
+    The earning step of `rewards.services.checkout.order_checkout`, the one public service that records a paid
+    order (it redeems the order's codes first and rewards a referrer after): no transaction of its own, so no
+    durable entry point of its own either (loyalty does not import rewards, so the composition lives there).
 
     `paid_amount` is what was paid after discounts: the earning rules see it as `order.amount` and pay points on
     it (see `loyalty.earning`); the order itself is recorded with its full `amount` and items, so that returns

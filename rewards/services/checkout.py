@@ -1,4 +1,9 @@
-"""The checkout: a paid order that carries codes, in ONE durable transaction (`POST /api/v1/orders`).
+"""The checkout: the ONE public service that records a paid order, in one durable transaction.
+
+Every paid order goes through `order_checkout`: the API (`POST /api/v1/orders`), the demo loader, the benches
+and the tests; an order without codes is a checkout with nothing to redeem. Loyalty keeps only the earning
+step that runs inside this transaction (`order_record_paid_in_transaction`): it cannot import rewards, and a
+second durable entry point there would record orders without redemptions or referral rewards.
 
 `order_checkout` composes the existing services, each in its in-transaction form:
 
@@ -108,7 +113,7 @@ def order_checkout(
     order_id: str,
     amount: Decimal | str,
     currency: str,
-    items: list[dict] | None,
+    items: list[dict] | None = None,
     location: str = "",
     occurred_at: dt.datetime | str | None = None,
     channel: str = "",

@@ -64,10 +64,10 @@ def _member(tenant):
 
 
 def _order(tenant):
-    from loyalty.services.earning import order_record_paid
+    from rewards.services.checkout import order_checkout
 
     _, _, member = earning_setup(tenant)
-    result = order_record_paid(
+    result = order_checkout(
         tenant=tenant, member=member.external_id, order_id="o-other", amount="100.00", currency=tenant.currency
     )
     order = result.order

@@ -47,11 +47,11 @@ def test_a_read_only_key_cannot_upsert(tenant):
 
 
 def test_get_returns_the_member_with_tier_and_points(api, tenant):
-    from loyalty.services.earning import order_record_paid
+    from rewards.services.checkout import order_checkout
 
     program, _, member = earning_setup(tenant)
     TierFactory(program=program, code="bronze", name="Bronze", threshold=0)
-    order_record_paid(tenant=tenant, member=member.external_id, order_id="o-1", amount="120.00", currency="EUR")
+    order_checkout(tenant=tenant, member=member.external_id, order_id="o-1", amount="120.00", currency="EUR")
     body = api.get(f"/api/v1/members/{member.external_id}").json()
     assert body["points"]["balance"] == 120 and body["points"]["lifetime_earned"] == 120
     assert body["tier"] == {"code": "bronze", "name": "Bronze"}
@@ -59,11 +59,11 @@ def test_get_returns_the_member_with_tier_and_points(api, tenant):
 
 
 def test_the_ledger_is_newest_first_and_cursor_paginated(api, tenant):
-    from loyalty.services.earning import order_record_paid
+    from rewards.services.checkout import order_checkout
 
     _, _, member = earning_setup(tenant)
     for n in range(5):
-        order_record_paid(tenant=tenant, member=member.external_id, order_id=f"o-{n}", amount="10.00", currency="EUR")
+        order_checkout(tenant=tenant, member=member.external_id, order_id=f"o-{n}", amount="10.00", currency="EUR")
     first = api.get(f"/api/v1/members/{member.external_id}/ledger", {"limit": 3}).json()
     assert set(first) == {"results", "next"}
     assert len(first["results"]) == 3 and first["next"]
@@ -95,10 +95,10 @@ def test_member_rewards_lists_affordable_catalog_rewards_and_checks_the_status(a
 
 
 def _member_with_points(tenant, points):
-    from loyalty.services.earning import order_record_paid
+    from rewards.services.checkout import order_checkout
 
     _, _, member = earning_setup(tenant)
-    order_record_paid(tenant=tenant, member=member.external_id, order_id="o-p", amount=f"{points}.00", currency="EUR")
+    order_checkout(tenant=tenant, member=member.external_id, order_id="o-p", amount=f"{points}.00", currency="EUR")
     return member
 
 

@@ -8,7 +8,8 @@ from django.db import connection, transaction
 from common.errors import ApplicationError
 from loyalty.ledger import account_for, ledger_reconcile, points_adjust, post_spend
 from loyalty.models import Account, EarningCapUsage, LedgerEntry
-from loyalty.services.earning import custom_event_record, order_record_paid
+from loyalty.services.earning import custom_event_record
+from rewards.services.checkout import order_checkout
 from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, earning_setup
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -88,7 +89,7 @@ def test_50_concurrent_posts_of_one_order_earn_once(tenant):
     _, _, member = earning_setup(tenant)
 
     outcomes, errors = run_threads(
-        lambda i: order_record_paid(
+        lambda i: order_checkout(
             tenant=tenant, member=member, order_id="same", amount="10.00", currency=tenant.currency, items=[]
         )
     )

@@ -3,8 +3,10 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
 from config.demo import ROLE_USERS, load_demo
+from loyalty.models import LedgerEntry, Order
 from members.admin_tenancy import tenants_for_user
-from members.models import Tenant
+from members.models import Member, Tenant
+from rewards.models import ReferralGrant
 
 
 @pytest.mark.django_db
@@ -13,7 +15,7 @@ def test_demo_loader_is_idempotent():
     counts_after_first = dict(first.counts)
     assert counts_after_first["members"] == 25
     assert counts_after_first["orders"] >= 25
-    assert counts_after_first["campaigns"] == 5
+    assert counts_after_first["campaigns"] == 6
     second = load_demo(member_count=25)
     assert Tenant.objects.filter(slug="demo").count() == 1
     assert second.counts == counts_after_first
@@ -41,3 +43,24 @@ def test_load_demo_command_prints_the_logins(capsys):
     assert "Demo tenant: Demo Outfitters (demo)" in out
     for username in ROLE_USERS:
         assert f"login {username}" in out
+
+
+@pytest.mark.django_db
+def test_demo_orders_go_through_the_checkout_and_reward_referrers():
+    """The demo records its orders with `order_checkout`: a referred member's first order reaching the
+    referral campaign's minimum rewards the referrer once, as `POST /api/v1/orders` does."""
+    logins = load_demo(member_count=60)
+    tenant = logins.tenant
+    referred = list(Member.objects.for_tenant(tenant).filter(referred_by__isnull=False))
+    assert referred
+    first_orders = {o.member_id: o for o in Order.objects.for_tenant(tenant).filter(order_id__endswith="-o1")}
+    expected = {m.pk for m in referred if first_orders[m.pk].amount >= 30}
+    assert expected  # the demo shows referral rewards
+    grants = list(ReferralGrant.objects.filter(tenant=tenant).select_related("referred"))
+    assert {g.referred_id for g in grants} == expected
+    for grant in grants:
+        assert grant.referrer_id == grant.referred.referred_by_id and grant.points == 300
+        assert grant.order_id == f"{grant.referred.external_id}-o1"
+        assert LedgerEntry.objects.filter(pk=grant.points_entry_id, account__member_id=grant.referrer_id).exists()
+    load_demo(member_count=60)  # loaded again: the orders are replays, nobody is rewarded twice
+    assert ReferralGrant.objects.filter(tenant=tenant).count() == len(grants)

@@ -8,7 +8,7 @@ from loyalty import ledger
 from loyalty.ledger.selectors import member_points_summary
 from loyalty.models import MemberTier
 from loyalty.selectors import member_tier
-from loyalty.services.earning import order_record_paid
+from rewards.services.checkout import order_checkout
 from rewards.services.redemption import validate
 from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, TierFactory, UserFactory
 
@@ -45,7 +45,7 @@ def test_every_reader_picks_the_same_default_program_and_account(tenant, other_t
         == "points_insufficient"
     )
 
-    order_record_paid(tenant=tenant, member=member, order_id="o-1", amount="30.00", currency="EUR", items=[])
+    order_checkout(tenant=tenant, member=member, order_id="o-1", amount="30.00", currency="EUR", items=[])
     locked = ledger.default_account_locked(member=member)
     assert locked.program == default and locked.balance == 30
     assert ledger.account_for(member=member) == locked
@@ -65,7 +65,7 @@ def test_when_the_default_program_is_deactivated_the_next_one_is_the_default(ten
     member = MemberFactory(tenant=tenant)
     default.active = False
     default.save(update_fields=["active"])
-    order_record_paid(tenant=tenant, member=member, order_id="o-1", amount="12.00", currency="EUR", items=[])
+    order_checkout(tenant=tenant, member=member, order_id="o-1", amount="12.00", currency="EUR", items=[])
     assert ledger.default_program(tenant) == later
     assert ledger.default_account_locked(member=member).program == later
     assert member_points_summary(member)["balance"] == 12

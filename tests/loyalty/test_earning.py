@@ -7,15 +7,16 @@ import time_machine
 from common.errors import ApplicationError
 from loyalty.ledger.selectors import member_points_summary
 from loyalty.models import Account, LedgerEntry, Order, TierChange
-from loyalty.services.earning import custom_event_record, order_record_paid
+from loyalty.services.earning import custom_event_record
 from members.services import tenant_set_frozen
+from rewards.services.checkout import order_checkout
 from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, TierFactory, earning_setup
 
 pytestmark = pytest.mark.django_db
 
 
 def _pay(tenant, member, order_id="o-1", amount="100.00", **kw):
-    return order_record_paid(
+    return order_checkout(
         tenant=tenant, member=member, order_id=order_id, amount=amount, currency=tenant.currency, items=[], **kw
     )
 
@@ -46,7 +47,7 @@ def test_rule_condition_is_applied(tenant):
 
 def test_category_items_rule_counts_only_those_items(tenant):
     _, _, member = earning_setup(tenant, categories=["apparel"], points_per_unit="2")
-    result = order_record_paid(
+    result = order_checkout(
         tenant=tenant,
         member=member,
         order_id="o",
@@ -93,7 +94,7 @@ def test_frozen_tenant_refuses_earning(tenant):
 def test_currency_must_be_the_tenants(tenant):
     _, _, member = earning_setup(tenant)
     with pytest.raises(ApplicationError) as exc:
-        order_record_paid(tenant=tenant, member=member, order_id="o", amount="1.00", currency="USD", items=[])
+        order_checkout(tenant=tenant, member=member, order_id="o", amount="1.00", currency="USD", items=[])
     assert exc.value.code == "invalid_order" and "currency" in exc.value.details
 
 
@@ -239,14 +240,14 @@ def test_earning_is_a_constant_number_of_queries(tenant, django_assert_max_num_q
     counts = []
     for n in range(4):
         with CaptureQueriesContext(connection) as queries:
-            order_record_paid(
+            order_checkout(
                 tenant=tenant, member=member, order_id=f"o{n}", amount="5.00", currency="EUR", items=items * (n + 1)
             )
         counts.append(len(queries))
     # The first order creates the account and the tier status; after that, more orders, lots and items cost nothing.
     assert counts[1] == counts[2] == counts[3]
     with django_assert_max_num_queries(counts[1]):
-        order_record_paid(tenant=tenant, member=member, order_id="last", amount="5.00", currency="EUR", items=items * 9)
+        order_checkout(tenant=tenant, member=member, order_id="last", amount="5.00", currency="EUR", items=items * 9)
 
 
 def test_an_order_matching_two_rules_one_capped_costs_at_most_seventeen_queries(tenant, django_assert_max_num_queries):
@@ -267,9 +268,9 @@ def test_an_order_matching_two_rules_one_capped_costs_at_most_seventeen_queries(
     TierFactory(program=program, code="bronze", threshold=0)
     TierFactory(program=program, code="gold", threshold=100_000, rank=1)
     items = [{"sku": "T", "category": "apparel", "quantity": 2, "unit_price": "30.00"}]
-    order_record_paid(tenant=tenant, member=member, order_id="first", amount="79.90", currency="EUR", items=items)
+    order_checkout(tenant=tenant, member=member, order_id="first", amount="79.90", currency="EUR", items=items)
     with django_assert_max_num_queries(12 if connection.vendor == "postgresql" else 17):
-        result = order_record_paid(
+        result = order_checkout(
             tenant=tenant, member=member, order_id="second", amount="79.90", currency="EUR", items=items
         )
     assert len(result.entries) == 2 and result.points_earned > 0

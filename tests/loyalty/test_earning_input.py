@@ -5,9 +5,10 @@ import pytest
 from common.errors import ApplicationError
 from loyalty.expiry import normalize_policy
 from loyalty.models import Order, OrderReturn
-from loyalty.services.earning import custom_event_record, order_clean, order_record_paid
+from loyalty.services.earning import custom_event_record, order_clean
 from loyalty.services.returns import order_return
 from members.models import CustomEvent
+from rewards.services.checkout import order_checkout
 from tests.factories import earning_setup
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +87,7 @@ def test_a_bad_custom_event_is_400_invalid_event_and_stores_nothing(tenant, kwar
 def paid(tenant):
     _, _, member = earning_setup(tenant)
     items = [{"sku": "A", "category": "c", "quantity": 2, "unit_price": "30.00"}]
-    order_record_paid(tenant=tenant, member=member, order_id="o-1", amount="60.00", currency="EUR", items=items)
+    order_checkout(tenant=tenant, member=member, order_id="o-1", amount="60.00", currency="EUR", items=items)
     return Order.objects.get(order_id="o-1")
 
 

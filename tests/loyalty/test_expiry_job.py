@@ -8,8 +8,8 @@ from common import events
 from loyalty.ledger import ledger_reconcile, points_expire_due
 from loyalty.ledger.selectors import member_points_summary
 from loyalty.models import Account, ExpiryWarning, LedgerEntry, PointLot
-from loyalty.services.earning import order_record_paid
 from loyalty.tasks import expire_points, send_expiry_warnings
+from rewards.services.checkout import order_checkout
 from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def published():
 
 def pay(tenant, member, order_id, amount, when):
     with time_machine.travel(when, tick=False):
-        return order_record_paid(
+        return order_checkout(
             tenant=tenant, member=member, order_id=order_id, amount=amount, currency=tenant.currency, items=[]
         )
 

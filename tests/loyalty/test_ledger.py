@@ -16,7 +16,7 @@ from loyalty.ledger import (
 )
 from loyalty.ledger.selectors import entry_dict, ledger_entries, member_detail, member_points_summary
 from loyalty.models import Account, LedgerEntry, LotConsumption, PointLot
-from loyalty.services.earning import order_record_paid
+from rewards.services.checkout import order_checkout
 from tests.factories import MemberFactory, ProgramFactory, TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -196,7 +196,7 @@ def test_member_read_is_a_constant_number_of_queries(tenant, django_assert_max_n
     EarningRuleFactory(program=program)
     for n in range(12):
         with time_machine.travel(dt.datetime(2026, 1 + n, 3, tzinfo=dt.UTC), tick=False):
-            order_record_paid(
+            order_checkout(
                 tenant=tenant, member=member, order_id=f"o{n}", amount="10.00", currency=tenant.currency, items=[]
             )
     with time_machine.travel(dt.datetime(2026, 12, 20, tzinfo=dt.UTC), tick=False):
@@ -234,7 +234,7 @@ def test_earn_emits_points_earned(tenant, published):
     from tests.factories import earning_setup
 
     _, _, member = earning_setup(tenant)
-    order_record_paid(tenant=tenant, member=member, order_id="x", amount="5.00", currency=tenant.currency, items=[])
+    order_checkout(tenant=tenant, member=member, order_id="x", amount="5.00", currency=tenant.currency, items=[])
     assert [e for e, _ in published].count("points.earned") == 1
     data = dict(published)["points.earned"]
     assert (data["member"], data["points"], data["order_id"]) == (member.external_id, 5, "x")

@@ -24,8 +24,8 @@ from loyalty.ledger import (
     post_spend_reversal,
 )
 from loyalty.models import Account, LedgerEntry, PendingPoints, PointLot
-from loyalty.services.earning import order_record_paid
 from loyalty.services.returns import order_return
+from rewards.services.checkout import order_checkout
 from tests.factories import EarningRuleFactory, MemberFactory, ProgramFactory, TenantFactory
 
 operations = st.lists(
@@ -77,7 +77,7 @@ def test_random_sequences_keep_the_ledger_consistent(ops, pending):
             try:
                 if kind == "earn":
                     order_id = f"o{n}"
-                    order_record_paid(
+                    order_checkout(
                         tenant=tenant, member=member, order_id=order_id, amount=f"{op[1]}.00", currency="EUR", items=[]
                     )
                     orders.append((order_id, op[1]))

@@ -7,10 +7,10 @@ import time_machine
 from common.errors import ApplicationError
 from loyalty.models import EarningRule, MemberTier, Program, Tier, TierChange
 from loyalty.selectors import member_tier, program_document
-from loyalty.services.earning import order_record_paid
 from loyalty.services.program import program_declare
 from loyalty.services.tiers import tier_evaluate
 from loyalty.tasks import reevaluate_tiers
+from rewards.services.checkout import order_checkout
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -162,7 +162,7 @@ def test_tiers_move_up_at_once_and_down_only_at_evaluation(tenant):
     program = program_declare(tenant=tenant, code="club", document=CONTRACT_EXAMPLE)
     member = MemberFactory(tenant=tenant)
     with time_machine.travel(dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC), tick=False):
-        result = order_record_paid(
+        result = order_checkout(
             tenant=tenant, member=member, order_id="big", amount="1200.00", currency="EUR", items=[]
         )
     assert result.tier == {"code": "silver", "name": "Silver"}

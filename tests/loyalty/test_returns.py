@@ -6,15 +6,15 @@ import time_machine
 from common.errors import ApplicationError
 from loyalty.ledger import ledger_reconcile, pending_release_due, points_adjust
 from loyalty.models import Account, LedgerEntry, PendingPoints
-from loyalty.services.earning import order_record_paid
 from loyalty.services.returns import order_return
+from rewards.services.checkout import order_checkout
 from tests.factories import UserFactory, earning_setup
 
 pytestmark = pytest.mark.django_db
 
 
 def pay(tenant, member, order_id="o-1", amount="100.00", items=None):
-    return order_record_paid(
+    return order_checkout(
         tenant=tenant, member=member, order_id=order_id, amount=amount, currency=tenant.currency, items=items or []
     )
 

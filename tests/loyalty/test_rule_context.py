@@ -12,8 +12,8 @@ from loyalty.ledger import points_adjust
 from loyalty.models import LedgerEntry, MemberTier, Order, Program
 from loyalty.rule_context import FACTS, Standing, build_rule_context, facts_named, order_context
 from loyalty.rules import SCHEMA, rule_matches
-from loyalty.services.earning import order_record_paid
 from members.models import CustomEvent, Segment, SegmentMember
+from rewards.services.checkout import order_checkout
 from rewards.services.redemption import validate
 from tests.factories import (
     CodeFactory,
@@ -189,7 +189,7 @@ def _verdicts(tenant, member, rules, order_id="o-new"):
         body = validate(tenant=tenant, member=member, order=order, codes=[code]).as_dict()
         assert body["valid"] or body["codes"][0]["reason"] == "rule_not_met", body
         campaign[rule] = body["valid"]
-    order_record_paid(tenant=tenant, member=member, **order)
+    order_checkout(tenant=tenant, member=member, **order)
     earned = set(LedgerEntry.objects.filter(order_id=order_id, kind="earn").values_list("rule_code", flat=True))
     return {rule: (f"r{n}" in earned, campaign[rule]) for n, rule in enumerate(rules)}
 

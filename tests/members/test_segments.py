@@ -3,10 +3,11 @@ import datetime as dt
 import pytest
 
 from common.errors import ApplicationError
-from loyalty.services.earning import custom_event_record, order_record_paid
+from loyalty.services.earning import custom_event_record
 from members.models import Segment
 from members.selectors import CRITERIA, segment_members
 from members.services import segment_declare, segment_upload_static
+from rewards.services.checkout import order_checkout
 from tests.factories import MemberFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def test_dynamic_segment_spent_at_least_in_window_and_lives_in_gb(tenant, other_
     MemberFactory(tenant=other_tenant, country="GB")
     now = dt.datetime.now(dt.UTC)
     for member, amount, days_ago in [(gb_big, "600.00", 10), (gb_big, "500.00", 100), (gb_small, "900.00", 400)]:
-        order_record_paid(
+        order_checkout(
             tenant=tenant,
             member=member,
             order_id=f"{member.pk}-{days_ago}",
@@ -31,7 +32,7 @@ def test_dynamic_segment_spent_at_least_in_window_and_lives_in_gb(tenant, other_
             items=[],
             occurred_at=now - dt.timedelta(days=days_ago),
         )
-    order_record_paid(tenant=tenant, member=fr_big, order_id="fr", amount="2000.00", currency="EUR", items=[])
+    order_checkout(tenant=tenant, member=fr_big, order_id="fr", amount="2000.00", currency="EUR", items=[])
     segment = segment_declare(
         tenant=tenant,
         code="gb-spenders",

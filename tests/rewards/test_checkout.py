@@ -194,7 +194,7 @@ def test_a_checkout_is_a_constant_number_of_queries(tenant, program, member, dja
     from django.test.utils import CaptureQueriesContext
 
     checkout(tenant, member, order_id="warm-up")
-    with django_assert_max_num_queries(9):  # without codes: exactly what order_record_paid costs
+    with django_assert_max_num_queries(9):  # without codes: only the earning step's queries
         checkout(tenant, member, order_id="plain")
     counts = []
     for n in range(3):

@@ -6,6 +6,7 @@ from campaigns.services import campaign_create
 from loyalty.ledger import account_for
 from rewards.models import ReferralGrant
 from rewards.services.catalog import referral_reward_grant
+from rewards.services.checkout import order_checkout
 from tests.factories import EngineMemberFactory, ProgramFactory
 
 pytestmark = pytest.mark.django_db
@@ -40,15 +41,9 @@ def test_a_first_order_below_the_minimum_gives_nothing(setup):
 
 
 def test_only_referred_members_and_first_orders_count(setup, tenant):
-    from django.utils import timezone
-
-    from loyalty.models import Order
-
     program, referrer, friend = setup
     loner = EngineMemberFactory(tenant=tenant)
     assert referral_reward_grant(member=loner, order_id="l-1", amount=D("80.00")) == []
-    Order.objects.create(
-        tenant=tenant, member=friend, order_id="f-0", amount=D("10.00"), currency="EUR", occurred_at=timezone.now()
-    )
+    order_checkout(tenant=tenant, member=friend, order_id="f-0", amount="10.00", currency="EUR")  # below the minimum
     assert referral_reward_grant(member=friend, order_id="f-1", amount=D("80.00")) == []
     assert not ReferralGrant.objects.exists()
