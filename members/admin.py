@@ -79,7 +79,7 @@ class MemberAdmin(TenantScopedAdmin):
     form = MemberAdminForm
     list_display = ("external_id", "email", "name", "country", "tenant", "marketing_consent", "created_at")
     list_filter = ("tenant", "marketing_consent", "country")
-    search_fields = ("external_id", "email", "name", "referral_code")
+    search_fields = ("external_id", "email", "name", "phone", "referral_code")
     readonly_fields = ("referral_code", "marketing_consent_changed_at", "created_at", "updated_at")
     raw_id_fields = ("referred_by",)
     inlines = [CustomEventInline]

@@ -170,3 +170,29 @@ def tiers_reevaluate(*, program: Program, now: dt.datetime | None = None, chunk:
                 if (before.tier if before else None) != after:
                     changed += 1
         last_pk = ids[-1]
+
+
+def tier_progress(account: Account, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Where a member stands: current tier, what keeps it, and what the next one needs (three queries).
+
+    The support console and the cockpit answer "why am I Silver?" from this; it reads, never moves a tier.
+    """
+    now = now or timezone.now()
+    program = account.program
+    tiers, current = tier_state(account)
+    points = qualifying_points(account, program, now)
+    higher = sorted((t for t in tiers if _tier_key(t) > _tier_key(current)), key=_tier_key)
+    following = next((t for t in higher if t.threshold > points), None)
+    reached = _target_tier(tiers, points)
+    return {
+        "tier": current,
+        # A higher tier the points already reach: the member moves up at the next evaluation.
+        "due": reached if reached is not None and _tier_key(reached) > _tier_key(current) else None,
+        "qualifying_points": points,
+        "window_months": program.qualification_window_months,
+        "keeps_current": current is None or points >= current.threshold,
+        "short_of_current": max(0, current.threshold - points) if current else 0,
+        "next_tier": following,
+        "to_next": max(0, following.threshold - points) if following else 0,
+        "percent_to_next": min(100, points * 100 // following.threshold) if following and following.threshold else 100,
+    }

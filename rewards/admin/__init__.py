@@ -1,3 +1,4 @@
 # The rewards console: redemptions (applied after the fact, rolled back), gift cards, the catalog, referrals,
-# and the campaign console's "Test rule" page (it validates through the redemption engine).
-from rewards.admin import campaign_rule_tester, redemption  # noqa: F401
+# the campaign console's "Test rule" page (it validates through the redemption engine), and the support
+# console's member search and member story (they read every app below this one).
+from rewards.admin import campaign_rule_tester, member_story, redemption  # noqa: F401

@@ -93,7 +93,9 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
 
         if not request.user.has_perm(APPLY_PERMISSION):
             raise PermissionDenied
-        form = ApplyForm(request.POST or None, tenants=tenants_for_user(request.user))
+        # The member story links here with the tenant and member filled in (GET), so no id is typed.
+        initial = request.GET.dict() if request.method == "GET" else None
+        form = ApplyForm(request.POST or None, initial=initial, tenants=tenants_for_user(request.user))
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             member = Member.objects.for_tenant(data["tenant"]).filter(external_id=data["member"].strip()).first()

@@ -1,0 +1,106 @@
+"""The support console's entry: one search box for a member (or a code), and the member's whole story.
+
+The story reads members, the ledger, campaigns and rewards, so it extends the member console from here (an admin
+page that composes several apps lives in the highest app it needs): `MemberAdmin` below replaces the one
+`members.admin` registers, adding the search and story pages and their links.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from loyalty.admin.ledger import ADJUST_PERMISSION
+from loyalty.models import LedgerEntry
+from members import admin as members_admin
+from members.admin_tenancy import tenants_for_user
+from members.models import Member
+from rewards.admin.redemption import APPLY_PERMISSION, ROLLBACK_PERMISSION
+from rewards.member_story import LedgerFilter, member_search, member_story
+
+
+class LedgerFilterForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("", _("all kinds")), *LedgerEntry.Kind.choices], required=False)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+def _page_links(request, param: str, page) -> dict[str, str]:
+    """Previous/next links of one section, keeping the other sections' pages and the ledger filter."""
+    links = {}
+    for label, has, number in (
+        ("previous", page.has_previous, page.number - 1),
+        ("next", page.has_next, page.number + 1),
+    ):
+        if has():
+            query = request.GET.copy()
+            query[param] = number
+            links[label] = f"?{query.urlencode()}#{param.removesuffix('_page')}"
+    return links
+
+
+class MemberAdmin(members_admin.MemberAdmin):
+    list_display = (*members_admin.MemberAdmin.list_display, "story_link")
+    readonly_fields = (*members_admin.MemberAdmin.readonly_fields, "story_link")
+
+    @admin.display(description=_("support"))
+    def story_link(self, obj):
+        if obj.pk is None:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("admin:members_member_story", args=[obj.pk]), _("story"))
+
+    def get_urls(self):
+        return [
+            path("find/", self.admin_site.admin_view(self.find_view), name="members_member_find"),
+            path("<int:pk>/story/", self.admin_site.admin_view(self.story_view), name="members_member_story"),
+            *super().get_urls(),
+        ]
+
+    def find_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        query = request.GET.get("q", "")
+        result = member_search(tenants=tenants_for_user(request.user), query=query)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Find a member"),
+            "query": query,
+            "result": result,
+        }
+        return TemplateResponse(request, "admin/members/member/find.html", context)
+
+    def story_view(self, request, pk: int):
+        member = self.get_queryset(request).select_related("tenant", "referred_by").filter(pk=pk).first()
+        if member is None:
+            raise Http404
+        if not self.has_view_permission(request, member):
+            raise PermissionDenied
+        form = LedgerFilterForm(request.GET or None)
+        filters = LedgerFilter(**form.cleaned_data) if form.is_valid() else LedgerFilter()
+        pages = {key.removesuffix("_page"): value for key, value in request.GET.items() if key.endswith("_page")}
+        story = member_story(member, pages=pages, filters=filters)
+        for name, page in story["pages"].items():
+            page.links = _page_links(request, f"{name}_page", page)
+        user = request.user
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": member,
+            "title": _("%(member)s: the whole story") % {"member": member.name or member.email or member.external_id},
+            "story": story,
+            "ledger_form": form,
+            "can_adjust": user.has_perm(ADJUST_PERMISSION),
+            "can_apply": user.has_perm(APPLY_PERMISSION),
+            "can_rollback": user.has_perm(ROLLBACK_PERMISSION),
+            "can_change": self.has_change_permission(request, member),
+        }
+        return TemplateResponse(request, "admin/members/member/story.html", context)
+
+
+admin.site.unregister(Member)
+admin.site.register(Member, MemberAdmin)
