@@ -9,6 +9,8 @@ from fnmatch import fnmatchcase
 
 from django.contrib.auth.models import Group, Permission
 
+from loyalty.models import AdjustmentLimit
+
 # The points ledger's pages (accounts, entries, lots, pending points, expiry warnings), read-only.
 LEDGER_VIEW = [
     f"loyalty.{model}.view_*"
@@ -80,8 +82,16 @@ def permissions_for(role: str, permissions: list[Permission]) -> list[Permission
     return list(granted.values())
 
 
+# Points a role may adjust on its own (per adjustment, per day) unless an admin set other figures; above them
+# an agent is refused. Roles not listed here have no limit.
+DEFAULT_ADJUSTMENT_LIMITS = {"Support agent": (500, 2000)}
+
+
 def sync_roles() -> dict[str, int]:
-    """Create the role groups and set exactly their permissions; safe to run any number of times."""
+    """Create the role groups and set exactly their permissions; safe to run any number of times.
+
+    Default adjustment limits are created once and then left as the admins set them.
+    """
     permissions = list(Permission.objects.select_related("content_type"))
     counts = {}
     for role in ROLE_RULES:
@@ -89,4 +99,7 @@ def sync_roles() -> dict[str, int]:
         perms = permissions_for(role, permissions)
         group.permissions.set(perms)
         counts[role] = len(perms)
+        if role in DEFAULT_ADJUSTMENT_LIMITS:
+            per_action, per_day = DEFAULT_ADJUSTMENT_LIMITS[role]
+            AdjustmentLimit.objects.get_or_create(group=group, defaults={"per_action": per_action, "per_day": per_day})
     return counts

@@ -15,11 +15,15 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
 
 from common.errors import ApplicationError
 from loyalty.ledger import points_adjust
-from loyalty.models import Account, ExpiryWarning, LedgerEntry, PendingPoints
+from loyalty.ledger.adjustments import staff_adjustment_limit, staff_adjustment_used
+from loyalty.models import Account, AdjustmentLimit, ExpiryWarning, LedgerEntry, PendingPoints
 from members.admin import MemberAdmin
 from members.admin_tenancy import TenantScopedReadOnlyAdmin
 
@@ -131,15 +135,30 @@ class AccountAdmin(TenantScopedReadOnlyAdmin):
                     % {"points": entry.points, "balance": entry.balance_after},
                     messages.SUCCESS,
                 )
-                return HttpResponseRedirect(reverse("admin:loyalty_account_change", args=[account.pk]))
+                back = request.GET.get("next", "")
+                if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+                    back = reverse("admin:loyalty_account_change", args=[account.pk])
+                return HttpResponseRedirect(back)
+        limit = staff_adjustment_limit(request.user)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "account": account,
             "form": form,
+            "limit": limit,
+            "used_today": staff_adjustment_used(request.user, timezone.localdate()) if limit else 0,
             "title": _("Adjust points of %(member)s") % {"member": account.member},
         }
         return TemplateResponse(request, "admin/loyalty/account/adjust.html", context)
+
+
+@admin.register(AdjustmentLimit)
+class AdjustmentLimitAdmin(SimpleHistoryAdmin):
+    """Per role and per user: a user's own limit replaces their roles'; no limit at all means unlimited."""
+
+    list_display = ("__str__", "group", "user", "per_action", "per_day")
+    list_select_related = ("group", "user")
+    autocomplete_fields = ("user",)
 
 
 @admin.register(LedgerEntry)

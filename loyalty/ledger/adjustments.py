@@ -4,6 +4,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from common.errors import ApplicationError
@@ -13,11 +14,57 @@ from loyalty.ledger.posting import Kind, credit_entry, debit_entry, idempotent_e
 from loyalty.lock_objects import account_lock, accounts_lock
 from loyalty.models import (
     Account,
+    AdjustmentLimit,
+    AdjustmentUsage,
     LedgerEntry,
     LotConsumption,
     Program,
 )
 from members.models import Member
+
+
+def staff_adjustment_limit(user) -> AdjustmentLimit | None:
+    """The limit that binds `user`: their own, else the most generous of their roles'; None means no limit
+    (superusers, and staff whose roles have none: the Admin role)."""
+    if user is None or user.is_superuser:
+        return None
+    own = AdjustmentLimit.objects.filter(user=user).first()
+    if own is not None:
+        return own
+    return AdjustmentLimit.objects.filter(group__user=user).order_by("-per_day", "-per_action").first()
+
+
+def staff_adjustment_used(user, day: dt.date) -> int:
+    return AdjustmentUsage.objects.filter(user=user, day=day).values_list("points", flat=True).first() or 0
+
+
+def _take_staff_allowance(staff_user, points: int, now: dt.datetime) -> None:
+    """Count `points` against the staff user's limits (inside the adjustment's transaction) or refuse."""
+    limit = staff_adjustment_limit(staff_user)
+    if limit is None:
+        return
+    amount = abs(points)
+    if amount > limit.per_action:
+        raise ApplicationError(
+            "adjustment_over_limit",
+            f"{amount} points is above your limit of {limit.per_action} per adjustment.",
+            {"per_action": limit.per_action},
+            status=403,
+        )
+    day = timezone.localdate(now)
+    AdjustmentUsage.objects.get_or_create(user=staff_user, day=day)
+    # Conditional: two adjustments at once cannot both pass the day's limit.
+    taken = AdjustmentUsage.objects.filter(user=staff_user, day=day, points__lte=limit.per_day - amount).update(
+        points=F("points") + amount
+    )
+    if not taken:
+        used = staff_adjustment_used(staff_user, day)
+        raise ApplicationError(
+            "adjustment_over_limit",
+            f"{amount} points would pass your limit of {limit.per_day} per day ({used} used today).",
+            {"per_day": limit.per_day, "used": used},
+            status=403,
+        )
 
 
 def _resolve_account(account: Account | None, member: Member | None, program: Program | None) -> Account:
@@ -51,6 +98,8 @@ def points_adjust(
         if existing:
             return existing
         now = timezone.now()
+        if staff_user is not None:
+            _take_staff_allowance(staff_user, points, now)
         if points > 0:
             return credit_entry(
                 account,
