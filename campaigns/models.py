@@ -113,7 +113,11 @@ class Campaign(TenantOwned):
     )
 
     class Meta:
-        permissions = [("enable_campaign", "Can enable (launch) and disable campaigns")]
+        permissions = [
+            ("enable_campaign", "Can enable (launch) and disable campaigns"),
+            # Granted per campaign (django-guardian) to support agents: the campaigns of their apology coupons.
+            ("use_campaign", "Can give this campaign's codes to members (support)"),
+        ]
         indexes = [models.Index(fields=["tenant", "type", "enabled"])]
         constraints = [
             models.CheckConstraint(condition=Q(discount_used__gte=0), name="campaign_discount_used_non_negative"),
@@ -176,6 +180,7 @@ class Channel(models.TextChoices):
     PUSH = "push", _("Push")
     POS = "pos", _("Point of sale")
     API = "api", _("API")
+    SUPPORT = "support", _("Support agent")  # handed out in the admin (apology coupons); not a touchpoint's
 
 
 class Publication(TenantOwned):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from guardian.shortcuts import get_objects_for_user
 
 from campaigns.models import Campaign, CampaignAlert, CampaignType, Code
 from campaigns.windows import schedule_refusal
@@ -126,3 +127,11 @@ def open_alerts(*, tenant_ids=None):
     if tenant_ids is not None:
         qs = qs.filter(tenant_id__in=tenant_ids)
     return qs
+
+
+def campaigns_usable_by(user, tenant):
+    """The tenant's campaigns whose codes `user` may give to members: the per-campaign right (guardian) or the
+    model-wide one (roles that run campaigns)."""
+    return get_objects_for_user(
+        user, "campaigns.use_campaign", klass=Campaign.objects.filter(tenant=tenant), accept_global_perms=True
+    )

@@ -29,6 +29,7 @@ from campaigns.models import (
     Period,
     Publication,
 )
+from campaigns.selectors import campaigns_usable_by
 from campaigns.sql import campaign_counts_add
 from campaigns.windows import WindowError, check_active_hours, minute_key, schedule_refusal
 from common.errors import ApplicationError
@@ -462,6 +463,29 @@ def publication_create(*, tenant, campaign: Campaign, member, channel: str = Cha
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
         return publication_assign(campaign=locked, member=member, channel=channel)
+
+
+def apology_code_give(*, campaign: Campaign, member, staff_user, reason: str) -> tuple[Publication, bool, bool]:
+    """A support agent gives a member a code of a campaign they may use -> (publication, created, emailed).
+
+    The code is emailed (after commit, through a task) when the member has an email and consents; a member who
+    already holds an unredeemed code of the campaign gets that one again. The agent's right on the campaign is
+    checked here, so a direct POST cannot pass what the form would not offer.
+    """
+    from campaigns.tasks import send_code_email  # the tasks module imports this one
+
+    errors = FieldErrors()
+    errors.text(reason, "reason", required=True, strip=True, max_length=300)
+    errors.raise_if_any("validation_error", "A reason is required.")
+    if not campaigns_usable_by(staff_user, member.tenant).filter(pk=campaign.pk).exists():
+        raise ApplicationError("forbidden", "You may not give codes of this campaign.", status=403)
+    publication, created = publication_create(
+        tenant=member.tenant, campaign=campaign, member=member, channel=Channel.SUPPORT
+    )
+    emailed = bool(member.email and member.marketing_consent)
+    if emailed:
+        enqueue(send_code_email, publication.pk)
+    return publication, created, emailed
 
 
 _PUBLISH_REFUSALS = {"campaign_disabled": "This campaign is disabled.", "campaign_ended": "This campaign has ended."}

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from campaigns import services
+from campaigns.emails import code_email_send
 
 
 @shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=29 * 60)
@@ -15,3 +16,11 @@ def generate_codes_job(job_id: int) -> int:
 def circuit_breaker_sweep() -> list[int]:
     """Every minute (beat): pause campaigns whose redemption rate or budget burn is abnormal."""
     return services.breaker_sweep()
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5, time_limit=60, soft_time_limit=50
+)
+def send_code_email(publication_id: int, message: str = "") -> bool:
+    """The code's email to its member (consent checked at sending time); retried while the mail server is down."""
+    return code_email_send(publication_id=publication_id, message=message)

@@ -21,6 +21,10 @@ from campaigns.services import (
 CAMPAIGN_TYPES = ["discount", "gift_card", "promotion", "referral", "loyalty_reward"]
 
 
+# The contract's channels: "support" is the admin's own (apology coupons), not a touchpoint's.
+TOUCHPOINT_CHANNELS = [c for c in Channel.values if c != Channel.SUPPORT]
+
+
 class CampaignInputSerializer(InputSerializer):
     """The campaign document (API.md, "Campaigns"); the service checks it exactly as the admin does."""
 
@@ -188,7 +192,7 @@ class CampaignStatsApi(ApiView):
 class PublicationInputSerializer(InputSerializer):
     campaign = serializers.CharField(max_length=40, help_text=_("The campaign id."))
     member = serializers.CharField(max_length=100, help_text=_("The member's external id."))
-    channel = serializers.ChoiceField(choices=Channel.values, default=Channel.API)
+    channel = serializers.ChoiceField(choices=TOUCHPOINT_CHANNELS, default=Channel.API)
 
 
 class PublicationOutputSerializer(serializers.Serializer):

@@ -6,14 +6,18 @@ page that composes several apps lives in the highest app it needs): `MemberAdmin
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.models import Campaign
+from campaigns.selectors import campaigns_usable_by
+from campaigns.services import apology_code_give
+from common.errors import ApplicationError
 from loyalty.admin.ledger import ADJUST_PERMISSION
 from loyalty.models import LedgerEntry
 from members import admin as members_admin
@@ -27,6 +31,21 @@ class LedgerFilterForm(forms.Form):
     kind = forms.ChoiceField(choices=[("", _("all kinds")), *LedgerEntry.Kind.choices], required=False)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+PUBLISH_PERMISSION = "campaigns.add_publication"
+
+
+class ApologyForm(forms.Form):
+    campaign = forms.ModelChoiceField(
+        queryset=Campaign.objects.none(), help_text=_("Only the campaigns you may use are listed.")
+    )
+    reason = forms.CharField(max_length=300, help_text=_("Why the member gets it (kept with your name)."))
+    confirm = forms.BooleanField(label=_("Give this member a code of the campaign"))
+
+    def __init__(self, *args, campaigns=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].queryset = campaigns
 
 
 def _page_links(request, param: str, page) -> dict[str, str]:
@@ -57,6 +76,7 @@ class MemberAdmin(members_admin.MemberAdmin):
         return [
             path("find/", self.admin_site.admin_view(self.find_view), name="members_member_find"),
             path("<int:pk>/story/", self.admin_site.admin_view(self.story_view), name="members_member_story"),
+            path("<int:pk>/apology/", self.admin_site.admin_view(self.apology_view), name="members_member_apology"),
             *super().get_urls(),
         ]
 
@@ -74,12 +94,51 @@ class MemberAdmin(members_admin.MemberAdmin):
         }
         return TemplateResponse(request, "admin/members/member/find.html", context)
 
-    def story_view(self, request, pk: int):
+    def _member(self, request, pk: int) -> Member:
         member = self.get_queryset(request).select_related("tenant", "referred_by").filter(pk=pk).first()
         if member is None:
             raise Http404
         if not self.has_view_permission(request, member):
             raise PermissionDenied
+        return member
+
+    def apology_view(self, request, pk: int):
+        member = self._member(request, pk)
+        if not request.user.has_perm(PUBLISH_PERMISSION):
+            raise PermissionDenied
+        campaigns = campaigns_usable_by(request.user, member.tenant).order_by("name")
+        form = ApologyForm(request.POST or None, campaigns=campaigns)
+        if request.method == "POST" and form.is_valid():
+            campaign, reason = form.cleaned_data["campaign"], form.cleaned_data["reason"]
+            try:
+                publication, created, emailed = apology_code_give(
+                    campaign=campaign, member=member, staff_user=request.user, reason=reason
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                code = publication.code.code
+                self.log_change(request, member, f"Apology coupon {code} of {campaign.name}: {reason}")
+                if created:
+                    text = _("Code %(code)s given.") % {"code": code}
+                else:
+                    text = _("The member already held %(code)s of this campaign: given again.") % {"code": code}
+                if emailed:
+                    text = f"{text} {_('It is on its way by email.')}"
+                self.message_user(request, text, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#codes")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": member,
+            "title": _("Apology coupon for %(member)s") % {"member": member},
+            "form": form,
+            "consents": bool(member.email and member.marketing_consent),
+        }
+        return TemplateResponse(request, "admin/members/member/apology.html", context)
+
+    def story_view(self, request, pk: int):
+        member = self._member(request, pk)
         form = LedgerFilterForm(request.GET or None)
         filters = LedgerFilter(**form.cleaned_data) if form.is_valid() else LedgerFilter()
         pages = {key.removesuffix("_page"): value for key, value in request.GET.items() if key.endswith("_page")}
@@ -98,6 +157,7 @@ class MemberAdmin(members_admin.MemberAdmin):
             "can_apply": user.has_perm(APPLY_PERMISSION),
             "can_rollback": user.has_perm(ROLLBACK_PERMISSION),
             "can_change": self.has_change_permission(request, member),
+            "can_give_codes": user.has_perm(PUBLISH_PERMISSION),
         }
         return TemplateResponse(request, "admin/members/member/story.html", context)
 

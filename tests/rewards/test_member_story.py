@@ -184,3 +184,49 @@ def test_the_story_is_a_constant_number_of_queries_on_a_long_history(client, ten
     assert counts[0] == counts[1] <= 40, counts
     assert page.context["story"]["pages"]["ledger"].paginator.count == 10_000
     assert len(page.context["story"]["pages"]["redemptions"]) == 25
+
+
+def test_an_agent_gives_an_apology_coupon_from_a_campaign_they_may_use(
+    client, tenant, mailoutbox, django_capture_on_commit_callbacks
+):
+    member = MemberFactory(tenant=tenant, marketing_consent=True)
+    allowed = CampaignFactory(tenant=tenant, name="Sorry 10")
+    CodeFactory(campaign=allowed, code="SORRY-1")
+    other = CampaignFactory(tenant=tenant, name="VIP only")
+    CodeFactory(campaign=other, code="VIP-1")
+    agent = agent_of(tenant)
+    assign_perm("campaigns.use_campaign", agent, allowed)
+    client.force_login(agent)
+    url = reverse("admin:members_member_apology", args=[member.pk])
+    page = client.get(url)
+    assert list(page.context["form"].fields["campaign"].queryset) == [allowed]
+    # A direct POST with a campaign the agent may not use is refused like the missing choice.
+    refused = client.post(url, {"campaign": other.pk, "reason": "late parcel", "confirm": "on"})
+    assert refused.status_code == 200 and not member.publications.exists()
+    assert not client.post(url, {"campaign": allowed.pk, "reason": " ", "confirm": "on"}).context["form"].is_valid()
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(url, {"campaign": allowed.pk, "reason": "late parcel", "confirm": "on"})
+    assert done.status_code == 302 and done["Location"].endswith("#codes")
+    publication = member.publications.get()
+    assert (publication.code.code, publication.channel) == ("SORRY-1", "support")
+    assert len(mailoutbox) == 1 and "SORRY-1" in mailoutbox[0].body and mailoutbox[0].to == [member.email]
+    story = client.get(story_url(member)).content.decode()
+    assert "SORRY-1" in story and "Apology coupon SORRY-1 of Sorry 10: late parcel" in story
+    assert agent.username in story
+
+
+def test_no_email_without_consent_and_no_page_without_the_right(
+    client, tenant, mailoutbox, django_capture_on_commit_callbacks
+):
+    member = MemberFactory(tenant=tenant, marketing_consent=False)
+    campaign = CampaignFactory(tenant=tenant)
+    CodeFactory(campaign=campaign, code="QUIET-1")
+    marketer = agent_of(tenant, role="Marketer")  # runs campaigns: may use every campaign of the tenant
+    client.force_login(marketer)
+    url = reverse("admin:members_member_apology", args=[member.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(url, {"campaign": campaign.pk, "reason": "goodwill", "confirm": "on"})
+    assert answer.status_code == 302
+    assert member.publications.get().code.code == "QUIET-1" and mailoutbox == []
+    client.force_login(agent_of(tenant, role="Analyst"))
+    assert client.get(url).status_code == 403
