@@ -29,6 +29,7 @@ ZERO = Decimal("0.00")
 MESSAGES = {
     "code_not_found": "This code does not exist.",
     "tenant_frozen": "Redemptions are frozen for this program at the moment.",
+    "member_suspended": "This member is suspended: their codes and points cannot be used.",
     "campaign_disabled": "This campaign is disabled.",
     "campaign_not_started": "This campaign has not started yet.",
     "campaign_ended": "This campaign has ended.",
@@ -331,6 +332,7 @@ def evaluate(
     context: Callable[[], dict[str, Any]],
     points: PointsRequest | None = None,
     frozen: bool = False,
+    suspended: bool = False,
     max_codes_per_order: int = stacking.DEFAULT_MAX_CODES_PER_ORDER,
 ) -> Evaluation:
     parsed = Order.from_dict(order)
@@ -361,6 +363,9 @@ def evaluate(
     for line in lines:
         if frozen:
             line.refuse("tenant_frozen")
+            continue
+        if suspended:
+            line.refuse("member_suspended")
             continue
         code, campaign = line.code, line.campaign
         if code is None:
@@ -397,8 +402,8 @@ def evaluate(
     accepted = [line for line in candidates if line.valid]
     accepted_stackables = [_stackable(line) for line in accepted]
 
-    # 3. Promotions that qualify and do not conflict with the codes or each other.
-    if not frozen:
+    # 3. Promotions that qualify and do not conflict with the codes or each other (none for a suspended member).
+    if not frozen and not suspended:
         for campaign in sorted(promotions, key=lambda c: (c.priority, c.pk)):
             if _campaign_refusal(campaign, now=now, tz=tz, member_id=member_id, tally=tally):
                 continue
@@ -458,6 +463,8 @@ def evaluate(
         evaluation.points_requested = points.requested
         if frozen:
             evaluation.points_reason = "tenant_frozen"
+        elif suspended:
+            evaluation.points_reason = "member_suspended"
         elif not points.member_present:
             evaluation.points_reason = "member_required"
         else:

@@ -456,6 +456,8 @@ def publication_create(*, tenant, campaign: Campaign, member, channel: str = Cha
     """
     if campaign.tenant_id != tenant.pk or member.tenant_id != tenant.pk:
         raise ApplicationError("not_found", "No such campaign or member.", status=404)
+    if member.is_suspended:
+        raise ApplicationError("member_suspended", "This member is suspended: no codes are given to them.")
     if channel not in Channel.values:
         raise field_error(
             "validation_error", "Unknown channel.", "channel", f"must be one of {', '.join(Channel.values)}"
@@ -486,6 +488,13 @@ def apology_code_give(*, campaign: Campaign, member, staff_user, reason: str) ->
     if emailed:
         enqueue(send_code_email, publication.pk)
     return publication, created, emailed
+
+
+def publication_resend(*, publication: Publication) -> None:
+    """Email a publication's code to its member again (after commit; consent is checked when it is sent)."""
+    from campaigns.tasks import send_code_email  # the tasks module imports this one
+
+    enqueue(send_code_email, publication.pk)
 
 
 _PUBLISH_REFUSALS = {"campaign_disabled": "This campaign is disabled.", "campaign_ended": "This campaign has ended."}

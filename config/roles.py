@@ -51,6 +51,7 @@ ROLE_RULES: dict[str, list[str]] = {
         "integrations.*.view_*",
         "rewards.*.view_*",
         "loyalty.*.adjust_*",
+        "loyalty.membertier.assign_*",
         "rewards.*.rollback_*",
         "rewards.*.apply_*",
         "campaigns.*.view_*",

@@ -65,6 +65,12 @@ class TenantOwned(models.Model):
 class Member(TenantOwned):
     """A loyalty member of one tenant, known to the touchpoints by their external id."""
 
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        # Support's stop: the member's codes are refused (`member_suspended`) and orders and events earn nothing.
+        SUSPENDED = "suspended", _("Suspended")
+        ERASED = "erased", _("Erased")
+
     external_id = models.CharField(max_length=100)
     email = models.EmailField(blank=True)
     name = models.CharField(max_length=200, blank=True)
@@ -77,6 +83,9 @@ class Member(TenantOwned):
     marketing_consent_changed_at = models.DateTimeField(null=True, blank=True)
     referral_code = models.CharField(max_length=20)
     referred_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.CharField(max_length=300, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -90,6 +99,10 @@ class Member(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name or self.email or self.external_id} ({self.external_id})"
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == self.Status.SUSPENDED
 
 
 class CustomEvent(TenantOwned):

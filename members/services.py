@@ -167,6 +167,28 @@ def _member_upsert(*, tenant: Tenant, external_id: str, clean: dict[str, Any], r
 # --- segments -----------------------------------------------------------------------------------
 
 
+def member_set_status(*, member: Member, suspended: bool, reason: str, staff_user=None) -> Member:
+    """Support suspends a member (their codes are refused, orders and events earn nothing) or reactivates them.
+
+    An erased member stays erased. The change and its reason go to the member's history with the staff user.
+    """
+    errors = FieldErrors()
+    reason = errors.text(reason, "reason", max_length=300, required=True, strip=True)
+    errors.raise_if_any("validation_error", "A reason is required.")
+    with transaction.atomic():
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        if member.status == Member.Status.ERASED:
+            raise ApplicationError("member_erased", "This member's data was erased.", status=409)
+        target = Member.Status.SUSPENDED if suspended else Member.Status.ACTIVE
+        if member.status != target:
+            member.status, member.status_reason, member.status_changed_at = target, reason, timezone.now()
+            member._change_reason = f"{target}: {reason}"[:100]
+            if staff_user is not None:
+                member._history_user = staff_user
+            member.save(update_fields=["status", "status_reason", "status_changed_at", "updated_at"])
+    return member
+
+
 def segment_declare(
     *, tenant: Tenant, code: str, name: str, criteria: dict | None = None, kind: str = "dynamic"
 ) -> Segment:

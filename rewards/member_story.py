@@ -138,7 +138,7 @@ def member_story(member: Member, *, pages: dict[str, Any], filters: LedgerFilter
         .order_by("-created_at", "-pk"),
         "events": CustomEvent.objects.filter(tenant_id=tenant_id, member=member).order_by("-occurred_at", "-pk"),
         "tier_changes": TierChange.objects.filter(tenant_id=tenant_id, member=member).select_related(
-            "from_tier", "to_tier"
+            "from_tier", "to_tier", "staff_user"
         ),
         "staff_actions": LogEntry.objects.filter(
             content_type=ContentType.objects.get_for_model(Member), object_id=str(member.pk)

@@ -214,7 +214,7 @@ class PublicationCreateApi(ApiView):
         responses={201: PublicationOutputSerializer, 200: PublicationOutputSerializer},
         errors={
             404: ["campaign_not_found", "member_not_found"],
-            422: ["campaign_ended", "campaign_disabled", "no_codes_left"],
+            422: ["campaign_ended", "campaign_disabled", "no_codes_left", "member_suspended"],
         },
         write=True,
         idempotent=True,

@@ -45,6 +45,12 @@ class OrderInputSerializer(InputSerializer):
     points = serializers.IntegerField(required=False, min_value=0, help_text=_("Points to spend as payment."))
 
 
+def no_earning_reason() -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=["member_suspended"], required=False, help_text=_("Why nothing was earned (a suspended member).")
+    )
+
+
 class OrderOutputSerializer(serializers.Serializer):
     order_id = serializers.CharField()
     member = serializers.CharField()
@@ -52,6 +58,7 @@ class OrderOutputSerializer(serializers.Serializer):
     points_pending = serializers.IntegerField()
     entries = LedgerEntrySerializer(many=True)
     tier = TierRefSerializer(allow_null=True)
+    reason = no_earning_reason()
     redemption = RedemptionOutputSerializer(required=False, help_text=_("Present when the order carried codes."))
 
 
@@ -163,6 +170,7 @@ class EventOutputSerializer(serializers.Serializer):
     points_earned = serializers.IntegerField()
     points_pending = serializers.IntegerField()
     entries = LedgerEntrySerializer(many=True)
+    reason = no_earning_reason()
 
 
 class EventCreateApi(ApiView):

@@ -51,6 +51,10 @@ class MemberOutputSerializer(serializers.Serializer):
     birth_date = serializers.DateField(allow_null=True)
     attributes = serializers.DictField()
     marketing_consent = serializers.BooleanField()
+    status = serializers.ChoiceField(
+        choices=["active", "suspended", "erased"],
+        help_text=_("A suspended member's codes are refused (`member_suspended`) and their orders earn nothing."),
+    )
     tier = TierRefSerializer(allow_null=True)
     points = PointsSummarySerializer()
     referral_code = serializers.CharField()
@@ -181,7 +185,7 @@ class MemberRewardRedemptionApi(ApiView):
         responses={201: RewardRedemptionOutputSerializer},
         errors={
             404: ["member_not_found", "reward_not_found"],
-            422: ["points_insufficient", "reward_out_of_stock", "tier_required", "tenant_frozen"],
+            422: ["points_insufficient", "reward_out_of_stock", "tier_required", "tenant_frozen", "member_suspended"],
         },
         write=True,
         idempotent=True,

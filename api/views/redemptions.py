@@ -33,6 +33,8 @@ REASONS = [
     "stacking_not_allowed",
     "gift_card_insufficient_balance",
     "points_insufficient",
+    "tenant_frozen",
+    "member_suspended",
 ]
 
 

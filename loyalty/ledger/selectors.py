@@ -82,6 +82,7 @@ def member_detail(member: Member, program: Program | None = None) -> dict[str, A
         "birth_date": member.birth_date.isoformat() if member.birth_date else None,
         "attributes": member.attributes,
         "marketing_consent": member.marketing_consent,
+        "status": member.status,
         "tier": {"code": tier.code, "name": tier.name} if tier else None,
         "points": member_points_summary(member, program),
         "referral_code": member.referral_code,

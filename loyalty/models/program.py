@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -80,9 +81,13 @@ class MemberTier(TenantOwned):
     qualifying_points = models.IntegerField(default=0)
     changed_at = models.DateTimeField(default=timezone.now)
     evaluated_at = models.DateTimeField(default=timezone.now)
+    protected_until = models.DateTimeField(
+        null=True, blank=True, help_text=_("Set by support with a manual tier: no downgrade before this time.")
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["member", "program"], name="member_tier_unique")]
+        permissions = [("assign_tier", "Can set a member's tier by hand")]
 
     def __str__(self) -> str:
         return f"{self.member_id} in {self.program_id}: {self.tier_id}"
@@ -97,6 +102,9 @@ class TierChange(TenantOwned):
     to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     qualifying_points = models.IntegerField(default=0)
     reason = models.CharField(max_length=100)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

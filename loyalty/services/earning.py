@@ -41,6 +41,7 @@ from members.models import CustomEvent, Member, Tenant
 from members.selectors import member_for
 
 Kind = LedgerEntry.Kind
+SUSPENDED = "member_suspended"  # the answer's reason when a suspended member's order or event earns nothing
 
 
 def _refuse_if_frozen(tenant: Tenant, account: Account | None = None) -> None:
@@ -165,6 +166,7 @@ class OrderResult:
     created: bool = True
     order: Order | None = None
     redemption: dict | None = None  # the redemption body when the order carried codes (`order_checkout`)
+    reason: str = ""  # why nothing was earned: "member_suspended"
 
     def as_dict(self) -> dict[str, Any]:
         body = {
@@ -175,6 +177,8 @@ class OrderResult:
             "entries": self.entries,
             "tier": self.tier,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.redemption is not None:
             body["redemption"] = self.redemption
         return body
@@ -192,6 +196,7 @@ def _order_result(order: Order, created: bool) -> OrderResult:
         created=created,
         order=order,
         redemption=data.get("redemption"),
+        reason=data.get("reason", ""),
     )
 
 
@@ -305,7 +310,7 @@ def _order_record_locked(
     outcome = EarnOutcome()
     if paid_amount is not None:
         paid_amount = min(quantize_money(max(paid_amount, Decimal("0"))), order.amount)
-    if account is not None:
+    if account is not None and not member.is_suspended:
         tiers, tier = tier_state(account)
         rules = _active_rules(program, EarningRule.Trigger.ORDER_PAID, order.occurred_at)
         context = build_rule_context(
@@ -357,6 +362,7 @@ def _order_record_locked(
             "points_pending": outcome.points_pending,
             "entries": [entry_dict(e) for e in outcome.entries],
             "tier": tier_dict(outcome.tier),
+            **({"reason": SUSPENDED} if member.is_suspended else {}),
             **(result_extra or {}),
         },
     )
@@ -371,14 +377,18 @@ class EventResult:
     points_pending: int
     entries: list[dict]
     tier: dict | None
+    reason: str = ""  # why nothing was earned: "member_suspended"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body = {
             "event": self.event.name,
             "points_earned": self.points_earned,
             "points_pending": self.points_pending,
             "entries": self.entries,
         }
+        if self.reason:
+            body["reason"] = self.reason
+        return body
 
 
 def custom_event_record(
@@ -404,8 +414,9 @@ def custom_event_record(
         row = CustomEvent.objects.create(
             tenant=tenant, member=member, name=event, metadata=metadata or {}, occurred_at=occurred
         )
-        if account is None:
-            return EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None)
+        if account is None or member.is_suspended:
+            reason = SUSPENDED if member.is_suspended else ""
+            return EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None, reason=reason)
         tiers, tier = tier_state(account)
         rules = _active_rules(program, EarningRule.Trigger.EVENT, occurred, event)
         context = build_rule_context(

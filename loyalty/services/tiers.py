@@ -8,6 +8,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from common.events import publish
+from common.validation import FieldErrors
 from loyalty import ledger
 from loyalty import sql as loyalty_sql
 from loyalty.expiry import add_months
@@ -47,7 +48,14 @@ def _tier_key(tier: Tier | None) -> tuple[int, int]:
 
 
 def _tier_move(
-    *, account: Account, status: MemberTier | None, target: Tier | None, points: int, reason: str, now: dt.datetime
+    *,
+    account: Account,
+    status: MemberTier | None,
+    target: Tier | None,
+    points: int,
+    reason: str,
+    now: dt.datetime,
+    staff_user=None,
 ) -> MemberTier:
     """Record a tier change (caller holds the account lock) and emit `member.tier_changed`."""
     previous = status.tier if status else None
@@ -71,7 +79,8 @@ def _tier_move(
         from_tier=previous,
         to_tier=target,
         qualifying_points=points,
-        reason=reason,
+        reason=reason[:100],
+        staff_user=staff_user,
         created_at=now,
     )
     publish(
@@ -148,6 +157,10 @@ def _tier_evaluate_locked(account: Account, now: dt.datetime, tiers: list[Tier])
             status.save(update_fields=["qualifying_points", "evaluated_at"])
         return current
     reason = "upgrade" if _tier_key(target) > _tier_key(current) else "downgrade"
+    if reason == "downgrade" and status is not None and status.protected_until and now < status.protected_until:
+        status.qualifying_points, status.evaluated_at = points, now  # support protected this tier until then
+        status.save(update_fields=["qualifying_points", "evaluated_at"])
+        return current
     return _tier_move(account=account, status=status, target=target, points=points, reason=reason, now=now).tier
 
 
@@ -172,8 +185,47 @@ def tiers_reevaluate(*, program: Program, now: dt.datetime | None = None, chunk:
         last_pk = ids[-1]
 
 
+def tier_assign(
+    *,
+    member: Member,
+    tier: Tier,
+    reason: str,
+    staff_user,
+    protected_until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> MemberTier:
+    """Support sets a member's tier by hand, optionally protected from downgrades until a time.
+
+    An upgrade earned later still applies; the tier moves (and its reason, with the staff user) are recorded.
+    """
+    now = now or timezone.now()
+    errors = FieldErrors()
+    reason = errors.text(reason, "reason", max_length=80, required=True, strip=True)
+    if protected_until is not None:
+        errors.check(protected_until > now, "protected_until", "must be in the future")
+    errors.raise_if_any("validation_error", "The tier assignment is incomplete.")
+    account = ledger.account_for(member=member, program=tier.program)
+    with transaction.atomic(durable=True):
+        account = account_lock(account.pk)
+        status = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id).first()
+        points = qualifying_points(account, account.program, now)
+        if status is None or status.tier_id != tier.pk:
+            status = _tier_move(
+                account=account,
+                status=status,
+                target=tier,
+                points=points,
+                reason=f"manual: {reason}",
+                now=now,
+                staff_user=staff_user,
+            )
+        status.protected_until = protected_until
+        status.save(update_fields=["protected_until"])
+        return status
+
+
 def tier_progress(account: Account, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Where a member stands: current tier, what keeps it, and what the next one needs (three queries).
+    """Where a member stands: current tier, what keeps it, and what the next one needs (four queries).
 
     The support console and the cockpit answer "why am I Silver?" from this; it reads, never moves a tier.
     """
@@ -195,4 +247,7 @@ def tier_progress(account: Account, now: dt.datetime | None = None) -> dict[str,
         "next_tier": following,
         "to_next": max(0, following.threshold - points) if following else 0,
         "percent_to_next": min(100, points * 100 // following.threshold) if following and following.threshold else 100,
+        "protected_until": MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id)
+        .values_list("protected_until", flat=True)
+        .first(),
     }

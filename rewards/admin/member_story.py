@@ -11,18 +11,21 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Campaign
 from campaigns.selectors import campaigns_usable_by
-from campaigns.services import apology_code_give
+from campaigns.services import apology_code_give, publication_resend
 from common.errors import ApplicationError
 from loyalty.admin.ledger import ADJUST_PERMISSION
-from loyalty.models import LedgerEntry
+from loyalty.models import LedgerEntry, Tier
+from loyalty.services.tiers import tier_assign
 from members import admin as members_admin
 from members.admin_tenancy import tenants_for_user
 from members.models import Member
+from members.services import member_set_status
 from rewards.admin.redemption import APPLY_PERMISSION, ROLLBACK_PERMISSION
 from rewards.member_story import LedgerFilter, member_search, member_story
 
@@ -46,6 +49,28 @@ class ApologyForm(forms.Form):
     def __init__(self, *args, campaigns=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["campaign"].queryset = campaigns
+
+
+ASSIGN_TIER_PERMISSION = "loyalty.assign_tier"
+
+
+class TierForm(forms.Form):
+    tier = forms.ModelChoiceField(queryset=Tier.objects.none())
+    protected_until = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=_("Optional: no downgrade before this time (the tenant's time zone)."),
+    )
+    reason = forms.CharField(max_length=80, help_text=_("Kept with the tier move and your name."))
+
+    def __init__(self, *args, tiers=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tier"].queryset = tiers
+
+
+class StatusForm(forms.Form):
+    reason = forms.CharField(max_length=300, help_text=_("Kept in the member's history with your name."))
+    confirm = forms.BooleanField()
 
 
 def _page_links(request, param: str, page) -> dict[str, str]:
@@ -77,6 +102,13 @@ class MemberAdmin(members_admin.MemberAdmin):
             path("find/", self.admin_site.admin_view(self.find_view), name="members_member_find"),
             path("<int:pk>/story/", self.admin_site.admin_view(self.story_view), name="members_member_story"),
             path("<int:pk>/apology/", self.admin_site.admin_view(self.apology_view), name="members_member_apology"),
+            path("<int:pk>/status/", self.admin_site.admin_view(self.status_view), name="members_member_status"),
+            path("<int:pk>/tier/", self.admin_site.admin_view(self.tier_view), name="members_member_tier"),
+            path(
+                "<int:pk>/resend/<int:publication_id>/",
+                self.admin_site.admin_view(self.resend_view),
+                name="members_member_resend",
+            ),
             *super().get_urls(),
         ]
 
@@ -137,6 +169,93 @@ class MemberAdmin(members_admin.MemberAdmin):
         }
         return TemplateResponse(request, "admin/members/member/apology.html", context)
 
+    def resend_view(self, request, pk: int, publication_id: int):
+        """Email a code the member holds again (POST only; consent is checked when the email is sent)."""
+        member = self._member(request, pk)
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#codes")
+        if not request.user.has_perm(PUBLISH_PERMISSION):
+            raise PermissionDenied
+        publication = member.publications.select_related("code").filter(pk=publication_id).first()
+        if publication is None:
+            raise Http404
+        if not (member.email and member.marketing_consent):
+            self.message_user(request, _("The member does not consent to email: nothing sent."), messages.WARNING)
+        else:
+            publication_resend(publication=publication)
+            self.log_change(request, member, f"Code {publication.code.code} emailed again")
+            self.message_user(request, _("Code %(code)s emailed again.") % {"code": publication.code.code})
+        return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#codes")
+
+    def tier_view(self, request, pk: int):
+        member = self._member(request, pk)
+        if not request.user.has_perm(ASSIGN_TIER_PERMISSION):
+            raise PermissionDenied
+        tiers = Tier.objects.filter(tenant_id=member.tenant_id, program__active=True).select_related("program")
+        form = TierForm(request.POST or None, tiers=tiers)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            until = data["protected_until"]
+            if until is not None and timezone.is_naive(until):
+                until = timezone.make_aware(until, member.tenant.tz)
+            try:
+                tier_assign(
+                    member=member,
+                    tier=data["tier"],
+                    reason=data["reason"],
+                    staff_user=request.user,
+                    protected_until=until,
+                )
+            except ApplicationError as exc:
+                for field, problems in exc.details.items():
+                    form.add_error(field if field in form.fields else None, problems)
+                if not exc.details:
+                    form.add_error(None, exc.message)
+            else:
+                protection = f", protected until {until:%Y-%m-%d %H:%M}" if until else ""
+                self.log_change(request, member, f"Tier set to {data['tier'].name}{protection}: {data['reason']}")
+                self.message_user(request, _("Tier set to %(tier)s.") % {"tier": data["tier"].name})
+                return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#points")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": member,
+            "title": _("Set the tier of %(member)s") % {"member": member},
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/members/member/tier.html", context)
+
+    def status_view(self, request, pk: int):
+        """Suspend or reactivate (whichever the member's state calls for), with a reason."""
+        member = self._member(request, pk)
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        suspend = not member.is_suspended
+        form = StatusForm(request.POST or None)
+        form.fields["confirm"].label = (
+            _("Suspend: refuse their codes and points, earn nothing") if suspend else _("Reactivate the member")
+        )
+        if request.method == "POST" and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            try:
+                member_set_status(member=member, suspended=suspend, reason=reason, staff_user=request.user)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                verb = "Suspended" if suspend else "Reactivated"
+                self.log_change(request, member, f"{verb}: {reason}")
+                self.message_user(request, _("Member suspended.") if suspend else _("Member reactivated."))
+                return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": member,
+            "title": (_("Suspend %(member)s") if suspend else _("Reactivate %(member)s")) % {"member": member},
+            "form": form,
+            "suspend": suspend,
+        }
+        return TemplateResponse(request, "admin/members/member/status.html", context)
+
     def story_view(self, request, pk: int):
         member = self._member(request, pk)
         form = LedgerFilterForm(request.GET or None)
@@ -158,6 +277,8 @@ class MemberAdmin(members_admin.MemberAdmin):
             "can_rollback": user.has_perm(ROLLBACK_PERMISSION),
             "can_change": self.has_change_permission(request, member),
             "can_give_codes": user.has_perm(PUBLISH_PERMISSION),
+            "can_assign_tier": user.has_perm(ASSIGN_TIER_PERMISSION),
+            "can_resend": user.has_perm(PUBLISH_PERMISSION) and bool(member.email and member.marketing_consent),
         }
         return TemplateResponse(request, "admin/members/member/story.html", context)
 

@@ -42,6 +42,8 @@ def member_tier_codes(member: Member) -> set[str]:
 def _check_reward(tenant: Tenant, member: Member, reward: Reward) -> None:
     if reward.tenant_id != tenant.pk or member.tenant_id != tenant.pk or not reward.active:
         raise ApplicationError("reward_not_found", "No such reward.", status=404)
+    if member.is_suspended:
+        raise ApplicationError("member_suspended", "This member is suspended: points cannot be spent.")
     if reward.tier_codes and not (member_tier_codes(member) & set(reward.tier_codes)):
         raise ApplicationError(
             "tier_required", "This reward is reserved to members of some tiers.", {"tiers": reward.tier_codes}
@@ -49,7 +51,8 @@ def _check_reward(tenant: Tenant, member: Member, reward: Reward) -> None:
 
 
 def reward_purchase(*, tenant: Tenant, member: Member, reward: Reward) -> RewardPurchase:
-    """Buy `reward` with points: `points_insufficient`, `reward_out_of_stock`, `tier_required` (422)."""
+    """Buy `reward` with points: `points_insufficient`, `reward_out_of_stock`, `tier_required`, `member_suspended`
+    (422)."""
 
     _check_reward(tenant, member, reward)
     with transaction.atomic(durable=True):

@@ -230,3 +230,40 @@ def test_no_email_without_consent_and_no_page_without_the_right(
     assert member.publications.get().code.code == "QUIET-1" and mailoutbox == []
     client.force_login(agent_of(tenant, role="Analyst"))
     assert client.get(url).status_code == 403
+
+
+def test_an_agent_suspends_and_reactivates_a_member_with_a_reason(client, tenant):
+    member = MemberFactory(tenant=tenant)
+    agent = agent_of(tenant)
+    client.force_login(agent)
+    url = reverse("admin:members_member_status", args=[member.pk])
+    assert not client.post(url, {"reason": "", "confirm": "on"}).context["form"].is_valid()
+    assert client.post(url, {"reason": "chargeback fraud", "confirm": "on"}).status_code == 302
+    member.refresh_from_db()
+    assert member.is_suspended and member.status_reason == "chargeback fraud"
+    story = client.get(story_url(member)).content.decode()
+    assert "Suspended since" in story and "Suspended: chargeback fraud" in story
+    assert member.history.first().history_user == agent
+    assert client.post(url, {"reason": "cleared by the bank", "confirm": "on"}).status_code == 302
+    member.refresh_from_db()
+    assert member.status == "active"
+    client.force_login(agent_of(tenant, role="Analyst"))  # may read, may not change
+    assert client.post(url, {"reason": "x", "confirm": "on"}).status_code == 403
+    member.refresh_from_db()
+    assert member.status == "active"
+
+
+def test_an_agent_emails_a_held_code_again(client, tenant, mailoutbox, django_capture_on_commit_callbacks):
+    member = MemberFactory(tenant=tenant, marketing_consent=True)
+    campaign = CampaignFactory(tenant=tenant)
+    CodeFactory(campaign=campaign, code="AGAIN-1")
+    publication, _ = publication_create(tenant=tenant, campaign=campaign, member=member)
+    client.force_login(agent_of(tenant))
+    url = reverse("admin:members_member_resend", args=[member.pk, publication.pk])
+    assert "Email again" in client.get(story_url(member)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url).status_code == 302
+    assert len(mailoutbox) == 1 and "AGAIN-1" in mailoutbox[0].body
+    other = MemberFactory(tenant=tenant)
+    wrong = reverse("admin:members_member_resend", args=[other.pk, publication.pk])
+    assert client.post(wrong).status_code == 404  # not this member's code

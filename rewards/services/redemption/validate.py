@@ -50,6 +50,7 @@ def evaluate(*, tenant, member, order, requests, points_request, codes, promotio
         context=context or context_loader(tenant, member, order, now, [c.rule for c in involved.values()]),
         points=points_request,
         frozen=frozen,
+        suspended=member is not None and member.is_suspended,
     )
 
 
