@@ -17,6 +17,26 @@ LEDGER_VIEW = [
     for model in ("account", "ledgerentry", "pointlot", "lotconsumption", "pendingpoints", "expirywarning")
 ]
 
+# Puts one member's story right; must never be able to create or launch campaigns.
+SUPPORT_AGENT = [
+    "members.member.view_*",
+    "members.member.change_*",
+    "members.*event.view_*",
+    "loyalty.*.view_*",
+    "integrations.*.view_*",
+    "rewards.*.view_*",
+    "loyalty.*.adjust_*",
+    "loyalty.membertier.assign_*",
+    "rewards.*.rollback_*",
+    "rewards.*.apply_*",
+    "campaigns.*.view_*",
+    "campaigns.publication.add_*",
+    "-members.tenant.*",
+    "-integrations.*integrationapikey.*",  # API keys, integrations and webhooks, with their history
+    "-integrations.*integration.*",
+    "-integrations.*webhookendpoint.*",
+]
+
 ROLE_RULES: dict[str, list[str]] = {
     "Admin": ["*"],
     "Marketer": [
@@ -42,25 +62,9 @@ ROLE_RULES: dict[str, list[str]] = {
         "reports.*.view_*",
         "-members.tenant.*",
     ],
-    # Puts one member's story right; must never be able to create or launch campaigns.
-    "Support agent": [
-        "members.member.view_*",
-        "members.member.change_*",
-        "members.*event.view_*",
-        "loyalty.*.view_*",
-        "integrations.*.view_*",
-        "rewards.*.view_*",
-        "loyalty.*.adjust_*",
-        "loyalty.membertier.assign_*",
-        "rewards.*.rollback_*",
-        "rewards.*.apply_*",
-        "campaigns.*.view_*",
-        "campaigns.publication.add_*",
-        "-members.tenant.*",
-        "-integrations.*integrationapikey.*",  # API keys, integrations and webhooks, with their history
-        "-integrations.*integration.*",
-        "-integrations.*webhookendpoint.*",
-    ],
+    "Support agent": SUPPORT_AGENT,
+    # A support agent who also decides the requests above other agents' limits (four eyes).
+    "Support lead": [*SUPPORT_AGENT, "rewards.approvalrequest.approve_*"],
     "Analyst": ["*.view_*", "reports.*", "-members.tenant.access_*"],
 }
 
@@ -85,7 +89,7 @@ def permissions_for(role: str, permissions: list[Permission]) -> list[Permission
 
 # Points a role may adjust on its own (per adjustment, per day) unless an admin set other figures; above them
 # an agent is refused. Roles not listed here have no limit.
-DEFAULT_ADJUSTMENT_LIMITS = {"Support agent": (500, 2000)}
+DEFAULT_ADJUSTMENT_LIMITS = {"Support agent": (500, 2000), "Support lead": (5000, 20000)}
 
 
 def sync_roles() -> dict[str, int]:

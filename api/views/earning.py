@@ -45,9 +45,9 @@ class OrderInputSerializer(InputSerializer):
     points = serializers.IntegerField(required=False, min_value=0, help_text=_("Points to spend as payment."))
 
 
-def no_earning_reason() -> serializers.ChoiceField:
-    return serializers.ChoiceField(
-        choices=["member_suspended"], required=False, help_text=_("Why nothing was earned (a suspended member).")
+def no_earning_reason() -> serializers.CharField:
+    return serializers.CharField(
+        required=False, help_text=_("Why nothing was earned: `member_suspended` (the member is suspended).")
     )
 
 

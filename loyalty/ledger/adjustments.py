@@ -84,8 +84,12 @@ def points_adjust(
     member: Member | None = None,
     program: Program | None = None,
     idempotency_key: str | None = None,
+    approved_by=None,
 ) -> LedgerEntry:
-    """A staff correction (kind `adjust`): positive adds a lot under the expiry policy, negative spends FIFO."""
+    """A staff correction (kind `adjust`): positive adds a lot under the expiry policy, negative spends FIFO.
+
+    Within the staff user's limits, unless a second person approved it (`approved_by`, the four-eyes path).
+    """
     errors = FieldErrors()
     errors.text(reason, "reason", required=True, strip=True)
     if errors.whole(points, "points", minimum=None, required=True) is not None:
@@ -98,7 +102,7 @@ def points_adjust(
         if existing:
             return existing
         now = timezone.now()
-        if staff_user is not None:
+        if staff_user is not None and approved_by is None:
             _take_staff_allowance(staff_user, points, now)
         if points > 0:
             return credit_entry(

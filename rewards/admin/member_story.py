@@ -19,7 +19,8 @@ from campaigns.models import Campaign
 from campaigns.selectors import campaigns_usable_by
 from campaigns.services import apology_code_give, publication_resend
 from common.errors import ApplicationError
-from loyalty.admin.ledger import ADJUST_PERMISSION
+from loyalty.admin.ledger import ADJUST_PERMISSION, AdjustPointsForm
+from loyalty.ledger.adjustments import staff_adjustment_limit, staff_adjustment_used
 from loyalty.models import LedgerEntry, Tier
 from loyalty.services.tiers import tier_assign
 from members import admin as members_admin
@@ -28,6 +29,7 @@ from members.models import Member
 from members.services import member_set_status
 from rewards.admin.redemption import APPLY_PERMISSION, ROLLBACK_PERMISSION
 from rewards.member_story import LedgerFilter, member_search, member_story
+from rewards.services.approvals import adjustment_apply_or_request
 
 
 class LedgerFilterForm(forms.Form):
@@ -104,6 +106,7 @@ class MemberAdmin(members_admin.MemberAdmin):
             path("<int:pk>/apology/", self.admin_site.admin_view(self.apology_view), name="members_member_apology"),
             path("<int:pk>/status/", self.admin_site.admin_view(self.status_view), name="members_member_status"),
             path("<int:pk>/tier/", self.admin_site.admin_view(self.tier_view), name="members_member_tier"),
+            path("<int:pk>/adjust/", self.admin_site.admin_view(self.adjust_view), name="members_member_adjust"),
             path(
                 "<int:pk>/resend/<int:publication_id>/",
                 self.admin_site.admin_view(self.resend_view),
@@ -168,6 +171,49 @@ class MemberAdmin(members_admin.MemberAdmin):
             "consents": bool(member.email and member.marketing_consent),
         }
         return TemplateResponse(request, "admin/members/member/apology.html", context)
+
+    def adjust_view(self, request, pk: int):
+        """Adjust points within the agent's limits; above them the change waits for a second person."""
+        member = self._member(request, pk)
+        if not request.user.has_perm(ADJUST_PERMISSION):
+            raise PermissionDenied
+        form = AdjustPointsForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            points, reason = form.cleaned_data["points"], form.cleaned_data["reason"]
+            try:
+                entry, approval = adjustment_apply_or_request(
+                    member=member, points=points, reason=reason, staff_user=request.user
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                if approval is not None:
+                    self.log_change(request, member, f"Asked for approval of {points:+d} points: {reason}")
+                    self.message_user(
+                        request,
+                        _("%(points)+d points is above your limit: a second person will approve or reject it.")
+                        % {"points": points},
+                        messages.WARNING,
+                    )
+                else:
+                    self.log_change(request, member, f"Adjusted {points:+d} points: {reason}")
+                    self.message_user(
+                        request,
+                        _("Adjusted by %(points)+d points; the balance is now %(balance)d.")
+                        % {"points": entry.points, "balance": entry.balance_after},
+                    )
+                return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#points")
+        limit = staff_adjustment_limit(request.user)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": member,
+            "title": _("Adjust the points of %(member)s") % {"member": member},
+            "form": form,
+            "limit": limit,
+            "used_today": staff_adjustment_used(request.user, timezone.localdate()) if limit else 0,
+        }
+        return TemplateResponse(request, "admin/members/member/adjust.html", context)
 
     def resend_view(self, request, pk: int, publication_id: int):
         """Email a code the member holds again (POST only; consent is checked when the email is sent)."""

@@ -1,2 +1,4 @@
-# The rewards app's models: redemptions, gift card balances, the reward catalog, referrals.
+# The rewards app's models: redemptions, gift card balances, the reward catalog, referrals, and the support
+# console's approval requests.
+from rewards.models.approvals import *  # noqa: F401,F403
 from rewards.models.redemption import *  # noqa: F401,F403

@@ -127,7 +127,7 @@ def test_the_story_shows_points_tier_progress_codes_redemptions_and_who_changed_
     body = page.content.decode()
     for text in ("apology for the late parcel", agent.username, "HELD-1", "USED-1", "o-1", "65 more to reach Gold"):
         assert text in body, text
-    assert reverse("admin:loyalty_account_adjust", args=[account.pk]) in body  # the agent may adjust
+    assert reverse("admin:members_member_adjust", args=[member.pk]) in body  # the agent may adjust
     assert reverse("admin:rewards_redemption_rollback", args=[Redemption.objects.get().pk]) in body
     filtered = client.get(story_url(member), {"kind": "adjust"}).context["story"]["pages"]["ledger"]
     assert [e.kind for e in filtered] == ["adjust"]
