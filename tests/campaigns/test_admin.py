@@ -159,9 +159,9 @@ def test_support_agent_applies_codes_after_the_fact(client, tenant):
     client.force_login(agent)
     url = reverse("admin:rewards_redemption_apply")
     form = {"tenant": tenant.pk, "member": member.external_id, "order_id": "late-1", "amount": "40.00"}
-    page = client.post(url, {**form, "codes": "NOPE-1"}).content.decode()
+    page = client.post(url, {**form, "codes": "NOPE-1", "apply": "1"}).content.decode()
     assert "NOPE-1: code_not_found" in page and not Redemption.objects.exists()
-    assert client.post(url, {**form, "codes": code.code.lower()}).status_code == 302
+    assert client.post(url, {**form, "codes": code.code.lower(), "apply": "1"}).status_code == 302
     redemption = Redemption.objects.get()
     assert redemption.staff_user == agent and redemption.channel == "admin" and redemption.discount == 5
     client.force_login(staff("Analyst"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
@@ -79,8 +80,12 @@ def redeem(
     channel: str = "",
     integration=None,
     staff_user=None,
+    as_of: dt.datetime | None = None,
 ) -> Redemption:
     """Redeem every code (and the qualifying promotions, and points) on one order, or nothing.
+
+    `as_of` (support, after the fact) judges the codes against the rules and campaign state at that past time;
+    the redemption is still recorded now.
 
     Runs in its own durable transaction. Raises ApplicationError("redemption_failed", details=<the
     validation body>) when any part is refused; the failure is then counted on the campaigns involved and
@@ -96,6 +101,7 @@ def redeem(
         channel=channel,
         integration=integration,
         staff_user=staff_user,
+        as_of=as_of,
     )
 
 
@@ -109,7 +115,18 @@ def redeem_with_answer(*, answer: Callable[[Redemption], None], **arguments) -> 
 
 
 def _redeem_durable(
-    *, tenant, member, order_id, order, codes, points=0, channel="", integration=None, staff_user=None, answer=None
+    *,
+    tenant,
+    member,
+    order_id,
+    order,
+    codes,
+    points=0,
+    channel="",
+    integration=None,
+    staff_user=None,
+    answer=None,
+    as_of=None,
 ) -> Redemption:
     order_id, order, requests, points = _prepare(
         tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
@@ -126,6 +143,7 @@ def _redeem_durable(
                 channel=channel,
                 integration=integration,
                 staff_user=staff_user,
+                as_of=as_of,
             )
             if answer is not None:
                 answer(redemption)
@@ -182,19 +200,20 @@ def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption) -> Non
     apply_deltas(campaign_d, code_d, usage_d, then=update_values(redemption, ["points_entry_id", "result"]))
 
 
-def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user):
+def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user, as_of=None):
     now = timezone.now()
+    at = as_of or now  # the time the codes are judged at: the order's, when support applies them afterwards
     texts = {r.text for r in requests}
-    frozen, code_campaigns, unlocked_promotions = campaigns_and_frozen(tenant, texts, now)
+    frozen, code_campaigns, unlocked_promotions = campaigns_and_frozen(tenant, texts, at)
     context = context_loader(
-        tenant, member, order, now, [c.rule for c in code_campaigns] + [p.rule for p in unlocked_promotions]
+        tenant, member, order, at, [c.rule for c in code_campaigns] + [p.rule for p in unlocked_promotions]
     )
     candidates = (
         []
         if frozen
         else engine.promotion_candidates(
             promotions=unlocked_promotions,
-            now=now,
+            now=at,
             tz=tenant.tz,
             member_id=member.pk if member else None,
             order=order,
@@ -217,7 +236,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         points_request=points_request,
         codes=codes,
         promotions=promotions,
-        now=now,
+        now=at,
         frozen=frozen,
         context=context,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.utils import timezone
@@ -54,11 +55,22 @@ def evaluate(*, tenant, member, order, requests, points_request, codes, promotio
     )
 
 
-def validate(*, tenant: Tenant, member: Member | None = None, order: dict, codes: list, points: int = 0):
-    """Evaluate `order` against `codes`, promotions and `points`; changes nothing."""
+def validate(
+    *,
+    tenant: Tenant,
+    member: Member | None = None,
+    order: dict,
+    codes: list,
+    points: int = 0,
+    as_of: dt.datetime | None = None,
+):
+    """Evaluate `order` against `codes`, promotions and `points`; changes nothing.
+
+    `as_of` judges them at a past time (support's preview of a redemption applied after the fact).
+    """
     check_member(tenant, member)
     order, requests, points = parse_request(order=order, codes=codes, points=points)
-    now = timezone.now()
+    now = as_of or timezone.now()
     texts = {r.text for r in requests}
     frozen, code_campaigns, promotions = campaigns_and_frozen(tenant, texts, now)
     by_id = {c.pk: c for c in code_campaigns}
