@@ -168,7 +168,11 @@ CELERY_BEAT_SCHEDULE = {
     "tiers-reevaluate": {"task": "loyalty.tasks.reevaluate_tiers", "schedule": 86400.0},
     # Campaigns: pause campaigns whose redemption rate or budget burn runs away.
     "campaigns-circuit-breaker": {"task": "campaigns.tasks.circuit_breaker_sweep", "schedule": 60.0},
+    # Support: evaluation traces older than TRACE_RETENTION_DAYS go.
+    "evaluation-traces-prune": {"task": "rewards.tasks.prune_evaluation_traces", "schedule": 3600.0},
 }
+# How long the evaluation of each validation and redemption attempt is kept for the "Explain" page.
+TRACE_RETENTION_DAYS = env.int("TRACE_RETENTION_DAYS", default=90)
 
 # --- Webhooks: where deliveries may go ---------------------------------------------------------
 # Endpoints are typed in by tenant admins, so by default a delivery goes only to a public address over

@@ -1,12 +1,15 @@
 """Celery tasks of rewards: thin, take ids, safe to retry."""
 
+import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.core.mail import send_mail
 from django.urls import reverse
+from django.utils import timezone
 
-from rewards.models import ApprovalRequest
+from rewards.models import ApprovalRequest, EvaluationTrace
 from rewards.services.approvals import approvers_for
 
 logger = logging.getLogger(__name__)
@@ -31,3 +34,15 @@ def notify_approvers(request_id: int) -> int:
         recipients,
     )
     return len(recipients)
+
+
+@shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=29 * 60)
+def prune_evaluation_traces(chunk: int = 5000) -> int:
+    """Delete traces older than the retention, in chunks of one statement each (safe to run twice at once)."""
+    cutoff = timezone.now() - dt.timedelta(days=settings.TRACE_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = list(EvaluationTrace.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return deleted
+        deleted += EvaluationTrace.objects.filter(pk__in=ids).delete()[0]

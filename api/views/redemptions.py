@@ -145,7 +145,9 @@ class ValidationApi(ApiView):
     def post(self, request):
         data = validated(ValidationInputSerializer, request.data)
         member = member_or_none(self.tenant, data.get("member"))
-        result = validate(tenant=self.tenant, member=member, **_checkout(data))
+        result = validate(
+            tenant=self.tenant, member=member, channel="api", integration=self.integration, **_checkout(data)
+        )
         # `as_dict()` is already the contract's body, field for field (ValidationOutputSerializer documents it).
         return Response(result.as_dict())
 

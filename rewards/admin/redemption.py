@@ -17,6 +17,7 @@ from common.errors import ApplicationError
 from loyalty.models import Order
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
 from members.models import Member
+from rewards.admin.explain import explain_link
 from rewards.models import GiftCardTransaction, Redemption, RedemptionCode, ReferralGrant, Reward, RewardPurchase
 from rewards.services.redemption import redeem, redemption_rollback, validate
 
@@ -112,7 +113,11 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
     list_select_related = ("member", "staff_user", "tenant")
     search_fields = ("order_id", "member__external_id", "lines__code__code")
     inlines = [RedemptionCodeInline]
-    readonly_fields = ("rollback_link",)
+    readonly_fields = ("rollback_link", "explanation")
+
+    @admin.display(description=_("why"))
+    def explanation(self, obj):
+        return explain_link(obj.pk)
 
     @admin.display(description=_("rollback"))
     def rollback_link(self, obj):
@@ -156,7 +161,7 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
                 }
                 try:
                     if "apply" not in request.POST:  # first the preview: nothing is written
-                        preview = {"result": validate(**arguments).as_dict(), "as_of": as_of}
+                        preview = {"result": validate(**arguments, trace=False).as_dict(), "as_of": as_of}
                     else:
                         redemption = redeem(
                             **arguments, order_id=data["order_id"], channel="admin", staff_user=request.user

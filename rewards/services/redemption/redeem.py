@@ -34,6 +34,7 @@ from rewards.services.redemption.load import (
     points_request_for,
 )
 from rewards.services.redemption.parse import INVALID, ZERO, parse_request
+from rewards.services.redemption.traces import trace_record
 from rewards.services.redemption.validate import evaluate
 
 
@@ -148,7 +149,16 @@ def _redeem_durable(
             if answer is not None:
                 answer(redemption)
     except _Refused as refused:
-        _record_failure(tenant=tenant, member=member, order_id=order_id, evaluation=refused.evaluation)
+        trace = {
+            "order_id": order_id,
+            "order": order,
+            "codes": [r.text for r in requests],
+            "points": points,
+            "at": as_of or timezone.now(),
+            "channel": channel,
+            "integration": integration,
+        }
+        _record_failure(tenant=tenant, member=member, order_id=order_id, evaluation=refused.evaluation, trace=trace)
         raise _refusal_error(refused.evaluation) from None
     return redemption
 
@@ -331,11 +341,26 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         limit = exhausted_limit(campaign)
         if limit and campaign.budget_exhausted_at is None:
             mark_exhausted(campaign, limit, now)
+    trace_record(
+        tenant=tenant,
+        kind="redemption",
+        evaluation=evaluation,
+        member=member,
+        order_id=order_id,
+        order=order,
+        codes=[r.text for r in requests],
+        points=points,
+        at=at,
+        now=now,
+        channel=channel,
+        integration=integration,
+        redemption_id=redemption.pk,
+    )
     publish(tenant, "redemption.succeeded", body)
     return redemption
 
 
-def _record_failure(*, tenant, member, order_id, evaluation: engine.Evaluation) -> None:
+def _record_failure(*, tenant, member, order_id, evaluation: engine.Evaluation, trace: dict | None = None) -> None:
     """Count the failure on the campaigns involved, note budgets that ran out, emit `redemption.failed`."""
     now = timezone.now()
     campaign_ids = {line.campaign.pk for line in evaluation.lines if line.campaign is not None and not line.valid}
@@ -350,6 +375,8 @@ def _record_failure(*, tenant, member, order_id, evaluation: engine.Evaluation) 
         if line.campaign is not None and not line.valid
     }
     with transaction.atomic(durable=True):
+        if trace is not None:
+            trace_record(tenant=tenant, kind="redemption", evaluation=evaluation, member=member, now=now, **trace)
         campaign_counts_add({pk: {"redemptions_failed": 1} for pk in campaign_ids})
         for line in evaluation.lines:
             limit = exhausted.get(line.campaign.pk) if line.campaign else ""

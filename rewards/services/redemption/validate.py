@@ -18,6 +18,7 @@ from rewards.services.redemption.load import (
     usage_counts,
 )
 from rewards.services.redemption.parse import parse_request
+from rewards.services.redemption.traces import trace_record
 
 
 class ValidationResult:
@@ -40,7 +41,7 @@ def evaluate(*, tenant, member, order, requests, points_request, codes, promotio
         request.code = by_text.get(request.text)
     involved = {c.campaign.pk: c.campaign for c in codes} | {p.pk: p for p in promotions}
     usage = usage_counts(list(involved.values()), member.pk if member else None, now, tenant.tz)
-    return engine.evaluate(
+    evaluation = engine.evaluate(
         now=now,
         tz=tenant.tz,
         member_id=member.pk if member else None,
@@ -53,6 +54,8 @@ def evaluate(*, tenant, member, order, requests, points_request, codes, promotio
         frozen=frozen,
         suspended=member is not None and member.is_suspended,
     )
+    evaluation.usage = usage  # the counters as read, for the evaluation trace
+    return evaluation
 
 
 def validate(
@@ -63,10 +66,14 @@ def validate(
     codes: list,
     points: int = 0,
     as_of: dt.datetime | None = None,
+    channel: str = "",
+    integration=None,
+    trace: bool = True,
 ):
     """Evaluate `order` against `codes`, promotions and `points`; changes nothing.
 
-    `as_of` judges them at a past time (support's preview of a redemption applied after the fact).
+    `as_of` judges them at a past time (support's preview of a redemption applied after the fact). Every
+    validation leaves an evaluation trace, except support's replays and previews (`trace=False`).
     """
     check_member(tenant, member)
     order, requests, points = parse_request(order=order, codes=codes, points=points)
@@ -88,5 +95,20 @@ def validate(
         promotions=promotions,
         now=now,
         frozen=frozen,
+    )
+    if not trace:
+        return ValidationResult(evaluation)
+    trace_record(
+        tenant=tenant,
+        kind="validation",
+        evaluation=evaluation,
+        member=member,
+        order=order,
+        codes=[r.text for r in requests],
+        points=points,
+        at=now,
+        now=timezone.now(),
+        channel=channel,
+        integration=integration,
     )
     return ValidationResult(evaluation)

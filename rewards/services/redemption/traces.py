@@ -1,0 +1,94 @@
+"""The evaluation trace of one attempt: built from what the engine read and decided, written as one row."""
+
+import datetime as dt
+from typing import Any
+
+from campaigns import engine
+from common.money import money_str
+from rewards.models import EvaluationTrace
+
+COUNTERS = (
+    ("redemptions_count", "redemptions_total"),
+    ("discount_used", "discount_total"),
+    ("order_value_used", "order_value_total"),
+)
+
+
+def _counters(campaign) -> dict[str, Any]:
+    """The campaign's totals against their limits, as the attempt read them."""
+    out = {}
+    for used, limit in COUNTERS:
+        value, cap = getattr(campaign, used), getattr(campaign, limit)
+        out[used] = money_str(value) if not isinstance(value, int) else value
+        if cap is not None:
+            out[limit] = money_str(cap) if not isinstance(cap, int) else cap
+    return out
+
+
+def _line(line: engine.Line, usage: dict) -> dict[str, Any]:
+    out = line.as_dict()
+    out["stage"] = line.stage
+    campaign = line.campaign
+    if campaign is not None:
+        out["rule"] = campaign.rule or ""
+        out["counters"] = _counters(campaign)
+        out["usage"] = {key: n for (cid, key), n in usage.items() if cid == campaign.pk}
+        if line.code is not None and line.code.usage_limit is not None:
+            out["code_uses"] = {"used": line.code.redeemed_count, "limit": line.code.usage_limit}
+    return out
+
+
+def trace_document(
+    *, evaluation: engine.Evaluation, member, order: dict, codes: list, points: int, at: dt.datetime
+) -> dict[str, Any]:
+    usage = getattr(evaluation, "usage", {})
+    return {
+        "at": at.isoformat(),
+        "input": {"member": member.external_id if member else None, "order": order, "codes": codes, "points": points},
+        "lines": [_line(line, usage) for line in evaluation.lines],
+        "promotions": [_line(line, usage) for line in evaluation.promotions],
+        "applied": [line.text for line in evaluation.applied],
+        "result": evaluation.as_dict(),
+    }
+
+
+def _reasons(evaluation: engine.Evaluation) -> list[str]:
+    reasons = [line.reason for line in evaluation.lines if not line.valid]
+    if evaluation.points_reason:
+        reasons.append(evaluation.points_reason)
+    return reasons
+
+
+def trace_record(
+    *,
+    tenant,
+    kind: str,
+    evaluation: engine.Evaluation,
+    member,
+    order_id: str = "",
+    order: dict,
+    codes: list,
+    points: int = 0,
+    at: dt.datetime,
+    now: dt.datetime,
+    channel: str = "",
+    integration=None,
+    redemption_id: int | None = None,
+) -> EvaluationTrace:
+    """Write the trace (in the caller's transaction, if any); `codes` are the texts as presented."""
+    texts = list(codes)
+    return EvaluationTrace.objects.create(
+        tenant=tenant,
+        kind=kind,
+        succeeded=evaluation.valid and redemption_id is not None if kind == "redemption" else evaluation.valid,
+        member_id=member.pk if member else None,
+        member_external_id=member.external_id if member else "",
+        order_id=order_id[:100],
+        redemption_id=redemption_id,
+        codes=texts,
+        reasons=_reasons(evaluation),
+        channel=(channel or "")[:50],
+        integration_name=str(integration)[:200] if integration is not None else "",
+        document=trace_document(evaluation=evaluation, member=member, order=order, codes=texts, points=points, at=at),
+        created_at=now,
+    )
