@@ -54,6 +54,7 @@ from members.models import Member, Tenant
 from members.selectors import member_for
 from rewards.services.catalog import referral_reward_grant
 from rewards.services.redemption import redeem_in_transaction
+from rewards.services.redemption.traces import trace_record
 
 ZERO = Decimal("0.00")
 
@@ -190,6 +191,21 @@ def order_checkout(
         replay = order_recorded(tenant, order.order_id)
         if replay is not None:
             return replay
+        evaluation = refused.error.evaluation
+        trace_record(  # the refused attempt, on its own now that the checkout rolled back
+            tenant=tenant,
+            kind="redemption",
+            evaluation=evaluation,
+            member=member,
+            order_id=order.order_id,
+            order=_redemption_order(order),
+            codes=[line.text for line in evaluation.lines],
+            points=points or 0,
+            at=now,
+            now=timezone.now(),
+            channel=order.channel,
+            integration=integration,
+        )
         raise refused.error from None
     except IntegrityError:
         replay = order_recorded(tenant, order.order_id)

@@ -10,12 +10,13 @@ from django.utils.html import escape
 
 from campaigns.engine import message
 from campaigns.models import Campaign
+from loyalty.models import Order
 from members.services import member_set_status
 from rewards.models import EvaluationTrace
 from rewards.services.redemption import validate
 from rewards.tasks import prune_evaluation_traces
 from tests.api.conftest import api, key_pair  # noqa: F401 (fixtures)
-from tests.factories import CampaignFactory, CodeFactory, MemberFactory
+from tests.factories import CampaignFactory, CodeFactory, MemberFactory, ProgramFactory
 from tests.rewards.test_member_story import agent_of
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +135,20 @@ def test_old_traces_are_pruned_after_the_retention(settings, tenant, member):
         assert prune_evaluation_traces() == 1
         assert list(EvaluationTrace.objects.all()) == [kept]
         assert prune_evaluation_traces() == 0
+
+
+def test_a_refused_checkout_leaves_its_trace_after_the_rollback(api, tenant, member):  # noqa: F811
+    ProgramFactory(tenant=tenant)
+    campaign = CampaignFactory(tenant=tenant)
+    Campaign.objects.filter(pk=campaign.pk).update(enabled=False)
+    CodeFactory(campaign=campaign, code="OFF-1")
+    body = {"member": member.external_id, "order_id": "o-9", "amount": "40.00", "currency": "EUR", "codes": ["OFF-1"]}
+    assert api.post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="o-9").status_code == 422
+    assert not Order.objects.exists()
+    trace = EvaluationTrace.objects.get()
+    assert (trace.kind, trace.succeeded, trace.reasons, trace.order_id) == (
+        "redemption",
+        False,
+        ["campaign_disabled"],
+        "o-9",
+    )
