@@ -1,11 +1,12 @@
 """Shared fixtures, and the rule for tests that need real services.
 
 `@pytest.mark.postgres` tests need DATABASE_URL to point at PostgreSQL; `@pytest.mark.redis` tests need
-REDIS_URL and start a real Celery worker. Without them these tests are skipped with a reason naming the
+REDIS_URL and start a real Celery worker; `@pytest.mark.browser` tests need Debian's chromium. Without them these tests are skipped with a reason naming the
 missing service, unless REQUIRE_SERVICES=1 (CI), where a missing service is a failure instead.
 """
 
 import os
+import shutil
 
 import pytest
 from django.conf import settings
@@ -25,6 +26,8 @@ def pytest_collection_modifyitems(config, items):
         missing["postgres"] = "needs PostgreSQL: set DATABASE_URL=postgres://..."
     if not settings.REDIS_URL:
         missing["redis"] = "needs Redis: set REDIS_URL=redis://..."
+    if shutil.which("chromium") is None:
+        missing["browser"] = "needs a browser: apt-get install chromium (Debian's; never a browser download)"
     for item in items:
         for marker, reason in missing.items():
             if marker in item.keywords:
