@@ -1,8 +1,9 @@
 """Shared fixtures, and the rule for tests that need real services.
 
 `@pytest.mark.postgres` tests need DATABASE_URL to point at PostgreSQL; `@pytest.mark.redis` tests need
-REDIS_URL and start a real Celery worker; `@pytest.mark.browser` tests need Debian's chromium. Without them these tests are skipped with a reason naming the
-missing service, unless REQUIRE_SERVICES=1 (CI), where a missing service is a failure instead.
+REDIS_URL and start a real Celery worker; `@pytest.mark.browser` tests need Debian's chromium. Without them
+these tests are skipped with a reason naming the missing service, unless REQUIRE_SERVICES=1 (CI), where a
+missing service is a failure instead.
 """
 
 import os
