@@ -35,6 +35,7 @@ ROLE_USERS = {
     "marketer": "Marketer",
     "junior": "Junior marketer",
     "support": "Support agent",
+    "lead": "Support lead",
     "analyst": "Analyst",
 }
 
@@ -253,6 +254,18 @@ def _renew_api_key(tenant: Tenant) -> str:
     return raw_key
 
 
+APOLOGY_CAMPAIGNS = ("Welcome 10",)
+
+
+def _grant_apology_campaigns(tenant: Tenant) -> None:
+    """Support may give codes of these campaigns as apology coupons (the per-campaign right)."""
+    User = get_user_model()
+    for username in ("support", "lead"):
+        user = User.objects.get(username=username)
+        for campaign in Campaign.objects.for_tenant(tenant).filter(name__in=APOLOGY_CAMPAIGNS):
+            assign_perm("campaigns.use_campaign", user, campaign)
+
+
 def load_demo(*, member_count: int = MEMBER_COUNT) -> DemoLogins:
     rng = random.Random(20261126)  # the same demo every time
     now = timezone.now()
@@ -262,6 +275,7 @@ def load_demo(*, member_count: int = MEMBER_COUNT) -> DemoLogins:
     program_declare(tenant=tenant, code="club", document=PROGRAM)
     members = _ensure_members(tenant, rng, member_count)
     _ensure_campaigns(tenant, members, now)  # before the orders: the referral campaign rewards first orders
+    _grant_apology_campaigns(tenant)
     _ensure_orders(tenant, members, rng, now)
     logins.api_key = _renew_api_key(tenant)
     logins.counts = {

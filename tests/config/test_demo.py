@@ -64,3 +64,12 @@ def test_demo_orders_go_through_the_checkout_and_reward_referrers():
         assert LedgerEntry.objects.filter(pk=grant.points_entry_id, account__member_id=grant.referrer_id).exists()
     load_demo(member_count=60)  # loaded again: the orders are replays, nobody is rewarded twice
     assert ReferralGrant.objects.filter(tenant=tenant).count() == len(grants)
+
+
+@pytest.mark.django_db
+def test_the_demo_support_agent_may_give_apology_coupons_of_the_welcome_campaign():
+    from campaigns.selectors import campaigns_usable_by
+
+    logins = load_demo(member_count=3)
+    support = get_user_model().objects.get(username="support")
+    assert [c.name for c in campaigns_usable_by(support, logins.tenant)] == ["Welcome 10"]
