@@ -443,6 +443,10 @@ def usage_limit_refusal(usage_limit, redeemed_count) -> str:
 
 
 class CodeAdminForm(forms.ModelForm):
+    """The code's page: a usage limit below the redemptions already made is a form error. The count is read at
+    validation, not locked; a redemption landing between that read and the save meets the check constraint
+    (an error page, nothing saved), as any write past a limit does."""
+
     class Meta:
         model = Code
         fields = ("tenant", "campaign", "code", "is_shared", "usage_limit", "expires_at")
