@@ -419,9 +419,12 @@ class CodeResource(resources.ModelResource):
 
     def before_save_instance(self, instance, row, **kwargs):
         if instance.pk is not None:
-            stored = Code.objects.filter(pk=instance.pk).values_list("balance", flat=True).get()
+            stored, redeemed = Code.objects.filter(pk=instance.pk).values_list("balance", "redeemed_count").get()
             if instance.balance != stored:
                 raise ValueError(f"{instance.code}: the balance of an existing code changes only through redemptions")
+            refusal = usage_limit_refusal(instance.usage_limit, redeemed)
+            if refusal:
+                raise ValueError(f"{instance.code}: usage_limit {refusal}")
         instance.tenant_id = instance.campaign.tenant_id
         if instance.balance is not None and instance.initial_balance is None:
             instance.initial_balance = instance.balance
@@ -431,8 +434,36 @@ class CodeResource(resources.ModelResource):
         return qs.first()
 
 
+def usage_limit_refusal(usage_limit, redeemed_count) -> str:
+    """Why a code's usage limit cannot be `usage_limit` once it was redeemed `redeemed_count` times ('' if it can):
+    the check constraint `code_redeemed_within_limit` would refuse it."""
+    if usage_limit is not None and usage_limit < redeemed_count:
+        return f"cannot be below the {redeemed_count} redemptions already made; set at least {redeemed_count}"
+    return ""
+
+
+class CodeAdminForm(forms.ModelForm):
+    """The code's page: a usage limit below the redemptions already made is a form error. The count is read at
+    validation, not locked; a redemption landing between that read and the save meets the check constraint
+    (an error page, nothing saved), as any write past a limit does."""
+
+    class Meta:
+        model = Code
+        fields = ("tenant", "campaign", "code", "is_shared", "usage_limit", "expires_at")
+
+    def clean_usage_limit(self):
+        usage_limit = self.cleaned_data.get("usage_limit")
+        if self.instance.pk:
+            redeemed = Code.objects.filter(pk=self.instance.pk).values_list("redeemed_count", flat=True).get()
+            refusal = usage_limit_refusal(usage_limit, redeemed)
+            if refusal:
+                raise forms.ValidationError(refusal)
+        return usage_limit
+
+
 @admin.register(Code)
 class CodeAdmin(TenantScopedAdminMixin, ImportExportModelAdmin):
+    form = CodeAdminForm
     resource_classes = [CodeResource]
     list_display = ("code", "campaign", "member", "redeemed_count", "usage_limit", "balance", "expires_at")
     list_filter = ("tenant", "campaign__type")

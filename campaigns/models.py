@@ -122,6 +122,20 @@ class Campaign(TenantOwned):
         constraints = [
             models.CheckConstraint(condition=Q(discount_used__gte=0), name="campaign_discount_used_non_negative"),
             models.CheckConstraint(condition=Q(order_value_used__gte=0), name="campaign_order_value_used_non_negative"),
+            # The backstop of the limits (house rule 4): even a code path that forgets the campaign lock cannot
+            # count past them. Lowering a limit below what is used is refused by `campaign_update` first.
+            models.CheckConstraint(
+                condition=Q(redemptions_total__isnull=True) | Q(redemptions_count__lte=F("redemptions_total")),
+                name="campaign_redemptions_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_total__isnull=True) | Q(discount_used__lte=F("discount_total")),
+                name="campaign_discount_within_budget",
+            ),
+            models.CheckConstraint(
+                condition=Q(order_value_total__isnull=True) | Q(order_value_used__lte=F("order_value_total")),
+                name="campaign_order_value_within_budget",
+            ),
         ]
 
     def __str__(self) -> str:

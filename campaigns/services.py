@@ -248,6 +248,28 @@ def _clean(data: dict[str, Any], *, instance: Campaign | None, errors: FieldErro
     return out
 
 
+# The limits the database holds the counters to (`Campaign.Meta.constraints`): limit field -> counter field.
+COUNTED_LIMITS = {
+    "redemptions_total": "redemptions_count",
+    "discount_total": "discount_used",
+    "order_value_total": "order_value_used",
+}
+_ALREADY = {
+    "redemptions_total": "redemptions already made",
+    "discount_total": "of discount already given",
+    "order_value_total": "of order value already counted",
+}
+
+
+def _limits_not_below_usage(values: dict[str, Any], campaign: Campaign, errors: FieldErrors) -> None:
+    """A limit lowered below what the campaign has used is refused with the field's message (the check
+    constraints would refuse it anyway, as an IntegrityError). Down to the usage is fine: nothing more is left."""
+    for limit, counter in COUNTED_LIMITS.items():
+        value, used = values.get(limit), getattr(campaign, counter)
+        if limit in values and value is not None and value < used:
+            errors.add(f"limits.{limit}", f"cannot be below the {used} {_ALREADY[limit]}; set at least {used}")
+
+
 def _clean_codes(data: dict, kind: str, errors: FieldErrors) -> dict[str, Any] | None:
     spec = data.get("codes")
     if spec is None:
@@ -346,6 +368,9 @@ def campaign_check(*, data: dict, campaign: Campaign | None = None) -> dict[str,
     values = _clean(data, instance=campaign, errors=errors)
     if isinstance(data, dict):
         _clean_codes(data, campaign.type if campaign else values.get("type", CampaignType.DISCOUNT), errors)
+    if campaign is not None:
+        # Unlocked, so a friendly early answer only; `campaign_update` checks again under the lock.
+        _limits_not_below_usage(values, Campaign.objects.get(pk=campaign.pk), errors)
     return errors.details
 
 
@@ -397,6 +422,9 @@ def campaign_update(*, campaign: Campaign, data: dict, user=None, admin_settings
     enabled = values.pop("enabled", None)
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
+        # Under the lock the counters cannot move: this is the check that decides (the constraints back it).
+        _limits_not_below_usage(values, locked, errors)
+        errors.raise_if_any(*INVALID)
         for key, value in {**values, **(admin_settings or {})}.items():
             setattr(locked, key, value)
         locked._change_reason = "updated"

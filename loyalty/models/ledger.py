@@ -3,7 +3,9 @@
 - `Account`: one per member and program, with a cached `balance` (spendable points), `pending` (held points),
   `lifetime_earned` and `debt`. The cached figures change only in `loyalty.ledger.posting`, under the account's
   row lock, with F() expressions; `ledger_reconcile` checks balance == sum of entries.
-- `LedgerEntry`: append-only (never updated or deleted; the queryset refuses it). Signed points, balance after.
+- `LedgerEntry`: append-only (never updated or deleted; the queryset refuses it, and on PostgreSQL a trigger
+  refuses it for any SQL, see migration loyalty 0006 which also guards the consumptions and what a lot is).
+  Signed points, balance after.
 - `PointLot`: what an earn (or positive adjust, or incoming transfer) added, with its expiry and what is left of it.
   Spending consumes the oldest lots first (FIFO by earning time); `LotConsumption` records which entry took how
   much from which lot, so a spend can be reversed into exactly the lots it came from.

@@ -147,6 +147,8 @@ def referral_reward_grant(*, member: Member, order_id: str, amount: Decimal) -> 
             if Decimal(str(amount)) < minimum:
                 continue
             campaign = campaign_for_update(campaign=campaign)
+            if campaign.redemptions_total is not None and campaign.redemptions_count >= campaign.redemptions_total:
+                continue  # its limit is reached (locked: the count is current; the check constraint backs it)
             try:
                 with transaction.atomic():
                     grant = ReferralGrant.objects.create(

@@ -151,6 +151,19 @@ def test_the_referral_minimum_is_checked_on_the_amount_after_discounts(tenant, p
     assert account_for(member=referral, program=program).balance == 500
 
 
+def test_a_referral_campaign_stops_rewarding_at_its_redemptions_limit_and_the_order_still_succeeds(
+    tenant, program, referral
+):
+    from campaigns.models import Campaign
+
+    Campaign.objects.filter(type="referral").update(redemptions_total=1)
+    checkout(tenant, EngineMemberFactory(tenant=tenant, referred_by=referral), order_id="f-1", amount="60.00")
+    result = checkout(tenant, EngineMemberFactory(tenant=tenant, referred_by=referral), order_id="f-2", amount="60.00")
+    assert result.points_earned == 60  # the order itself is recorded; only the referral reward is used up
+    assert ReferralGrant.objects.count() == 1 and Campaign.objects.get(type="referral").redemptions_count == 1
+    assert account_for(member=referral, program=program).balance == 500
+
+
 def test_a_refused_code_does_not_pay_the_referral_either(tenant, program, referral):
     friend = EngineMemberFactory(tenant=tenant, referred_by=referral)
     with pytest.raises(ApplicationError):
