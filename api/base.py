@@ -7,7 +7,8 @@ from rest_framework.views import APIView
 
 from api import idempotency
 from api.authentication import ApiKeyAuthentication
-from api.parsers import StrictJSONParser
+from api.errors import request_too_large
+from api.parsers import StrictJSONParser, too_large
 from api.permissions import HasScope
 from api.throttling import ApiKeyRateThrottle
 
@@ -42,6 +43,8 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self._idempotency_claim = None
+        if too_large(request):  # before anything reads it (the idempotency fingerprint, the parser)
+            raise request_too_large()
         super().initial(request, *args, **kwargs)
         if any("\x00" in str(value) for value in kwargs.values()):
             raise exceptions.NotFound("No such object.")  # a NUL byte can name nothing that is stored
