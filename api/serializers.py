@@ -1,7 +1,9 @@
 """Output pieces shared by several endpoints (ledger entries, tiers, order items); the input base."""
 
 import copy
+import datetime as dt
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 
@@ -34,6 +36,50 @@ def _field_copy(field: serializers.Field) -> serializers.Field:
         clone.child = _field_copy(field.child)
         clone.child.parent = clone  # the rest of its binding (name and source "") was copied
     return clone
+
+
+# Every time the API takes lies in this range (UTC): far enough from the ends of Python's datetime that
+# the server can add expiry periods and windows to it, or take it to any time zone, without overflowing.
+EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_TIME = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)  # exclusive
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
+
+
+class TimeField(serializers.DateTimeField):
+    """An ISO 8601 time in the API's range (see above); outside it, 400 `validation_error`."""
+
+    default_error_messages = {
+        "out_of_range": _("Times must be from 1970-01-01T00:00:00Z to before 3000-01-01T00:00:00Z.")
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text", _("ISO 8601 with offset, from 1970-01-01T00:00:00Z to before 3000-01-01T00:00:00Z.")
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        value = super().to_internal_value(value)
+        if not EARLIEST_TIME <= value < LATEST_TIME:
+            self.fail("out_of_range")
+        return value
+
+
+class DateField(serializers.DateField):
+    """An ISO 8601 date from 1900-01-01 to 2999-12-31; outside it, 400 `validation_error`."""
+
+    default_error_messages = {"out_of_range": _("Dates must be from 1900-01-01 to 2999-12-31.")}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", _("ISO 8601 date, from 1900-01-01 to 2999-12-31."))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        value = super().to_internal_value(value)
+        if not EARLIEST_DATE <= value <= LATEST_DATE:
+            self.fail("out_of_range")
+        return value
 
 
 LEDGER_KINDS = ["earn", "redeem", "expire", "adjust", "reverse", "transfer"]

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from api.base import ApiView
 from api.lookups import campaign_or_404, member_or_404
 from api.schema import api_schema
-from api.serializers import InputSerializer, raw_object, validated
+from api.serializers import InputSerializer, TimeField, raw_object, validated
 from campaigns.models import Channel
 from campaigns.selectors import campaign_document, campaign_stats, publication_document
 from campaigns.services import (
@@ -33,8 +33,8 @@ class CampaignInputSerializer(InputSerializer):
     )
     gift_card = serializers.DictField(required=False, allow_null=True, help_text=_('{"amount": "50.00"}'))
     referral = serializers.DictField(required=False, allow_null=True)
-    starts_at = serializers.DateTimeField(required=False, allow_null=True)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = TimeField(required=False, allow_null=True)
+    ends_at = TimeField(required=False, allow_null=True)
     active_hours = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
     rule = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     limits = serializers.DictField(required=False, allow_null=True)

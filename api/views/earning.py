@@ -12,6 +12,7 @@ from api.serializers import (
     LedgerEntrySerializer,
     OrderItemSerializer,
     TierRefSerializer,
+    TimeField,
     raw_object,
     validated,
 )
@@ -34,7 +35,7 @@ class OrderInputSerializer(InputSerializer):
     status = serializers.ChoiceField(choices=["paid"], default="paid")
     location = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     channel = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = TimeField(required=False, allow_null=True)
     items = OrderItemSerializer(many=True, required=False)
     codes = serializers.ListField(
         child=CodeEntryField(),
@@ -155,7 +156,7 @@ class EventInputSerializer(InputSerializer):
     member = serializers.CharField(max_length=100)
     event = serializers.CharField(max_length=100, help_text=_("Such as newsletter_subscribed, review_written."))
     metadata = serializers.DictField(required=False, allow_null=True)
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = TimeField(required=False, allow_null=True)
 
 
 class EventOutputSerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from api.base import ApiView
 from api.lookups import member_or_404, reward_or_404
 from api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, SectionedCursorPagination, paginated
 from api.schema import api_schema
-from api.serializers import InputSerializer, LedgerEntrySerializer, TierRefSerializer, validated
+from api.serializers import DateField, InputSerializer, LedgerEntrySerializer, TierRefSerializer, validated
 from loyalty.ledger.selectors import entry_dict, ledger_entries, member_detail
 from members.services import member_upsert
 from rewards.selectors import STATUSES, member_reward_sections
@@ -21,7 +21,7 @@ class MemberInputSerializer(InputSerializer):
     phone = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     country = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="ISO 3166 alpha-2")
     city = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    birth_date = serializers.DateField(required=False, allow_null=True)
+    birth_date = DateField(required=False, allow_null=True)
     attributes = serializers.DictField(required=False, allow_null=True)
     marketing_consent = serializers.BooleanField(required=False)
     referred_by = serializers.CharField(
