@@ -10,6 +10,7 @@ from api.authentication import ApiKeyAuthentication
 from api.errors import request_too_large
 from api.parsers import StrictJSONParser, too_large
 from api.permissions import HasScope
+from api.schema import ApiAutoSchema
 from api.throttling import ApiKeyRateThrottle
 
 
@@ -24,6 +25,7 @@ class ApiView(APIView):
     parser_classes = [StrictJSONParser]
     permission_classes = [HasScope]
     throttle_classes = [ApiKeyRateThrottle]
+    schema = ApiAutoSchema()
     required_scope: str | None = None
     idempotent = True
 

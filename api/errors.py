@@ -64,6 +64,11 @@ class ApiError(exceptions.APIException):
         self.details = details or {}
 
 
+# The message of a 400 `validation_error` given by an input serializer (what the schema states), as opposed
+# to one a service gives for a rule of the whole document (which has its own message).
+INVALID_BODY_MESSAGE = "The request body is not valid."
+
+
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": str(message), "details": details or {}}}
 
@@ -118,7 +123,7 @@ def exception_handler(exc, context):
         details: dict = {}
         if isinstance(exc, exceptions.ValidationError):
             details = _validation_details(exc.detail)
-            message = "The request body is not valid."
+            message = INVALID_BODY_MESSAGE
         else:
             message = _message_of(exc.detail, "The request was refused.")
         if getattr(exc, "auth_header", None):

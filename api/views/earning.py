@@ -10,6 +10,7 @@ from api.schema import api_schema
 from api.serializers import (
     InputSerializer,
     LedgerEntrySerializer,
+    MoneyField,
     OrderItemSerializer,
     TierRefSerializer,
     TimeField,
@@ -24,13 +25,11 @@ from loyalty.services.program import program_declare
 from loyalty.services.returns import order_return
 from rewards.services.checkout import order_checkout
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-
 
 class OrderInputSerializer(InputSerializer):
     order_id = serializers.CharField(max_length=100)
     member = serializers.CharField(max_length=100, help_text=_("The member's external id."))
-    amount = serializers.DecimalField(min_value=0, **MONEY)
+    amount = MoneyField()
     currency = serializers.CharField(max_length=3, help_text=_("The tenant's currency."))
     status = serializers.ChoiceField(choices=["paid"], default="paid")
     location = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
@@ -103,13 +102,13 @@ class OrderCreateApi(ApiView):
         )
 
 
-class ReturnItemSerializer(serializers.Serializer):
+class ReturnItemSerializer(InputSerializer):
     sku = serializers.CharField(max_length=100)
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
 
 
 class ReturnInputSerializer(InputSerializer):
-    amount = serializers.DecimalField(required=False, min_value=0, **MONEY)
+    amount = MoneyField(required=False)
     items = ReturnItemSerializer(many=True, required=False)
     return_id = serializers.CharField(max_length=100, required=False, help_text=_("Makes the return idempotent."))
 

@@ -121,7 +121,8 @@ class MemberRewardSerializer(serializers.Serializer):
 
 
 class MemberRewardsQuerySerializer(InputSerializer):
-    status = serializers.ChoiceField(choices=STATUSES, required=False)
+    # `?status=` (empty) is the same as no status, as DRF reads an empty query value of an optional field.
+    status = serializers.ChoiceField(choices=STATUSES, required=False, allow_blank=True)
 
 
 class MemberRewardsApi(ApiView):
@@ -142,7 +143,7 @@ class MemberRewardsApi(ApiView):
         member = member_or_404(self.tenant, external_id)
         paginator = SectionedCursorPagination()
         items = paginator.paginate_sections(
-            member_reward_sections(tenant=self.tenant, member=member, status=query.get("status")), request
+            member_reward_sections(tenant=self.tenant, member=member, status=query.get("status") or None), request
         )
         return paginator.get_paginated_response(MemberRewardSerializer(items, many=True).data)
 
