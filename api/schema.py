@@ -84,6 +84,7 @@ STATUS_TEXT = {
     404: "Not found (or another tenant's)",
     405: "Method not allowed",
     409: "Conflict",
+    413: "The request body is larger than the upload limit",
     415: "Unsupported media type",
     422: "Refused by a business rule",
     429: "Throttled; see the Retry-After header",
@@ -118,6 +119,8 @@ def api_schema(
     if write:
         all_errors[400] = ["malformed_request", "validation_error"]
         all_errors[415] = INFRASTRUCTURE_ERRORS[415]
+    if write or idempotent:  # every POST, PUT and PATCH (a body above the upload limit)
+        all_errors[413] = INFRASTRUCTURE_ERRORS[413]
     if idempotent:
         all_errors.setdefault(400, []).append("invalid_idempotency_key")
         all_errors[409] = list(INFRASTRUCTURE_ERRORS[409])
