@@ -12,7 +12,7 @@ import json
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
@@ -77,13 +77,15 @@ schema.app = WSGIHandler()  # every request, the checks' own probes included, go
 @pytest.fixture
 def in_test_transaction(settings):
     """Django's WSGI handler runs in the test's thread and transaction: like Django's test client, it must
-    not close the connection (and with it the test's transaction) when a request finishes. The WSGI
-    transport names the host `localhost`."""
+    not close the connection (and with it the test's transaction) when a request starts or finishes. The
+    WSGI transport names the host `localhost`."""
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]
+    request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
         yield
     finally:
+        request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
 
 
