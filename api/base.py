@@ -7,9 +7,13 @@ from rest_framework.views import APIView
 
 from api import idempotency
 from api.authentication import ApiKeyAuthentication
-from api.parsers import StrictJSONParser
+from api.errors import request_too_large
+from api.parsers import StrictJSONParser, too_large
 from api.permissions import HasScope
+from api.schema import ApiAutoSchema
 from api.throttling import ApiKeyRateThrottle
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}  # the others' bodies are never read
 
 
 class ApiView(APIView):
@@ -23,6 +27,7 @@ class ApiView(APIView):
     parser_classes = [StrictJSONParser]
     permission_classes = [HasScope]
     throttle_classes = [ApiKeyRateThrottle]
+    schema = ApiAutoSchema()
     required_scope: str | None = None
     idempotent = True
 
@@ -42,6 +47,8 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self._idempotency_claim = None
+        if request.method in BODY_METHODS and too_large(request):  # before the fingerprint or the parser reads it
+            raise request_too_large()
         super().initial(request, *args, **kwargs)
         if any("\x00" in str(value) for value in kwargs.values()):
             raise exceptions.NotFound("No such object.")  # a NUL byte can name nothing that is stored

@@ -11,7 +11,9 @@ request id that the `Request-Id` header returns.
 import logging
 import math
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -44,6 +46,7 @@ INFRASTRUCTURE_ERRORS: dict[int, list[str]] = {
     404: ["not_found"],
     405: ["method_not_allowed"],
     409: ["idempotency_key_reused", "idempotency_request_in_progress"],
+    413: ["request_too_large"],
     415: ["unsupported_media_type"],
     429: ["throttled"],
     500: ["internal_error"],
@@ -59,6 +62,11 @@ class ApiError(exceptions.APIException):
         self.error_code = code
         self.message = message
         self.details = details or {}
+
+
+# The message of a 400 `validation_error` given by an input serializer (what the schema states), as opposed
+# to one a service gives for a rule of the whole document (which has its own message).
+INVALID_BODY_MESSAGE = "The request body is not valid."
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -83,9 +91,17 @@ def _message_of(detail, default: str) -> str:
     return default
 
 
+def request_too_large() -> "ApiError":
+    """A body above `DATA_UPLOAD_MAX_MEMORY_SIZE` (Django's `RequestDataTooBig`, or refused before reading)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return ApiError("request_too_large", f"The request body is larger than {limit} bytes.", 413, {"max_bytes": limit})
+
+
 def exception_handler(exc, context):
     request = context.get("request")
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        exc = request_too_large()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -107,7 +123,7 @@ def exception_handler(exc, context):
         details: dict = {}
         if isinstance(exc, exceptions.ValidationError):
             details = _validation_details(exc.detail)
-            message = "The request body is not valid."
+            message = INVALID_BODY_MESSAGE
         else:
             message = _message_of(exc.detail, "The request was refused.")
         if getattr(exc, "auth_header", None):

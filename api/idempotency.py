@@ -24,6 +24,7 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from api.errors import ApiError
+from api.parsers import json_depth_exceeds
 from integrations.idempotency import retention
 from integrations.models import IdempotencyRecord
 from integrations.sql import idempotency_claim, idempotency_store
@@ -60,10 +61,14 @@ class Claim:
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
-    try:
-        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
-        canonical = body
+    """A body too deep for the parser (`api.parsers.MAX_JSON_DEPTH`) is hashed as sent, never decoded: the
+    decoder and `json.dumps` recurse, and the parser refuses that body anyway."""
+    canonical = body
+    if not json_depth_exceeds(body):
+        try:
+            canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":")).encode()
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            canonical = body
     digest = hashlib.sha256()
     digest.update(method.upper().encode() + b" " + path.rstrip("/").encode() + b"\n")
     digest.update(canonical)

@@ -4,6 +4,8 @@ import logging
 import re
 import uuid
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
 logger = logging.getLogger("api")
@@ -45,6 +47,18 @@ class RequestIdMiddleware:
         if not request.path.startswith("/api/"):
             return None
         rid = request_id_of(request)
+        if isinstance(exception, RequestDataTooBig):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return JsonResponse(
+                {
+                    "error": {
+                        "code": "request_too_large",
+                        "message": f"The request body is larger than {limit} bytes.",
+                        "details": {"max_bytes": limit},
+                    }
+                },
+                status=413,
+            )
         logger.error("unhandled exception, request_id=%s", rid, exc_info=exception)
         return JsonResponse(
             {

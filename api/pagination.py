@@ -28,7 +28,9 @@ from rest_framework.utils.urls import replace_query_param
 CURSOR_PARAMETERS = [
     OpenApiParameter("cursor", str, description="From `next`; an unreadable cursor is 404 `not_found`."),
     OpenApiParameter(
-        "limit", int, description="Page size from 1, at most 200 (default 50; above 200, 200); otherwise 400."
+        "limit",
+        {"type": "integer", "minimum": 1},
+        description="Page size from 1, at most 200 (default 50; above 200, 200); otherwise 400.",
     ),
 ]
 

@@ -1,7 +1,8 @@
 """OpenAPI helpers: the API-key security scheme, the error body, and per-operation error codes."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import get_override
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
@@ -23,6 +24,49 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
+class ApiAutoSchema(AutoSchema):
+    """drf-spectacular's schema with two changes for every API view (`api.base.ApiView.schema`):
+
+    - a serializer's docstring is not its component's description (docstrings are written for the code's
+      readers, and a subclass would show its base's, such as `InputSerializer`'s); the fields' help texts
+      are the documentation, and `extend_schema_serializer(description=...)` still sets one;
+    - a serializer with `unknown_fields = "refused"` (its body goes whole to a service that refuses
+      unknown keys) is an object with `additionalProperties: false`.
+    """
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if not get_override(serializer, "description", None):
+            schema.pop("description", None)
+        if getattr(serializer, "unknown_fields", "ignored") == "refused":
+            schema["additionalProperties"] = False
+        if direction == "request":
+            for field in serializer.fields.values():
+                prop = schema.get("properties", {}).get(field.field_name)
+                trimmed = isinstance(field, serializers.CharField) and field.trim_whitespace and not field.allow_blank
+                if trimmed and prop and prop.get("type") == "string" and "pattern" not in prop:
+                    prop["pattern"] = r"\S"  # DRF trims the text: whitespace alone is blank, refused
+        return schema
+
+
+class DecimalStringField(OpenApiSerializerFieldExtension):
+    """A decimal string as DRF's `DecimalField` takes it: at least one digit (an empty string is refused), at
+    most its whole and decimal digits, and no sign when its `min_value` is 0 or more."""
+
+    target_class = "rest_framework.fields.DecimalField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+        whole = f"{{1,{field.max_whole_digits}}}" if field.max_whole_digits is not None else "+"
+        places = f"(?:\\.\\d{{1,{field.decimal_places}}})?" if field.decimal_places else ""
+        return {"type": "string", "format": "decimal", "pattern": f"^{sign}\\d{whole}{places}$"}
+
+
+IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255}
+
+
 class ErrorInnerSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable snake_case error code.")
     message = serializers.CharField(help_text="Human-readable text; do not parse it.")
@@ -40,6 +84,7 @@ STATUS_TEXT = {
     404: "Not found (or another tenant's)",
     405: "Method not allowed",
     409: "Conflict",
+    413: "The request body is larger than the upload limit",
     415: "Unsupported media type",
     422: "Refused by a business rule",
     429: "Throttled; see the Retry-After header",
@@ -74,6 +119,8 @@ def api_schema(
     if write:
         all_errors[400] = ["malformed_request", "validation_error"]
         all_errors[415] = INFRASTRUCTURE_ERRORS[415]
+    if write or idempotent:  # every POST, PUT and PATCH (a body above the upload limit)
+        all_errors[413] = INFRASTRUCTURE_ERRORS[413]
     if idempotent:
         all_errors.setdefault(400, []).append("invalid_idempotency_key")
         all_errors[409] = list(INFRASTRUCTURE_ERRORS[409])
@@ -85,7 +132,7 @@ def api_schema(
         parameters.append(
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                IDEMPOTENCY_KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 required=False,
                 description="1-255 characters. A retry with the same key and body replays the first response "

@@ -1,13 +1,14 @@
 """Programmable campaigns (create, read, update, enable, disable, stats) and code publications."""
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from api.base import ApiView
 from api.lookups import campaign_or_404, member_or_404
 from api.schema import api_schema
-from api.serializers import InputSerializer, raw_object, validated
+from api.serializers import InputSerializer, TimeField, raw_object, validated
 from campaigns.models import Channel
 from campaigns.selectors import campaign_document, campaign_stats, publication_document
 from campaigns.services import (
@@ -25,20 +26,30 @@ CAMPAIGN_TYPES = ["discount", "gift_card", "promotion", "referral", "loyalty_rew
 TOUCHPOINT_CHANNELS = [c for c in Channel.values if c != Channel.SUPPORT]
 
 
+@extend_schema_field({"type": "string", "enum": CAMPAIGN_TYPES}, component_name="CampaignType")
+class CampaignTypeField(serializers.ChoiceField):
+    """One schema component for the campaign types of both the create and the update body."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=CAMPAIGN_TYPES, **kwargs)
+
+
 class CampaignInputSerializer(InputSerializer):
-    """The campaign document (API.md, "Campaigns"); the service checks it exactly as the admin does."""
+    # The campaign document (API.md, "Campaigns") for an update: every field optional. The service checks
+    # the whole document exactly as the admin does, and refuses keys it does not know.
+    unknown_fields = "refused"
 
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    type = serializers.ChoiceField(choices=CAMPAIGN_TYPES, required=False, help_text=_("Required on create."))
+    type = CampaignTypeField(required=False, help_text=_("Required on create."))
     enabled = serializers.BooleanField(required=False)
     discount = serializers.DictField(
         required=False, allow_null=True, help_text=_('{"type": "percent|amount|free_shipping|unit|bogo|volume", ...}')
     )
     gift_card = serializers.DictField(required=False, allow_null=True, help_text=_('{"amount": "50.00"}'))
     referral = serializers.DictField(required=False, allow_null=True)
-    starts_at = serializers.DateTimeField(required=False, allow_null=True)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = TimeField(required=False, allow_null=True)
+    ends_at = TimeField(required=False, allow_null=True)
     active_hours = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
     rule = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     limits = serializers.DictField(required=False, allow_null=True)
@@ -48,6 +59,13 @@ class CampaignInputSerializer(InputSerializer):
     )
     circuit_breaker = serializers.DictField(required=False, allow_null=True)
     priority = serializers.IntegerField(required=False)
+
+
+class CampaignCreateInputSerializer(CampaignInputSerializer):
+    """A new campaign's document: `name` and `type` are required."""
+
+    name = serializers.CharField(max_length=200)
+    type = CampaignTypeField()
 
 
 class CampaignStatsSerializer(serializers.Serializer):
@@ -97,7 +115,7 @@ class CampaignCreateApi(ApiView):
     @api_schema(
         summary="Create a campaign",
         description="201 with the campaign; bad input is 400 with the field errors in `details`, nothing created.",
-        request=CampaignInputSerializer,
+        request=CampaignCreateInputSerializer,
         responses={201: CampaignOutputSerializer},
         errors={400: ["validation_error"]},
         write=True,
@@ -105,7 +123,7 @@ class CampaignCreateApi(ApiView):
         tags=["campaigns"],
     )
     def post(self, request):
-        document = raw_object(CampaignInputSerializer, request.data)
+        document = raw_object(CampaignCreateInputSerializer, request.data)
         campaign = campaign_create(tenant=self.tenant, data=document)
         return Response(_campaign_body(campaign), status=status.HTTP_201_CREATED)
 

@@ -10,8 +10,10 @@ from api.schema import api_schema
 from api.serializers import (
     InputSerializer,
     LedgerEntrySerializer,
+    MoneyField,
     OrderItemSerializer,
     TierRefSerializer,
+    TimeField,
     raw_object,
     validated,
 )
@@ -23,18 +25,16 @@ from loyalty.services.program import program_declare
 from loyalty.services.returns import order_return
 from rewards.services.checkout import order_checkout
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-
 
 class OrderInputSerializer(InputSerializer):
     order_id = serializers.CharField(max_length=100)
     member = serializers.CharField(max_length=100, help_text=_("The member's external id."))
-    amount = serializers.DecimalField(min_value=0, **MONEY)
+    amount = MoneyField()
     currency = serializers.CharField(max_length=3, help_text=_("The tenant's currency."))
     status = serializers.ChoiceField(choices=["paid"], default="paid")
     location = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     channel = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = TimeField(required=False, allow_null=True)
     items = OrderItemSerializer(many=True, required=False)
     codes = serializers.ListField(
         child=CodeEntryField(),
@@ -109,13 +109,13 @@ class OrderCreateApi(ApiView):
         )
 
 
-class ReturnItemSerializer(serializers.Serializer):
+class ReturnItemSerializer(InputSerializer):
     sku = serializers.CharField(max_length=100)
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000)
 
 
 class ReturnInputSerializer(InputSerializer):
-    amount = serializers.DecimalField(required=False, min_value=0, **MONEY)
+    amount = MoneyField(required=False)
     items = ReturnItemSerializer(many=True, required=False)
     return_id = serializers.CharField(max_length=100, required=False, help_text=_("Makes the return idempotent."))
 
@@ -162,7 +162,7 @@ class EventInputSerializer(InputSerializer):
     member = serializers.CharField(max_length=100)
     event = serializers.CharField(max_length=100, help_text=_("Such as newsletter_subscribed, review_written."))
     metadata = serializers.DictField(required=False, allow_null=True)
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = TimeField(required=False, allow_null=True)
 
 
 class EventOutputSerializer(serializers.Serializer):

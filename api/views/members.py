@@ -8,7 +8,7 @@ from api.base import ApiView
 from api.lookups import member_or_404, reward_or_404
 from api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, SectionedCursorPagination, paginated
 from api.schema import api_schema
-from api.serializers import InputSerializer, LedgerEntrySerializer, TierRefSerializer, validated
+from api.serializers import DateField, InputSerializer, LedgerEntrySerializer, TierRefSerializer, validated
 from loyalty.ledger.selectors import entry_dict, ledger_entries, member_detail
 from members.services import member_upsert
 from rewards.selectors import STATUSES, member_reward_sections
@@ -21,7 +21,7 @@ class MemberInputSerializer(InputSerializer):
     phone = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     country = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="ISO 3166 alpha-2")
     city = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    birth_date = serializers.DateField(required=False, allow_null=True)
+    birth_date = DateField(required=False, allow_null=True)
     attributes = serializers.DictField(required=False, allow_null=True)
     marketing_consent = serializers.BooleanField(required=False)
     referred_by = serializers.CharField(
@@ -125,7 +125,8 @@ class MemberRewardSerializer(serializers.Serializer):
 
 
 class MemberRewardsQuerySerializer(InputSerializer):
-    status = serializers.ChoiceField(choices=STATUSES, required=False)
+    # `?status=` (empty) is the same as no status, as DRF reads an empty query value of an optional field.
+    status = serializers.ChoiceField(choices=STATUSES, required=False, allow_blank=True)
 
 
 class MemberRewardsApi(ApiView):
@@ -146,7 +147,7 @@ class MemberRewardsApi(ApiView):
         member = member_or_404(self.tenant, external_id)
         paginator = SectionedCursorPagination()
         items = paginator.paginate_sections(
-            member_reward_sections(tenant=self.tenant, member=member, status=query.get("status")), request
+            member_reward_sections(tenant=self.tenant, member=member, status=query.get("status") or None), request
         )
         return paginator.get_paginated_response(MemberRewardSerializer(items, many=True).data)
 

@@ -10,11 +10,9 @@ from api.base import ApiView
 from api.lookups import member_or_none, redemption_or_404
 from api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, paginated
 from api.schema import api_schema
-from api.serializers import InputSerializer, OrderItemSerializer, validated
+from api.serializers import InputSerializer, MoneyField, OrderItemSerializer, validated
 from rewards.selectors import CATALOG_ORDERING, catalog_item, catalog_member, catalog_rewards
 from rewards.services.redemption import redeem_with_answer, redemption_document, redemption_rollback, validate
-
-MONEY = {"max_digits": 14, "decimal_places": 2}
 
 REASONS = [
     "code_not_found",
@@ -39,8 +37,8 @@ REASONS = [
 
 
 class CheckoutOrderSerializer(InputSerializer):
-    amount = serializers.DecimalField(required=False, min_value=0, **MONEY)
-    shipping = serializers.DecimalField(required=False, min_value=0, **MONEY)
+    amount = MoneyField(required=False)
+    shipping = MoneyField(required=False)
     location = serializers.CharField(max_length=100, required=False, allow_blank=True)
     items = OrderItemSerializer(many=True, required=False)
 
@@ -54,7 +52,12 @@ class CheckoutOrderSerializer(InputSerializer):
                 "required": ["code"],
                 "properties": {
                     "code": {"type": "string"},
-                    "amount": {"type": "string", "format": "decimal", "description": "Gift card amount to use."},
+                    "amount": {
+                        "type": "string",
+                        "format": "decimal",
+                        "pattern": r"^\d{1,12}(?:\.\d{1,2})?$",
+                        "description": "Gift card amount to use.",
+                    },
                 },
             },
         ]
@@ -236,7 +239,9 @@ class RedemptionRollbackApi(ApiView):
 
 
 class CatalogQuerySerializer(InputSerializer):
-    member = serializers.CharField(max_length=100, required=False, help_text=_("External id: adds `affordable`."))
+    member = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, help_text=_("External id: adds `affordable`.")
+    )
 
 
 class CatalogRewardSerializer(serializers.Serializer):

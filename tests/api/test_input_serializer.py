@@ -1,4 +1,5 @@
-"""InputSerializer copies declared fields cheaply: it must validate exactly as DRF's Serializer does."""
+"""InputSerializer copies declared fields cheaply: it must validate exactly as DRF's Serializer does (both
+with the JSON type checks of `JsonTypesMixin`)."""
 
 import json
 
@@ -6,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
-from api.serializers import InputSerializer, OrderItemSerializer
+from api.serializers import InputSerializer, JsonTypesMixin, OrderItemSerializer
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -30,7 +31,10 @@ def _pair():
 
         return Body
 
-    return make(serializers.Serializer), make(InputSerializer)
+    class DrfSerializer(JsonTypesMixin, serializers.Serializer):
+        pass
+
+    return make(DrfSerializer), make(InputSerializer)
 
 
 DRF, FAST = _pair()
