@@ -132,6 +132,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="loyalty@localhost")
 
 # --- Redis: broker and cache when configured, in-process otherwise -----------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Seconds to wait for Redis to connect or answer before a request falls back (throttling per process,
+# tasks left for their sweeps): an unreachable Redis must not hold a request for long.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
@@ -141,6 +144,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="loyalty"),
+            "OPTIONS": {"socket_connect_timeout": REDIS_SOCKET_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
         }
     }
 else:
@@ -149,9 +153,27 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_TASK_EAGER_PROPAGATES = True
+# Nothing reads task results (the state is in the database): publishing a task then needs only the broker,
+# not the result backend too (whose reconnect loop blocks a caller for 20 s while Redis is down).
+CELERY_TASK_IGNORE_RESULT = True
+# No task may be lost: every task is acknowledged after it ran, and put back in the queue when the worker
+# running it dies (killed, out of memory, restarted), so each task is written to be safe to run again
+# (tests/config/test_celery_reliability.py checks every registered task and a real redelivery).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: a worker reserves one message at a time
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
+# Redis redelivers a message not acknowledged within the visibility timeout, to another worker, even if
+# the first is still running it: it must exceed the longest task time limit (tiers: 1 h) and the longest
+# countdown (webhook retries: 10 min). `tests/config/test_celery_reliability.py` holds it to that.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+}
+# A publish retries briefly (a blip), then the caller logs it and goes on (common.side_effects).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Every periodic job, in one place. Beat syncs these into django-celery-beat's tables at start;
@@ -191,6 +213,9 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": True,
 }
+# While Redis is unreachable each web process counts on its own: a key's limit is divided by this (set it to
+# the number of web processes, e.g. gunicorn's workers, so the sum stays near the limit).
+API_THROTTLE_FALLBACK_PROCESSES = env.int("API_THROTTLE_FALLBACK_PROCESSES", default=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty touchpoint API",
     "VERSION": "1.0.0",
