@@ -7,6 +7,7 @@ for PostgreSQL, a Redis broker and a Redis cache.
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -245,3 +248,49 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+
+# --- HTTPS (the README's production configuration turns these on; `check --deploy` is clean with it) ------
+# Off by default so that `make demo`, `make run` and the tests work over plain http on 127.0.0.1.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe the instance over plain http
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy: `X-Forwarded-Proto,https` (the header the proxy sets, and its value for
+# https). Only set it when the proxy always sets or overwrites that header: a client could send it too.
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2 or not all(_proxy_ssl_header):
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER is `<header>,<value>`, e.g. `X-Forwarded-Proto,https`.")
+    _header = _proxy_ssl_header[0].strip()
+    if not _header.upper().startswith("HTTP_"):
+        _header = "HTTP_" + _header.replace("-", "_")
+    SECURE_PROXY_SSL_HEADER = (_header.upper(), _proxy_ssl_header[1].strip())
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------------------------------
+# Every page is ours or the admin's or Swagger UI's, all served from this origin (whitenoise, the sidecar):
+# scripts only from files here, or inline with the per-request nonce (`request.csp_nonce`, the celery-beat
+# form override in templates/admin/djcelery/), plus one inline handler of django-import-export's export
+# page, allowed by its hash. Styles may be inline: the admin and Swagger UI set `style` attributes and
+# Swagger's page has a `<style>` block. Images and fonts from here or `data:` (Swagger UI's icons).
+# CSP_REPORT_ONLY=true sends it as Content-Security-Policy-Report-Only (to try a change); CSP_REPORT_URI
+# adds where browsers report violations.
+_IMPORT_EXPORT_SELECT_ALL = "'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"  # onSelectToggleChange(event)
+_csp_directives = {
+    "default-src": [SELF],
+    "script-src": [SELF, NONCE, "'unsafe-hashes'", _IMPORT_EXPORT_SELECT_ALL],
+    "style-src": [SELF, "'unsafe-inline'"],
+    "img-src": [SELF, "data:"],
+    "font-src": [SELF, "data:"],
+    "connect-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [SELF],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+}
+if env.str("CSP_REPORT_URI", default=""):
+    _csp_directives["report-uri"] = [env.str("CSP_REPORT_URI")]
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": _csp_directives}
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": _csp_directives}
