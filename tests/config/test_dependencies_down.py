@@ -223,3 +223,21 @@ def earning_setup_tenant():
     from tests.factories import TenantFactory
 
     return TenantFactory()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_code_generation_from_the_admin_is_recorded_with_the_broker_down(client, django_user_model, caplog):
+    from django.urls import reverse
+
+    from campaigns.models import CodeGenerationJob
+
+    superuser = django_user_model.objects.create_superuser("root", "root@example.com", "a-long-passphrase")
+    campaign = CampaignFactory(tenant=earning_setup_tenant())
+    client.force_login(superuser)
+    caplog.set_level(logging.WARNING)
+    url = reverse("admin:campaigns_campaign_generate_codes", args=[campaign.pk])
+    with celery_broker(DEAD_REDIS):
+        response = client.post(url, {"count": 500, "pattern": "ADM-####-????"})
+    assert response.status_code == 302
+    assert CodeGenerationJob.objects.get(campaign=campaign).status == "pending"  # waits for a worker
+    assert any("generate_codes_job" in r.getMessage() for r in caplog.records), caplog.text
