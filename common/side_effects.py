@@ -3,8 +3,9 @@
 A side effect runs only once the surrounding transaction has committed, and it can no longer undo that
 commit: whatever it raises is logged, never turned into an error answer for a write that succeeded. In
 particular publishing a task to the broker may fail (Redis down, a network split): the write stands, the
-failure is logged with the task's name and arguments, and whatever the task was to do is recovered by a
-periodic sweep over the rows the write left (webhook deliveries: `integrations.dispatch_due_webhooks`).
+failure is logged with the task's name and arguments. Work that must happen is recovered by a periodic
+sweep over the rows the write left (webhook deliveries: `integrations.dispatch_due_webhooks`); a task with
+no sweep (a code generation job, a code's email, an approval notice) is only logged: its row stays pending.
 """
 
 import logging
@@ -19,8 +20,8 @@ from common.outage import Circuit
 logger = logging.getLogger("common.side_effects")
 
 # While the broker is down, publishing is not even tried for a few seconds at a time: each attempt costs
-# the publish retries (about half a second) and the sweep will pick the work up anyway.
-broker_circuit = Circuit("the Celery broker", fallback="tasks are left for their periodic sweeps")
+# the publish retries (about half a second), and the result would be the same.
+broker_circuit = Circuit("the Celery broker", fallback="tasks are not published until it is back")
 
 
 def after_commit(func: Callable, *args, **kwargs) -> None:
@@ -51,7 +52,7 @@ def publish_task(task, *args, countdown: float | None = None, **kwargs) -> bool:
         return True
     call = tuple(args) + tuple(kwargs.items())
     if not broker_circuit.should_try():
-        logger.warning("task %s%r not published (the broker is down): left for its periodic sweep", task.name, call)
+        logger.warning("task %s%r not published (the broker is down); the write it follows stands", task.name, call)
         return False
     try:
         send()
@@ -59,7 +60,7 @@ def publish_task(task, *args, countdown: float | None = None, **kwargs) -> bool:
         if isinstance(exc, OperationalError | OSError):  # cannot reach the broker, not a bad message
             broker_circuit.failed(exc)
         logger.warning(
-            "task %s%r not published (%s: %s): left for its periodic sweep", task.name, call, type(exc).__name__, exc
+            "task %s%r not published (%s: %s); the write it follows stands", task.name, call, type(exc).__name__, exc
         )
         return False
     broker_circuit.succeeded()

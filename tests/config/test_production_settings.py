@@ -151,7 +151,9 @@ def _assert_page_runs_under_the_policy(client, response) -> _Assets:
         if "/static/" in url:
             asset = client.get(url)
             assert asset.status_code == 200, url
-            asset.close()
+            # Read it through: the test client then closes it as a WSGI server would (a bare close() here
+            # would fire request_finished and close the test's database connection).
+            assert b"".join(asset.streaming_content if asset.streaming else [asset.content]), url
     return page
 
 
