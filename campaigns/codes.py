@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from itertools import repeat
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import Code
@@ -177,22 +177,25 @@ def generate_codes(
             fresh = pending.result()
             ahead = min(batch, count - made - len(fresh))
             pending = pool.submit(random_codes, pattern, ahead) if ahead > 0 else None
-            inserted = insert_codes(
-                tenant_id=tenant_id,
-                campaign_id=campaign_id,
-                codes=list(fresh),
-                usage_limit=usage_limit,
-                expires_at=expires_at,
-                balance=balance,
-            )
-            made += inserted
-            if inserted:
-                campaign_counts_add({campaign_id: {"codes_count": inserted}})
+            # A batch, its counter and the job's progress commit together: a worker killed at any point
+            # leaves `progress` equal to the codes made, so the re-delivered task tops up exactly.
+            with transaction.atomic():
+                inserted = insert_codes(
+                    tenant_id=tenant_id,
+                    campaign_id=campaign_id,
+                    codes=list(fresh),
+                    usage_limit=usage_limit,
+                    expires_at=expires_at,
+                    balance=balance,
+                )
+                made += inserted
+                if inserted:
+                    campaign_counts_add({campaign_id: {"codes_count": inserted}})
+                if progress:
+                    progress(made)
             barren = barren + 1 if inserted == 0 else 0
             if barren >= 5:
                 raise PatternError(f"The pattern {pattern!r} is exhausted in this tenant: add placeholders.")
-            if progress:
-                progress(made)
     return made
 
 

@@ -1,4 +1,18 @@
+"""`GET /healthz`: what a load balancer and an operator need to know.
+
+- 200 `{"status": "ok"}`: the database, the broker and the cache answer.
+- 200 `{"status": "degraded"}`: the database answers but Redis (broker or cache) does not. The API still
+  serves every request (throttling counts per process, tasks are left for their sweeps), so the instance
+  stays in rotation: taking every instance out because a shared Redis is down would stop the service.
+- 503 `{"status": "down"}`: the database does not answer; nothing can be served.
+
+Each dependency is `"ok"`, `"error: <exception class>"`, or, without `REDIS_URL`, `"eager"` (broker: tasks
+run in-process) and `"local"` (cache: in-process memory).
+"""
+
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
@@ -33,9 +47,25 @@ def _broker_status() -> str:
     return "ok"
 
 
+def _cache_status() -> str:
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return "local"
+    try:
+        backend._cache.get_client(write=False).ping()
+    except Exception as exc:
+        return f"error: {exc.__class__.__name__}"
+    return "ok"
+
+
 @require_GET
 def healthz(request):
-    """For load balancers: 200 when the database and broker answer, 503 otherwise."""
-    status = {"database": _database_status(), "broker": _broker_status()}
-    healthy = all(v in ("ok", "eager") for v in status.values())
-    return JsonResponse({"status": "ok" if healthy else "degraded", **status}, status=200 if healthy else 503)
+    """200 "ok", 200 "degraded" (Redis down, the API still serves), 503 "down" (no database)."""
+    checks = {"database": _database_status(), "broker": _broker_status(), "cache": _cache_status()}
+    if checks["database"] != "ok":
+        status, code = "down", 503
+    elif any(value.startswith("error") for value in checks.values()):
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    return JsonResponse({"status": status, **checks}, status=code)

@@ -7,6 +7,7 @@ for PostgreSQL, a Redis broker and a Redis cache.
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -132,6 +135,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="loyalty@localhost")
 
 # --- Redis: broker and cache when configured, in-process otherwise -----------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Seconds to wait for Redis to connect or answer before a request falls back (throttling per process,
+# tasks left for their sweeps): an unreachable Redis must not hold a request for long.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
@@ -141,6 +147,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="loyalty"),
+            "OPTIONS": {"socket_connect_timeout": REDIS_SOCKET_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
         }
     }
 else:
@@ -149,9 +156,27 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_TASK_EAGER_PROPAGATES = True
+# Nothing reads task results (the state is in the database): publishing a task then needs only the broker,
+# not the result backend too (whose reconnect loop blocks a caller for 20 s while Redis is down).
+CELERY_TASK_IGNORE_RESULT = True
+# No task may be lost: every task is acknowledged after it ran, and put back in the queue when the worker
+# running it dies (killed, out of memory, restarted), so each task is written to be safe to run again
+# (tests/config/test_celery_reliability.py checks every registered task and a real redelivery).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks: a worker reserves one message at a time
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
+# Redis redelivers a message not acknowledged within the visibility timeout, to another worker, even if
+# the first is still running it: it must exceed the longest task time limit (tiers: 1 h) and the longest
+# countdown (webhook retries: 10 min). `tests/config/test_celery_reliability.py` holds it to that.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+}
+# A publish retries briefly (a blip), then the caller logs it and goes on (common.side_effects).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Every periodic job, in one place. Beat syncs these into django-celery-beat's tables at start;
@@ -195,6 +220,9 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": True,
 }
+# While Redis is unreachable each web process counts on its own: a key's limit is divided by this (set it to
+# the number of web processes, e.g. gunicorn's workers, so the sum stays near the limit).
+API_THROTTLE_FALLBACK_PROCESSES = env.int("API_THROTTLE_FALLBACK_PROCESSES", default=1)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty touchpoint API",
     "VERSION": "1.0.0",
@@ -224,3 +252,49 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+
+# --- HTTPS (the README's production configuration turns these on; `check --deploy` is clean with it) ------
+# Off by default so that `make demo`, `make run` and the tests work over plain http on 127.0.0.1.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe the instance over plain http
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy: `X-Forwarded-Proto,https` (the header the proxy sets, and its value for
+# https). Only set it when the proxy always sets or overwrites that header: a client could send it too.
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2 or not all(_proxy_ssl_header):
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER is `<header>,<value>`, e.g. `X-Forwarded-Proto,https`.")
+    _header = _proxy_ssl_header[0].strip()
+    if not _header.upper().startswith("HTTP_"):
+        _header = "HTTP_" + _header.replace("-", "_")
+    SECURE_PROXY_SSL_HEADER = (_header.upper(), _proxy_ssl_header[1].strip())
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------------------------------
+# Every page is ours or the admin's or Swagger UI's, all served from this origin (whitenoise, the sidecar):
+# scripts only from files here, or inline with the per-request nonce (`request.csp_nonce`, the celery-beat
+# form override in templates/admin/djcelery/), plus one inline handler of django-import-export's export
+# page, allowed by its hash. Styles may be inline: the admin and Swagger UI set `style` attributes and
+# Swagger's page has a `<style>` block. Images and fonts from here or `data:` (Swagger UI's icons).
+# CSP_REPORT_ONLY=true sends it as Content-Security-Policy-Report-Only (to try a change); CSP_REPORT_URI
+# adds where browsers report violations.
+_IMPORT_EXPORT_SELECT_ALL = "'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"  # onSelectToggleChange(event)
+_csp_directives = {
+    "default-src": [SELF],
+    "script-src": [SELF, NONCE, "'unsafe-hashes'", _IMPORT_EXPORT_SELECT_ALL],
+    "style-src": [SELF, "'unsafe-inline'"],
+    "img-src": [SELF, "data:"],
+    "font-src": [SELF, "data:"],
+    "connect-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [SELF],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+}
+if env.str("CSP_REPORT_URI", default=""):
+    _csp_directives["report-uri"] = [env.str("CSP_REPORT_URI")]
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": _csp_directives}
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": _csp_directives}

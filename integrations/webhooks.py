@@ -14,10 +14,13 @@ with exponential backoff and jitter: by default 6 attempts, delays of base * fac
 re-send deliveries there).
 
 Why not `autoretry_for`/`retry_backoff` alone: with a Redis broker a task whose ETA lies beyond the
-visibility timeout (1 h) is re-delivered to other workers while it waits, and a restart loses nothing only
-if the state is in the database. So the due time lives on the delivery row: short delays are scheduled
-directly with a countdown, long ones are picked up by `dispatch_due_webhooks`, a sweep run every minute by
-beat, which also recovers deliveries whose worker died mid-attempt.
+visibility timeout (`CELERY_VISIBILITY_TIMEOUT`, 2 h) is re-delivered to other workers while it waits,
+and a restart loses nothing only if the state is in the database. So the due time lives on the delivery
+row: short delays are scheduled directly with a countdown, long ones are picked up by
+`dispatch_due_webhooks`, a sweep run every minute by beat, which also recovers deliveries whose worker
+died mid-attempt and deliveries whose task could not be published (the broker was down when the write
+committed: `common.side_effects.publish_task` logs it and the request succeeds; the delivery row is
+pending and due, so the sweep sends it).
 """
 
 import contextlib
@@ -44,7 +47,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from common import events
-from common.side_effects import enqueue
+from common.side_effects import enqueue, publish_task
 from integrations import sql as integrations_sql
 from integrations.models import (
     Event,
@@ -358,7 +361,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
                 reason=f"Disabled after {attempt_number} failed attempts of delivery {delivery.pk} ({error}).",
             )
     if delay is not None and delay <= _setting("WEBHOOK_DIRECT_RETRY_MAX_SECONDS", 600):
-        deliver_webhook.apply_async((delivery.pk,), countdown=delay)
+        publish_task(deliver_webhook, delivery.pk, countdown=delay)  # if refused, the sweep retries when due
     delivery.refresh_from_db()
     return delivery
 
@@ -386,5 +389,6 @@ def dispatch_due_webhooks() -> int:
     """Beat, every minute: enqueue deliveries whose retry is due or whose worker died mid-attempt."""
     due = webhook_deliveries_due()
     for delivery_id in due:
-        deliver_webhook.delay(delivery_id)
+        if not publish_task(deliver_webhook, delivery_id):
+            break  # the broker is down: the next sweep takes them all again
     return len(due)
