@@ -34,6 +34,7 @@ from campaigns.sql import campaign_counts_add
 from campaigns.windows import WindowError, check_active_hours, minute_key, schedule_refusal
 from common.answer import Answer
 from common.errors import ApplicationError
+from common.job_locks import job_run_lock
 from common.side_effects import enqueue
 from common.validation import NON_FIELD, FieldErrors, decimal_maximum, field_error
 from loyalty.rules import RuleError, check_rule
@@ -655,7 +656,19 @@ def _fresh_code(campaign: Campaign, *, balance: Decimal | None = None) -> Code:
 
 
 def code_generation_run(*, job_id: int) -> CodeGenerationJob:
-    """Generate the codes a job still owes, batch by batch (each batch commits): safe to re-run."""
+    """Generate the codes a job still owes, batch by batch (each batch commits): safe to re-run.
+
+    One run of a job at a time (`common.job_locks.job_run_lock`): a second, overlapping run (the task
+    re-delivered while the first worker still runs it) would count the same codes as owed and make them
+    twice; it returns the job at once instead.
+    """
+    with job_run_lock(f"code_generation:{job_id}") as mine:
+        if not mine:
+            return CodeGenerationJob.objects.get(pk=job_id)
+        return _code_generation_run(job_id)
+
+
+def _code_generation_run(job_id: int) -> CodeGenerationJob:
     job = CodeGenerationJob.objects.select_related("campaign").get(pk=job_id)
     if job.status == "done":
         return job

@@ -7,10 +7,17 @@ another run finds it taken and stops at once with nothing done ("skipped"); the 
 transaction, so a crashed run never leaves it behind. A job working in several transactions (batches)
 takes it again in each: the runs may then hand over between batches, but never work at the same time.
 
+A job whose run cannot be cut into self-contained transactions (it decides its whole work up front, such as
+a code generation job computing how many codes it still owes) holds a lock for the whole run instead
+(`job_run_lock(name)`, a session-level `pg_try_advisory_lock`, released at the end, or by PostgreSQL when
+the worker's connection dies with it).
+
 SQLite has no advisory locks and lets one writer at a time anyway: there the lock is always granted.
 """
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import connection, transaction
 
@@ -31,3 +38,25 @@ def job_lock_take(name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [job_lock_key(name)])
         return bool(cursor.fetchone()[0])
+
+
+@contextmanager
+def job_run_lock(name: str) -> Iterator[bool]:
+    """`with job_run_lock(name) as mine:` mine is False when another run holds the job; held until the end
+    (or, called inside a transaction, until that transaction ends)."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    if connection.in_atomic_block:  # run inside a caller's transaction: hold it as long as that one
+        yield job_lock_take(name)
+        return
+    key = job_lock_key(name)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        mine = bool(cursor.fetchone()[0])
+    try:
+        yield mine
+    finally:
+        if mine and connection.connection is not None and connection.is_usable():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])

@@ -13,9 +13,13 @@ import pytest
 import time_machine
 from django.db import connection, transaction
 
+from campaigns import codes as code_gen_module
+from campaigns.models import Code, CodeGenerationJob
+from campaigns.services import code_generation_run
 from common import job_locks
 from integrations import idempotency as purge_module
-from integrations.models import IdempotencyRecord
+from integrations import webhooks
+from integrations.models import Event, IdempotencyRecord, WebhookAttempt, WebhookDelivery
 from loyalty.ledger import jobs, ledger_reconcile, pending_release_due, points_expire_due
 from loyalty.ledger.jobs import expiry_warnings_send
 from loyalty.models import Account, ExpiryWarning, LedgerEntry, PendingPoints, TierChange
@@ -23,32 +27,39 @@ from loyalty.services import tiers as tiers_module
 from loyalty.services.tiers import tiers_reevaluate
 from rewards.services.checkout import order_checkout
 from tests.factories import (
+    CampaignFactory,
     EarningRuleFactory,
     IntegrationFactory,
     MemberFactory,
     ProgramFactory,
     TierFactory,
+    WebhookEndpointFactory,
 )
+from tests.integrations.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 UTC = dt.UTC
 START = dt.datetime(2026, 1, 5, 12, tzinfo=UTC)
 
 
-def two_runs_at_once(run, hold):
+def two_runs_at_once(run, hold, *, before=False):
     """Run `run()` in thread "first", and again in thread "second" once the first is held by `hold`.
 
     `hold` is (module, attribute): a function the first run calls inside its transaction; the first call
-    from the first thread signals and then sleeps, keeping that transaction (and its locks) open.
-    Returns ({"first": result, "second": result}, errors).
+    from the first thread signals and then sleeps (after the call, or `before` it), keeping that transaction
+    (and its locks) open. Returns ({"first": result, "second": result, ...}, errors).
     """
     module, name = hold
     real = getattr(module, name)
     inside = threading.Event()
 
     def holding(*args, **kwargs):
+        held = threading.current_thread().name == "first" and not inside.is_set()
+        if held and before:
+            inside.set()
+            time.sleep(1.0)
         value = real(*args, **kwargs)
-        if threading.current_thread().name == "first" and not inside.is_set():
+        if held and not before:
             inside.set()
             time.sleep(1.0)  # the second run starts meanwhile, against this open transaction
         return value
@@ -219,6 +230,39 @@ def test_a_run_overlapping_another_is_skipped_quickly_and_the_work_is_done_once(
     assert outcome(run()) in ((False, 0), 0)
 
 
+def test_two_overlapping_runs_of_a_code_generation_job_make_its_codes_once(tenant):
+    """The task is acknowledged late: re-delivered while a worker still runs it, both runs counted the
+    same codes as owed and made them twice."""
+    campaign = CampaignFactory(tenant=tenant)
+    job = CodeGenerationJob.objects.create(tenant_id=tenant.pk, campaign=campaign, pattern="GEN-####-????", count=40)
+    # Held where the first run has taken the job and not made a code yet.
+    results, errors = two_runs_at_once(
+        lambda: code_generation_run(job_id=job.pk), (code_gen_module, "generate_codes"), before=True
+    )
+    assert errors == []
+    assert results["second_seconds"] < 1.0
+    assert Code.objects.filter(campaign=campaign).count() == 40
+    job.refresh_from_db()
+    assert (job.status, job.created) == ("done", 40)
+    campaign.refresh_from_db()
+    assert campaign.codes_count == 40
+
+
+def test_two_overlapping_webhook_sweeps_attempt_each_delivery_once(tenant):
+    """The sweep needs no job lock: each delivery is claimed by one conditional UPDATE, so the sweep that
+    comes second finds the deliveries taken and sends nothing."""
+    with Receiver(delay=0.2) as receiver:
+        endpoint = WebhookEndpointFactory(tenant=tenant, url=receiver.url, event_types=["member.created"])
+        for n in range(3):
+            event = Event.objects.create(tenant=tenant, type="member.created", data={"n": n})
+            WebhookDelivery.objects.create(tenant=tenant, event=event, endpoint=endpoint)
+        results, errors = two_runs_at_once(webhooks.dispatch_due_webhooks, (webhooks, "webhook_deliveries_due"))
+    assert errors == []
+    assert len(receiver.requests) == 3
+    assert sorted(WebhookDelivery.objects.values_list("attempts", "status")) == [(1, "succeeded")] * 3
+    assert WebhookAttempt.objects.count() == 3
+
+
 def test_the_job_lock_is_per_job_and_released_with_its_transaction():
     with transaction.atomic():
         assert job_locks.job_lock_take("a")
@@ -226,3 +270,11 @@ def test_the_job_lock_is_per_job_and_released_with_its_transaction():
     assert job_locks.job_lock_key("a") != job_locks.job_lock_key("b")
     with pytest.raises(transaction.TransactionManagementError):
         job_locks.job_lock_take("a")
+    with job_locks.job_run_lock("run") as mine:
+        assert mine
+        with connection.cursor() as cursor:  # held by this session until the block ends
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+            assert cursor.fetchone()[0] == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cursor.fetchone()[0] == 0
