@@ -50,6 +50,7 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self._idempotency_claim = None
+        self._answer = None
         if request.method in BODY_METHODS and too_large(request):  # before the fingerprint or the parser reads it
             raise request_too_large()
         super().initial(request, *args, **kwargs)
@@ -65,11 +66,15 @@ class ApiView(APIView):
 
     def answer(self, render) -> idempotency.Answer:
         """The answer-writer to hand the service as `answer=`; `.response(result)` is the view's Response."""
-        return idempotency.Answer(getattr(self, "_idempotency_claim", None), render)
+        self._answer = idempotency.Answer(getattr(self, "_idempotency_claim", None), render)
+        return self._answer
 
     def handle_exception(self, exc):
         if isinstance(exc, idempotency.IdempotentReplay):
             return exc.response()
+        answer = getattr(self, "_answer", None)
+        if answer is not None:
+            answer.settle(exc)
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):

@@ -32,7 +32,7 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from api.errors import ApiError
+from api.errors import ApiError, error_body
 from api.parsers import json_depth_exceeds
 from integrations.idempotency import retention
 from integrations.models import IdempotencyRecord
@@ -174,6 +174,11 @@ class Answer:
     recovered, such as a checkout finding a concurrent twin's order) or never called `answer` (a replay that
     wrote nothing), the body is rendered now and `complete` stores it after the view, as for a refusal.
     Without an `Idempotency-Key` (no claim) nothing is stored, but the view answers through the same path.
+
+    A refusal usually writes nothing, and `complete` stores it after the rollback. A refusal that does write
+    (a refused redemption counts the failure on its campaigns and emits `redemption.failed`) stores its
+    error answer with those writes through `refusal(error)`, called in that transaction before its commit;
+    the view raises that error afterwards, and `settle(exc)` (in the exception handling) marks it stored.
     """
 
     def __init__(self, claim_: Claim | None, render: Callable[[Any], tuple[int, Any]]):
@@ -182,11 +187,22 @@ class Answer:
         self._answered: Any = _UNANSWERED
         self._status = 0
         self._body: Any = None
+        self._refused: Any = _UNANSWERED
 
     def __call__(self, result) -> None:
         self._status, self._body = self.render(result)
         store_in_transaction(self.claim, self._status, self._body)
         self._answered = result
+
+    def refusal(self, error) -> None:
+        """Store the error answer of `error` (an ApplicationError) in the refusal's own transaction."""
+        store_in_transaction(self.claim, error.status, error_body(error.code, error.message, error.details))
+        self._refused = error
+
+    def settle(self, exc) -> None:
+        """The view raised `exc`: if its answer was stored with its writes (committed), nothing is left to store."""
+        if exc is self._refused and self.claim is not None:
+            self.claim.stored = True
 
     def response(self, result) -> Response:
         if self._answered is result:

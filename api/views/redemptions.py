@@ -200,6 +200,7 @@ class RedemptionCreateApi(ApiView):
         answer = self.answer(lambda r: (status.HTTP_201_CREATED, r.result))
         redemption = redeem_with_answer(
             answer=answer,
+            refused=answer.refusal,  # a refusal counts the failure: its 422 is stored with that count
             tenant=self.tenant,
             member=member,
             order_id=data["order_id"],
