@@ -20,7 +20,9 @@ class ApiView(APIView):
     """Subclasses set `required_scope` (read, redeem, earn, manage) and call one service or selector.
 
     `self.tenant` is the API key's tenant: every query and service call is confined to it.
-    POSTs accept an `Idempotency-Key` (set `idempotent = False` on a view to opt out).
+    POSTs, PUTs and PATCHes accept an `Idempotency-Key` (set `idempotent = False` on a view to opt out).
+    A write view answers through `self.answer(render)` (see `api.idempotency.Answer`): its service stores
+    the answer to retries in the transaction of its effects.
     """
 
     authentication_classes = [ApiKeyAuthentication]
@@ -30,6 +32,7 @@ class ApiView(APIView):
     schema = ApiAutoSchema()
     required_scope: str | None = None
     idempotent = True
+    IDEMPOTENT_METHODS = ("POST", "PUT", "PATCH")
 
     @property
     def tenant(self):
@@ -47,18 +50,31 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         self._idempotency_claim = None
+        self._answer = None
         if request.method in BODY_METHODS and too_large(request):  # before the fingerprint or the parser reads it
             raise request_too_large()
         super().initial(request, *args, **kwargs)
         if any("\x00" in str(value) for value in kwargs.values()):
             raise exceptions.NotFound("No such object.")  # a NUL byte can name nothing that is stored
-        if self.idempotent and request.method == "POST" and request.method.lower() in self.http_method_names:
+        if (
+            self.idempotent
+            and request.method in self.IDEMPOTENT_METHODS
+            and request.method.lower() in self.http_method_names
+        ):
             if getattr(self, request.method.lower(), None) is not None:
                 self._idempotency_claim = idempotency.claim(request, integration=self.integration)
+
+    def answer(self, render) -> idempotency.Answer:
+        """The answer-writer to hand the service as `answer=`; `.response(result)` is the view's Response."""
+        self._answer = idempotency.Answer(getattr(self, "_idempotency_claim", None), render)
+        return self._answer
 
     def handle_exception(self, exc):
         if isinstance(exc, idempotency.IdempotentReplay):
             return exc.response()
+        answer = getattr(self, "_answer", None)
+        if answer is not None:
+            answer.settle(exc)
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):

@@ -8,6 +8,12 @@ the claim cannot share one with them; a crashed winner's claim expires after `ID
 and a retry takes it over. A 5xx is not stored (nothing was written: services roll back), so a retry
 runs again. Records live `IDEMPOTENCY_RETENTION_HOURS` (default 48, at least the contract's 24).
 
+Exactly once across crashes: a successful write's answer is stored *in the service's own transaction*,
+with its effects (`Answer`, the one mechanism of every write view). Were it stored after the commit, a
+crash between the two would leave effects without an answer, and the retry that takes the expired claim
+over would apply them again. With `Answer` the effects and the answer commit together or not at all.
+Refusals (4xx) write nothing, so they are stored after their rollback (`complete`) as before.
+
 The request is identified by method, path (trailing slash ignored) and the JSON body in canonical form
 (key order and whitespace do not matter); the same key with another request is 409 `idempotency_key_reused`.
 """
@@ -15,15 +21,18 @@ The request is identified by method, path (trailing slash ignored) and the JSON 
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
-from api.errors import ApiError
+from api.errors import ApiError, error_body
 from api.parsers import json_depth_exceeds
 from integrations.idempotency import retention
 from integrations.models import IdempotencyRecord
@@ -149,6 +158,59 @@ def store_in_transaction(claim_: Claim | None, status: int, data) -> None:
         return
 
     _store(claim_.record, status, JSONRenderer().render(data).decode("utf-8"))
+
+
+_UNANSWERED = object()
+
+
+class Answer:
+    """A write view's answer, stored with the write's effects: pass it to the service as `answer=`.
+
+    `render(result) -> (status, body)` builds the response from what the service returns. The service calls
+    `answer(result)` inside its durable transaction, as the last step before the commit (the contract of
+    every service taking `answer=`), so the stored answer to retries commits with the effects, in one commit.
+    `response(result)`, once the service has returned, is the view's Response: the very body stored then.
+    When the service returned another result than the one it answered (its transaction rolled back and it
+    recovered, such as a checkout finding a concurrent twin's order) or never called `answer` (a replay that
+    wrote nothing), the body is rendered now and `complete` stores it after the view, as for a refusal.
+    Without an `Idempotency-Key` (no claim) nothing is stored, but the view answers through the same path.
+
+    A refusal usually writes nothing, and `complete` stores it after the rollback. A refusal that does write
+    (a refused redemption counts the failure on its campaigns and emits `redemption.failed`) stores its
+    error answer with those writes through `refusal(error)`, called in that transaction before its commit;
+    the view raises that error afterwards, and `settle(exc)` (in the exception handling) marks it stored.
+    """
+
+    def __init__(self, claim_: Claim | None, render: Callable[[Any], tuple[int, Any]]):
+        self.claim = claim_
+        self.render = render
+        self._answered: Any = _UNANSWERED
+        self._status = 0
+        self._body: Any = None
+        self._refused: Any = _UNANSWERED
+
+    def __call__(self, result) -> None:
+        self._status, self._body = self.render(result)
+        store_in_transaction(self.claim, self._status, self._body)
+        self._answered = result
+
+    def refusal(self, error) -> None:
+        """Store the error answer of `error` (an ApplicationError) in the refusal's own transaction."""
+        store_in_transaction(self.claim, error.status, error_body(error.code, error.message, error.details))
+        self._refused = error
+
+    def settle(self, exc) -> None:
+        """The view raised `exc`: if its answer was stored with its writes (committed), nothing is left to store."""
+        if exc is self._refused and self.claim is not None:
+            self.claim.stored = True
+
+    def response(self, result) -> Response:
+        if self._answered is result:
+            if self.claim is not None:
+                self.claim.stored = True  # committed with the effects: nothing left for `complete` to write
+            return Response(self._body, status=self._status)
+        status, body = self.render(result)
+        return Response(body, status=status)
 
 
 def complete(claim_: Claim, response) -> None:

@@ -32,7 +32,9 @@ from campaigns.models import (
 from campaigns.selectors import campaigns_usable_by
 from campaigns.sql import campaign_counts_add
 from campaigns.windows import WindowError, check_active_hours, minute_key, schedule_refusal
+from common.answer import Answer
 from common.errors import ApplicationError
+from common.job_locks import job_run_lock
 from common.side_effects import enqueue
 from common.validation import NON_FIELD, FieldErrors, decimal_maximum, field_error
 from loyalty.rules import RuleError, check_rule
@@ -374,7 +376,9 @@ def campaign_check(*, data: dict, campaign: Campaign | None = None) -> dict[str,
     return errors.details
 
 
-def campaign_create(*, tenant, data: dict, user=None) -> Campaign:
+def campaign_create(*, tenant, data: dict, user=None, answer: Answer | None = None) -> Campaign:
+    """Create a campaign (and its codes); `answer(campaign)`, when given, is called inside the transaction
+    just before its commit (the API stores its idempotent answer there: see `api.idempotency.Answer`)."""
     errors = FieldErrors()
     values = _clean(data, instance=None, errors=errors)
     codes_spec = (
@@ -399,6 +403,8 @@ def campaign_create(*, tenant, data: dict, user=None) -> Campaign:
             _create_codes(campaign, codes_spec, errors)
         campaign.refresh_from_db()
         events.campaign_created(campaign)
+        if answer is not None:
+            answer(campaign)
     return campaign
 
 
@@ -406,11 +412,15 @@ def campaign_create(*, tenant, data: dict, user=None) -> Campaign:
 ADMIN_SETTINGS = ("code_usage_limit", "code_expires_at", "owner")
 
 
-def campaign_update(*, campaign: Campaign, data: dict, user=None, admin_settings: dict | None = None) -> Campaign:
-    """A partial update (`PATCH`); `codes: {"count", "pattern"}` adds codes. Enabling goes through campaign_enable.
+def campaign_update(
+    *, campaign: Campaign, data: dict, user=None, admin_settings: dict | None = None, answer: Answer | None = None
+) -> Campaign:
+    """A partial update (`PATCH`); `codes: {"count", "pattern"}` adds codes; `enabled` enables or disables.
 
     `admin_settings` (the admin form's own fields, `ADMIN_SETTINGS`) are written in the same locked
-    transaction and history record as the document's values.
+    transaction and history record as the document's values; so is the enabling or disabling (as
+    `campaign_enable` / `campaign_disable` would do it), so that `answer(campaign)`, called inside that one
+    transaction just before its commit, commits with everything the update did.
     """
     errors = FieldErrors()
     values = _clean(data, instance=campaign, errors=errors)
@@ -420,6 +430,9 @@ def campaign_update(*, campaign: Campaign, data: dict, user=None, admin_settings
     if unknown:
         raise ValueError(f"not admin settings of a campaign: {sorted(unknown)}")
     enabled = values.pop("enabled", None)
+    if enabled is not None and enabled != campaign.enabled and not _can_enable(user):
+        verb = "launch" if enabled else "disable"
+        raise ApplicationError("permission_denied", f"You may not {verb} campaigns.", status=403)
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
         # Under the lock the counters cannot move: this is the check that decides (the constraints back it).
@@ -431,26 +444,35 @@ def campaign_update(*, campaign: Campaign, data: dict, user=None, admin_settings
         locked.save(update_fields=[*values.keys(), *(admin_settings or {}), "updated_at"])
         if codes_spec:
             _create_codes(locked, codes_spec, errors)
-    if enabled is True and not campaign.enabled:
-        return campaign_enable(campaign=locked, user=user)
-    if enabled is False and campaign.enabled:
-        return campaign_disable(campaign=locked, user=user)
-    locked.refresh_from_db()
+        if enabled is True and not locked.enabled:
+            _enable_locked(locked, user=user)
+        elif enabled is False and locked.enabled:
+            _disable_locked(locked, reason="", user=user)
+        locked.refresh_from_db()
+        if answer is not None:
+            answer(locked)
     return locked
 
 
-def campaign_enable(*, campaign: Campaign, user=None) -> Campaign:
+def _enable_locked(locked: Campaign, *, user=None) -> None:
+    locked.enabled = True
+    locked.disabled_reason = ""
+    locked.disabled_at = None
+    locked._change_reason = f"enabled by {getattr(user, 'username', 'api')}"
+    locked.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
+    events.campaign_enabled(locked, user=user)
+
+
+def campaign_enable(*, campaign: Campaign, user=None, answer: Answer | None = None) -> Campaign:
+    """Enable a campaign; `answer(campaign)` is called inside the transaction just before its commit."""
     if not _can_enable(user):
         raise ApplicationError("permission_denied", "You may not launch campaigns.", status=403)
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
         if not locked.enabled:
-            locked.enabled = True
-            locked.disabled_reason = ""
-            locked.disabled_at = None
-            locked._change_reason = f"enabled by {getattr(user, 'username', 'api')}"
-            locked.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
-            events.campaign_enabled(locked, user=user)
+            _enable_locked(locked, user=user)
+        if answer is not None:
+            answer(locked)
     return locked
 
 
@@ -463,24 +485,29 @@ def _disable_locked(locked: Campaign, *, reason: str, user=None, automatic: bool
     events.campaign_disabled(locked, reason=reason, user=user, automatic=automatic)
 
 
-def campaign_disable(*, campaign: Campaign, user=None, reason: str = "") -> Campaign:
-    """The kill switch: from the commit on, the campaign's codes fail with `campaign_disabled`."""
+def campaign_disable(*, campaign: Campaign, user=None, reason: str = "", answer: Answer | None = None) -> Campaign:
+    """The kill switch: from the commit on, the campaign's codes fail with `campaign_disabled`.
+
+    `answer(campaign)` is called inside the transaction just before its commit."""
     if not _can_enable(user):
         raise ApplicationError("permission_denied", "You may not disable campaigns.", status=403)
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
         if locked.enabled:
             _disable_locked(locked, reason=reason, user=user)
+        if answer is not None:
+            answer(locked)
     return locked
 
 
 # --- publications -----------------------------------------------------------------------------------
 
 
-def publication_create(*, tenant, campaign: Campaign, member, channel: str = Channel.API):
+def publication_create(*, tenant, campaign: Campaign, member, channel: str = Channel.API, answer: Answer | None = None):
     """Give `member` a code of `campaign` -> (Publication, created).
 
     A member who already holds an unredeemed, unexpired code of the campaign gets that one again.
+    `answer((publication, created))` is called inside the transaction just before its commit.
     """
     if campaign.tenant_id != tenant.pk or member.tenant_id != tenant.pk:
         raise ApplicationError("not_found", "No such campaign or member.", status=404)
@@ -492,7 +519,10 @@ def publication_create(*, tenant, campaign: Campaign, member, channel: str = Cha
         )
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
-        return publication_assign(campaign=locked, member=member, channel=channel)
+        result = publication_assign(campaign=locked, member=member, channel=channel)
+        if answer is not None:
+            answer(result)
+        return result
 
 
 def apology_code_give(*, campaign: Campaign, member, staff_user, reason: str) -> tuple[Publication, bool, bool]:
@@ -626,7 +656,19 @@ def _fresh_code(campaign: Campaign, *, balance: Decimal | None = None) -> Code:
 
 
 def code_generation_run(*, job_id: int) -> CodeGenerationJob:
-    """Generate the codes a job still owes, batch by batch (each batch commits): safe to re-run."""
+    """Generate the codes a job still owes, batch by batch (each batch commits): safe to re-run.
+
+    One run of a job at a time (`common.job_locks.job_run_lock`): a second, overlapping run (the task
+    re-delivered while the first worker still runs it) would count the same codes as owed and make them
+    twice; it returns the job at once instead.
+    """
+    with job_run_lock(f"code_generation:{job_id}") as mine:
+        if not mine:
+            return CodeGenerationJob.objects.get(pk=job_id)
+        return _code_generation_run(job_id)
+
+
+def _code_generation_run(job_id: int) -> CodeGenerationJob:
     job = CodeGenerationJob.objects.select_related("campaign").get(pk=job_id)
     if job.status == "done":
         return job

@@ -26,13 +26,19 @@ def reevaluate_tiers() -> dict:
 def expire_points() -> dict:
     """Expire every lot past its time (set-based, in batches; a re-run after a crash expires nothing twice)."""
     result = ledger.points_expire_due()
-    return {"batches": result.batches, "accounts": result.accounts, "lots": result.lots, "points": result.points}
+    return {
+        "skipped": result.skipped,
+        "batches": result.batches,
+        "accounts": result.accounts,
+        "lots": result.lots,
+        "points": result.points,
+    }
 
 
 @shared_task(name="loyalty.tasks.release_pending_points", time_limit=15 * 60, soft_time_limit=14 * 60)
 def release_pending_points() -> dict:
     result = ledger.pending_release_due()
-    return {"released": result.released, "points": result.points}
+    return {"skipped": result.skipped, "released": result.released, "points": result.points}
 
 
 @shared_task(name="loyalty.tasks.send_expiry_warnings", time_limit=15 * 60, soft_time_limit=14 * 60)

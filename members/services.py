@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_countries import countries
 
+from common.answer import Answer
 from common.errors import ApplicationError
 from common.events import publish
 from common.validation import FieldErrors, field_error
@@ -30,14 +31,18 @@ def tenant_create(
     return tenant, True
 
 
-def tenant_set_frozen(*, tenant: Tenant, frozen: bool, reason: str = "") -> Tenant:
-    """The tenant-wide kill switch: freezes (or thaws) every redemption and earning at once."""
+def tenant_set_frozen(*, tenant: Tenant, frozen: bool, reason: str = "", answer: Answer | None = None) -> Tenant:
+    """The tenant-wide kill switch: freezes (or thaws) every redemption and earning at once.
+
+    `answer(tenant)` is called inside the transaction just before its commit (see `common.answer`)."""
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         tenant.frozen = frozen
         tenant.frozen_reason = reason if frozen else ""
         tenant._change_reason = f"{'frozen' if frozen else 'unfrozen'}: {reason}".strip(": ")
         tenant.save(update_fields=["frozen", "frozen_reason"])
+        if answer is not None:
+            answer(tenant)
     return tenant
 
 
@@ -92,12 +97,15 @@ def _clean_member_fields(fields: dict[str, Any], errors: FieldErrors) -> dict[st
     return clean
 
 
-def member_upsert(*, tenant: Tenant, external_id: str, **fields: Any) -> tuple[Member, bool]:
+def member_upsert(
+    *, tenant: Tenant, external_id: str, answer: Answer | None = None, **fields: Any
+) -> tuple[Member, bool]:
     """Create or update a member by external id; returns (member, created). Emits `member.created`.
 
     Email is required on create. `referred_by` names the referrer by external id or referral code (set once).
     The consent time is stamped whenever `marketing_consent` changes. The referral code is generated unique
     per tenant. Raises ApplicationError("invalid_member", details={field: message}) for bad input.
+    `answer((member, created))` is called inside the transaction just before its commit (see `common.answer`).
     """
     errors = FieldErrors()
     errors.text(external_id, "external_id", max_length=100, required=True, strip=True)
@@ -106,7 +114,11 @@ def member_upsert(*, tenant: Tenant, external_id: str, **fields: Any) -> tuple[M
     for attempt in range(3):
         try:
             return _member_upsert(
-                tenant=tenant, external_id=external_id, clean=clean, referred_by=fields.get("referred_by")
+                tenant=tenant,
+                external_id=external_id,
+                clean=clean,
+                referred_by=fields.get("referred_by"),
+                answer=answer,
             )
         except IntegrityError:
             if attempt == 2:
@@ -114,7 +126,9 @@ def member_upsert(*, tenant: Tenant, external_id: str, **fields: Any) -> tuple[M
     raise AssertionError("unreachable")
 
 
-def _member_upsert(*, tenant: Tenant, external_id: str, clean: dict[str, Any], referred_by: Any) -> tuple[Member, bool]:
+def _member_upsert(
+    *, tenant: Tenant, external_id: str, clean: dict[str, Any], referred_by: Any, answer: Answer | None
+) -> tuple[Member, bool]:
     now = timezone.now()
     with transaction.atomic(durable=True):
         member = Member.objects.for_tenant(tenant).select_for_update().filter(external_id=external_id).first()
@@ -161,7 +175,10 @@ def _member_upsert(*, tenant: Tenant, external_id: str, clean: dict[str, Any], r
                     "created_at": member.created_at.isoformat(),
                 },
             )
-        return member, created
+        result = (member, created)
+        if answer is not None:
+            answer(result)
+        return result
 
 
 # --- segments -----------------------------------------------------------------------------------

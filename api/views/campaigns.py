@@ -109,6 +109,10 @@ def _campaign_body(campaign):
     return CampaignOutputSerializer(campaign_document(campaign)).data
 
 
+def _campaign_answer(campaign):
+    return status.HTTP_200_OK, _campaign_body(campaign)
+
+
 class CampaignCreateApi(ApiView):
     required_scope = "manage"
 
@@ -124,8 +128,8 @@ class CampaignCreateApi(ApiView):
     )
     def post(self, request):
         document = raw_object(CampaignCreateInputSerializer, request.data)
-        campaign = campaign_create(tenant=self.tenant, data=document)
-        return Response(_campaign_body(campaign), status=status.HTTP_201_CREATED)
+        answer = self.answer(lambda c: (status.HTTP_201_CREATED, _campaign_body(c)))
+        return answer.response(campaign_create(tenant=self.tenant, data=document, answer=answer))
 
 
 class CampaignApi(ApiView):
@@ -147,12 +151,14 @@ class CampaignApi(ApiView):
         responses={200: CampaignOutputSerializer},
         errors={400: ["validation_error"], 404: ["campaign_not_found"]},
         write=True,
+        idempotent=True,
         tags=["campaigns"],
     )
     def patch(self, request, campaign_id):
         document = raw_object(CampaignInputSerializer, request.data, partial=True)
         campaign = campaign_or_404(self.tenant, campaign_id)
-        return Response(_campaign_body(campaign_update(campaign=campaign, data=document)))
+        answer = self.answer(_campaign_answer)
+        return answer.response(campaign_update(campaign=campaign, data=document, answer=answer))
 
 
 class CampaignDisableInputSerializer(InputSerializer):
@@ -172,7 +178,8 @@ class CampaignEnableApi(ApiView):
     )
     def post(self, request, campaign_id):
         campaign = campaign_or_404(self.tenant, campaign_id)
-        return Response(_campaign_body(campaign_enable(campaign=campaign)))
+        answer = self.answer(_campaign_answer)
+        return answer.response(campaign_enable(campaign=campaign, answer=answer))
 
 
 class CampaignDisableApi(ApiView):
@@ -191,7 +198,9 @@ class CampaignDisableApi(ApiView):
     def post(self, request, campaign_id):
         data = validated(CampaignDisableInputSerializer, request.data)
         campaign = campaign_or_404(self.tenant, campaign_id)
-        return Response(_campaign_body(campaign_disable(campaign=campaign, reason=data["reason"] or "disabled by API")))
+        answer = self.answer(_campaign_answer)
+        reason = data["reason"] or "disabled by API"
+        return answer.response(campaign_disable(campaign=campaign, reason=reason, answer=answer))
 
 
 class CampaignStatsApi(ApiView):
@@ -242,10 +251,17 @@ class PublicationCreateApi(ApiView):
         data = validated(PublicationInputSerializer, request.data)
         campaign = campaign_or_404(self.tenant, data["campaign"])
         member = member_or_404(self.tenant, data["member"])
-        publication, created = publication_create(
-            tenant=self.tenant, campaign=campaign, member=member, channel=data["channel"]
-        )
-        return Response(
-            PublicationOutputSerializer(publication_document(publication)).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+
+        def render(result):
+            publication, created = result
+            return (
+                status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                PublicationOutputSerializer(publication_document(publication)).data,
+            )
+
+        answer = self.answer(render)
+        return answer.response(
+            publication_create(
+                tenant=self.tenant, campaign=campaign, member=member, channel=data["channel"], answer=answer
+            )
         )

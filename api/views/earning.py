@@ -89,7 +89,14 @@ class OrderCreateApi(ApiView):
             raise ApplicationError(
                 "insufficient_scope", "This API key lacks the `redeem` scope.", {"required_scope": "redeem"}, 403
             )
+        answer = self.answer(
+            lambda r: (
+                status.HTTP_201_CREATED if r.created else status.HTTP_200_OK,
+                OrderOutputSerializer(r.as_dict()).data,
+            )
+        )
         result = order_checkout(
+            answer=answer,
             tenant=self.tenant,
             member=data["member"],
             order_id=data["order_id"],
@@ -103,10 +110,7 @@ class OrderCreateApi(ApiView):
             points=data.get("points") or 0,
             integration=self.integration,
         )
-        return Response(
-            OrderOutputSerializer(result.as_dict()).data,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        )
+        return answer.response(result)
 
 
 class ReturnItemSerializer(InputSerializer):
@@ -145,17 +149,21 @@ class OrderReturnApi(ApiView):
     )
     def post(self, request, order_id):
         data = validated(ReturnInputSerializer, request.data)
+        answer = self.answer(
+            lambda r: (
+                status.HTTP_201_CREATED if r.created else status.HTTP_200_OK,
+                ReturnOutputSerializer(r.as_dict()).data,
+            )
+        )
         result = order_return(
+            answer=answer,
             tenant=self.tenant,
             order_id=order_id,
             amount=data.get("amount"),
             items=[dict(item) for item in data["items"]] if data.get("items") else None,
             return_id=data.get("return_id"),
         )
-        return Response(
-            ReturnOutputSerializer(result.as_dict()).data,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        )
+        return answer.response(result)
 
 
 class EventInputSerializer(InputSerializer):
@@ -188,14 +196,16 @@ class EventCreateApi(ApiView):
     )
     def post(self, request):
         data = validated(EventInputSerializer, request.data)
+        answer = self.answer(lambda r: (status.HTTP_201_CREATED, EventOutputSerializer(r.as_dict()).data))
         result = custom_event_record(
+            answer=answer,
             tenant=self.tenant,
             member=data["member"],
             event=data["event"],
             metadata=data.get("metadata"),
             occurred_at=data.get("occurred_at"),
         )
-        return Response(EventOutputSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED)
+        return answer.response(result)
 
 
 class ProgramDocumentSerializer(serializers.Serializer):
@@ -232,9 +242,10 @@ class ProgramApi(ApiView):
         responses={200: ProgramDocumentSerializer},
         errors={400: ["invalid_program"]},
         write=True,
+        idempotent=True,
         tags=["programs"],
     )
     def put(self, request, code):
         document = raw_object(ProgramDocumentSerializer, request.data)
-        program = program_declare(tenant=self.tenant, code=code, document=document)
-        return Response(ProgramDocumentSerializer(program_document(program)).data)
+        answer = self.answer(lambda p: (status.HTTP_200_OK, ProgramDocumentSerializer(program_document(p)).data))
+        return answer.response(program_declare(tenant=self.tenant, code=code, document=document, answer=answer))

@@ -81,15 +81,21 @@ class MemberApi(ApiView):
         responses={200: MemberOutputSerializer, 201: MemberOutputSerializer},
         errors={400: ["invalid_member"], 404: ["member_not_found"]},
         write=True,
+        idempotent=True,
         tags=["members"],
     )
     def put(self, request, external_id):
         fields = validated(MemberInputSerializer, request.data)
-        member, created = member_upsert(tenant=self.tenant, external_id=external_id, **fields)
-        return Response(
-            MemberOutputSerializer(member_detail(member)).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+
+        def render(result):
+            member, created = result
+            return (
+                status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                MemberOutputSerializer(member_detail(member)).data,
+            )
+
+        answer = self.answer(render)
+        return answer.response(member_upsert(tenant=self.tenant, external_id=external_id, answer=answer, **fields))
 
 
 class MemberLedgerApi(ApiView):
@@ -196,7 +202,7 @@ class MemberRewardRedemptionApi(ApiView):
         data = validated(RewardRedemptionInputSerializer, request.data)
         member = member_or_404(self.tenant, external_id)
         reward = reward_or_404(self.tenant, data["reward"])
-        purchase = reward_purchase(tenant=self.tenant, member=member, reward=reward)
-        return Response(
-            RewardRedemptionOutputSerializer(reward_purchase_document(purchase)).data, status=status.HTTP_201_CREATED
+        answer = self.answer(
+            lambda p: (status.HTTP_201_CREATED, RewardRedemptionOutputSerializer(reward_purchase_document(p)).data)
         )
+        return answer.response(reward_purchase(tenant=self.tenant, member=member, reward=reward, answer=answer))

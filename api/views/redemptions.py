@@ -5,7 +5,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from api import idempotency
 from api.base import ApiView
 from api.lookups import member_or_none, redemption_or_404
 from api.pagination import CURSOR_PARAMETERS, ApiCursorPagination, paginated
@@ -196,10 +195,12 @@ class RedemptionCreateApi(ApiView):
     def post(self, request):
         data = validated(RedemptionInputSerializer, request.data)
         member = member_or_none(self.tenant, data.get("member"))
-        claim = self._idempotency_claim
+        # The service stored the contract's body as it answered (RedemptionOutputSerializer documents it):
+        # no second read of the lines just written. The answer to retries commits with the redemption.
+        answer = self.answer(lambda r: (status.HTTP_201_CREATED, r.result))
         redemption = redeem_with_answer(
-            # The answer to retries commits with the redemption (one commit, no window between the two).
-            answer=lambda r: idempotency.store_in_transaction(claim, status.HTTP_201_CREATED, r.result),
+            answer=answer,
+            refused=answer.refusal,  # a refusal counts the failure: its 422 is stored with that count
             tenant=self.tenant,
             member=member,
             order_id=data["order_id"],
@@ -207,11 +208,7 @@ class RedemptionCreateApi(ApiView):
             integration=self.integration,
             **_checkout(data),
         )
-        if claim is not None:
-            claim.stored = True  # committed with the redemption: nothing left for finalize_response to write
-        # The service stored the contract's body as it answered (RedemptionOutputSerializer documents it):
-        # no second read of the lines just written.
-        return Response(redemption.result, status=status.HTTP_201_CREATED)
+        return answer.response(redemption)
 
 
 class RollbackInputSerializer(InputSerializer):
@@ -234,8 +231,8 @@ class RedemptionRollbackApi(ApiView):
     def post(self, request, redemption_id):
         data = validated(RollbackInputSerializer, request.data)
         redemption = redemption_or_404(self.tenant, redemption_id)
-        redemption = redemption_rollback(redemption=redemption, reason=data["reason"])
-        return Response(RedemptionOutputSerializer(redemption_document(redemption)).data)
+        answer = self.answer(lambda r: (status.HTTP_200_OK, RedemptionOutputSerializer(redemption_document(r)).data))
+        return answer.response(redemption_rollback(redemption=redemption, reason=data["reason"], answer=answer))
 
 
 class CatalogQuerySerializer(InputSerializer):

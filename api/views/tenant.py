@@ -1,6 +1,6 @@
 """The tenant kill switch over the API: freeze (refuse every redemption and earning) and unfreeze."""
 
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from api.base import ApiView
@@ -20,6 +20,10 @@ class TenantOutputSerializer(serializers.Serializer):
 
 class TenantFreezeInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+def _tenant_answer(tenant):
+    return status.HTTP_200_OK, TenantOutputSerializer(tenant).data
 
 
 class TenantDetailApi(ApiView):
@@ -45,8 +49,10 @@ class TenantFreezeApi(ApiView):
     def post(self, request):
         data = TenantFreezeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        tenant = tenant_set_frozen(tenant=self.tenant, frozen=True, reason=data.validated_data["reason"])
-        return Response(TenantOutputSerializer(tenant).data)
+        answer = self.answer(_tenant_answer)
+        return answer.response(
+            tenant_set_frozen(tenant=self.tenant, frozen=True, reason=data.validated_data["reason"], answer=answer)
+        )
 
 
 class TenantUnfreezeApi(ApiView):
@@ -60,5 +66,5 @@ class TenantUnfreezeApi(ApiView):
         tags=["tenant"],
     )
     def post(self, request):
-        tenant = tenant_set_frozen(tenant=self.tenant, frozen=False)
-        return Response(TenantOutputSerializer(tenant).data)
+        answer = self.answer(_tenant_answer)
+        return answer.response(tenant_set_frozen(tenant=self.tenant, frozen=False, answer=answer))

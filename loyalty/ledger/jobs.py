@@ -1,7 +1,9 @@
 """Batch jobs of the ledger: expiry, pending release, expiry warnings, reconciliation.
 
 Set-based SQL in bounded batches, each its own durable transaction, safe to re-run after a crash and to run
-twice at once (accounts are locked in primary-key order). Invariants checked by `ledger_reconcile` and the
+twice at once: each batch takes its job's advisory lock first (`common.job_locks`), so a second, overlapping
+run stops at once as "skipped" instead of redoing (or tripping over) the first run's batch; accounts are
+locked in primary-key order too, against the API's writes. Invariants checked by `ledger_reconcile` and the
 property test: balance == sum(entry points) == sum(lot remaining) >= 0, and no lot below zero.
 """
 
@@ -16,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.events import publish
+from common.job_locks import job_lock_take
 from common.side_effects import after_commit
 from loyalty import sql as loyalty_sql
 from loyalty.ledger.accounts import expiry_policy_for
@@ -37,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ExpiryRunResult:
+    skipped: bool = False  # another run held the job's lock: this one did nothing
     batches: int = 0
     accounts: int = 0
     lots: int = 0
@@ -68,6 +72,9 @@ def points_expire_due(
     result = ExpiryRunResult()
     while True:
         with transaction.atomic(durable=True):
+            if not job_lock_take("points_expire_due"):
+                result.skipped = result.batches == 0  # else the other run took over between two batches
+                break
             sample = PointLot.objects.filter(remaining__gt=0, expires_at__lte=now).values_list("account_id", flat=True)
             account_ids = sorted(set(sample[:batch_lots]))[:batch_accounts]
             if not account_ids:
@@ -92,10 +99,15 @@ def points_expire_due(
             )
             expired = dict(due)
             # The accounts are locked, so their balances are current: each loses the sum of its due lots.
+            # Only the accounts that still have due lots under the lock: one sampled before the lock may have
+            # had its lots spent meanwhile (its sum would be NULL).
             changed = []
             for account_id, pts in expired.items():
                 accounts[account_id].balance -= pts
                 changed.append(accounts[account_id])
+            ids = sorted(expired)
+            if not ids:
+                continue
             loyalty_sql.expire_balances(ids, now)
             entries = LedgerEntry.objects.bulk_create(
                 [
@@ -138,6 +150,7 @@ def points_expire_due(
 
 @dataclass
 class ReleaseResult:
+    skipped: bool = False  # another run held the job's lock: this one did nothing
     released: int = 0
     points: int = 0
 
@@ -146,8 +159,13 @@ def pending_release_due(*, now: dt.datetime | None = None, batch_size: int = 500
     """Make pending points whose hold is over spendable (an `earn` entry and a lot each), in batches."""
     now = now or timezone.now()
     result = ReleaseResult()
+    batches = 0
     while True:
         with transaction.atomic(durable=True):
+            if not job_lock_take("pending_release_due"):
+                result.skipped = batches == 0
+                break
+            batches += 1
             due = PendingPoints.objects.filter(status=PendingPoints.Status.PENDING, release_at__lte=now)
             account_ids = sorted(set(due.values_list("account_id", flat=True)[:batch_size]))
             if not account_ids:
@@ -197,11 +215,15 @@ def expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
     """Queue one reminder per account and expiry time for points expiring within each program's warning days.
 
     The unique (account, expires_at) row written with ON CONFLICT DO NOTHING makes it once per lot window,
-    whatever the number of runs. Emits `points.expiring_soon` and sends an email after commit.
+    whatever the number of runs. Emits `points.expiring_soon` and sends an email after commit. A run that
+    overlaps another (the job's advisory lock is taken) does nothing and returns 0.
     """
     now = now or timezone.now()
     sent = 0
     with transaction.atomic(durable=True):
+        if not job_lock_take("expiry_warnings_send"):
+            logger.info("expiry warnings: another run is in progress, skipped")
+            return 0
         ids: list[int] = []
         for program_id, days in Program.objects.filter(active=True).values_list("pk", "expiry_warning_days"):
             ids.extend(loyalty_sql.expiry_warnings_insert(program_id, now, now + dt.timedelta(days=days)))

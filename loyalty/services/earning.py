@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.answer import Answer
 from common.errors import ApplicationError
 from common.money import quantize_money
 from common.plain_sql import insert_with_children
@@ -398,8 +399,13 @@ def custom_event_record(
     event: str,
     metadata: dict | None = None,
     occurred_at: dt.datetime | str | None = None,
+    answer: Answer | None = None,
 ) -> EventResult:
-    """Store a custom event and apply the event's earning rules (caps hold under concurrent calls)."""
+    """Store a custom event and apply the event's earning rules (caps hold under concurrent calls).
+
+    `answer(result)`, when given, is called inside the transaction just before its commit (the API stores
+    its idempotent answer there: see `api.idempotency.Answer`).
+    """
     now = timezone.now()
     errors = FieldErrors()
     errors.text(event, "event", max_length=100, required=True)
@@ -416,7 +422,10 @@ def custom_event_record(
         )
         if account is None or member.is_suspended:
             reason = SUSPENDED if member.is_suspended else ""
-            return EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None, reason=reason)
+            result = EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None, reason=reason)
+            if answer is not None:
+                answer(result)
+            return result
         tiers, tier = tier_state(account)
         rules = _active_rules(program, EarningRule.Trigger.EVENT, occurred, event)
         context = build_rule_context(
@@ -438,10 +447,13 @@ def custom_event_record(
             tier=tier,
             label=f"event {event}",
         )
-        return EventResult(
+        result = EventResult(
             event=row,
             points_earned=outcome.points_earned,
             points_pending=outcome.points_pending,
             entries=[entry_dict(e) for e in outcome.entries],
             tier=tier_dict(outcome.tier),
         )
+        if answer is not None:
+            answer(result)
+        return result

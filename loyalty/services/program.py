@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import transaction
 
+from common.answer import Answer
 from common.money import quantize_money
 from common.validation import NON_FIELD, FieldErrors, decimal_maximum, path
 from loyalty import earning
@@ -168,11 +169,12 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
     return {"program": clean, "tiers": tiers, "rules": rules}
 
 
-def program_declare(*, tenant: Tenant, code: str, document: dict) -> Program:
+def program_declare(*, tenant: Tenant, code: str, document: dict, answer: Answer | None = None) -> Program:
     """Create or replace a whole program from its document (`PUT /api/v1/programs/{code}`).
 
     Tiers and rules are matched by code: updated in place, created, or deleted when the document no longer
     names them (members of a deleted tier are left without a tier until the next evaluation).
+    `answer(program)` is called inside the transaction just before its commit (see `common.answer`).
     """
     clean = _validate_document(tenant, code, document)
     with transaction.atomic(durable=True):
@@ -201,4 +203,6 @@ def program_declare(*, tenant: Tenant, code: str, document: dict) -> Program:
             rule.save()
         for rule in existing_rules.values():
             rule.delete()
+        if answer is not None:
+            answer(program)
     return program

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Sum
 
+from common.answer import Answer
 from common.errors import ApplicationError, NotFound
 from common.money import money_str, quantize_money
 from common.validation import FieldErrors, path
@@ -66,6 +67,7 @@ def order_return(
     amount: Decimal | str | None = None,
     items: list[dict] | None = None,
     return_id: str | None = None,
+    answer: Answer | None = None,
 ) -> ReturnResult:
     """Reverse the points earned on the returned part of an order, proportionally to the money returned.
 
@@ -74,6 +76,8 @@ def order_return(
         already spent become a debt paid by the next earnings, while points of the order that already expired are
     not charged again (see `loyalty.ledger.posting`). Idempotent per
         `return_id`. Returns do not give cap allowance back, and tiers move down only at the scheduled evaluation.
+    `answer(result)`, when given, is called inside the transaction just before its commit (the API stores its
+    idempotent answer there: a return without `return_id` is then applied once even across a crash).
     """
     errors = FieldErrors()
     errors.check((amount is None) != (not items), "amount", "give either an amount or items")
@@ -155,4 +159,7 @@ def order_return(
             points_forgiven=taken.forgiven,
             result={"entries": [entry_dict(taken.entry)] if taken.entry else []},
         )
-        return _return_result(row, order_id, created=True)
+        result = _return_result(row, order_id, created=True)
+        if answer is not None:
+            answer(result)
+        return result

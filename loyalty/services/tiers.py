@@ -8,6 +8,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from common.events import publish
+from common.job_locks import job_lock_take
 from common.validation import FieldErrors
 from loyalty import ledger
 from loyalty import sql as loyalty_sql
@@ -165,7 +166,9 @@ def _tier_evaluate_locked(account: Account, now: dt.datetime, tiers: list[Tier])
 
 
 def tiers_reevaluate(*, program: Program, now: dt.datetime | None = None, chunk: int = 500) -> int:
-    """The scheduled evaluation of every account of a program, in chunks of one transaction each."""
+    """The scheduled evaluation of every account of a program, in chunks of one transaction each.
+
+    Each chunk takes the program's evaluation lock (`common.job_locks`): an overlapping run stops there."""
     now = now or timezone.now()
     tiers = list(Tier.objects.filter(program=program))
     changed, last_pk = 0, 0
@@ -176,6 +179,8 @@ def tiers_reevaluate(*, program: Program, now: dt.datetime | None = None, chunk:
         if not ids:
             return changed
         with transaction.atomic(durable=True):
+            if not job_lock_take(f"tiers_reevaluate:{program.pk}"):
+                return changed  # an overlapping run of this program's evaluation holds it: it does the rest
             for account_id in ids:
                 account = account_lock(account_id)
                 before = MemberTier.objects.filter(member_id=account.member_id, program=program).first()

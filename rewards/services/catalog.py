@@ -22,6 +22,7 @@ from campaigns.lock_objects import campaign_for_update
 from campaigns.models import Campaign, CampaignType
 from campaigns.services import publication_assign
 from campaigns.sql import campaign_counts_add, live_campaigns
+from common.answer import Answer
 from common.errors import ApplicationError
 from common.money import money_str
 from loyalty.ledger import account_for, post_earn, post_spend
@@ -50,9 +51,11 @@ def _check_reward(tenant: Tenant, member: Member, reward: Reward) -> None:
         )
 
 
-def reward_purchase(*, tenant: Tenant, member: Member, reward: Reward) -> RewardPurchase:
+def reward_purchase(*, tenant: Tenant, member: Member, reward: Reward, answer: Answer | None = None) -> RewardPurchase:
     """Buy `reward` with points: `points_insufficient`, `reward_out_of_stock`, `tier_required`, `member_suspended`
-    (422)."""
+    (422).
+
+    `answer(purchase)` is called inside the transaction just before its commit (see `common.answer`)."""
 
     _check_reward(tenant, member, reward)
     with transaction.atomic(durable=True):
@@ -91,6 +94,8 @@ def reward_purchase(*, tenant: Tenant, member: Member, reward: Reward) -> Reward
         purchase.save()
         if locked.stock is not None:
             Reward.objects.filter(pk=locked.pk).update(stock=F("stock") - 1)
+        if answer is not None:
+            answer(purchase)
     return purchase
 
 

@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from campaigns.lock_objects import campaigns_for_update
 from campaigns.models import Campaign, CampaignType
+from common.answer import Answer
 from common.errors import ApplicationError
 from loyalty.models import Order
 from loyalty.services.earning import (
@@ -121,8 +122,12 @@ def order_checkout(
     codes: list | None = None,
     points: int = 0,
     integration=None,
+    answer: Answer | None = None,
 ) -> OrderResult:
     """Redeem the order's codes, record it as paid, earn points on what was paid, reward a referrer: all or nothing.
+
+    `answer(result)`, when given, is called inside the transaction just before its commit, for a first
+    recording only (the API stores its idempotent answer there); a replay writes nothing and is not answered.
 
     Returns the order's result (`created=False` for a replay of an order id already recorded); with codes or
     points its `redemption` is the redemption body of `POST /api/v1/redemptions`. Raises 400 `invalid_order`
@@ -183,6 +188,8 @@ def order_checkout(
                 raise _Replay(result)
             if member.referred_by_id is not None:
                 referral_reward_grant(member=member, order_id=order.order_id, amount=paid)
+            if answer is not None:
+                answer(result)
             return result
     except _Replay as replay:
         return replay.result

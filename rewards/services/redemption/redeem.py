@@ -106,13 +106,20 @@ def redeem(
     )
 
 
-def redeem_with_answer(*, answer: Callable[[Redemption], None], **arguments) -> Redemption:
+def redeem_with_answer(
+    *,
+    answer: Callable[[Redemption], None],
+    refused: Callable[[ApplicationError], None] | None = None,
+    **arguments,
+) -> Redemption:
     """`redeem(**arguments)`, calling `answer(redemption)` inside its transaction just before the commit.
 
     For the API: it stores its idempotent response there, so that the redemption and the answer to its
-    retries commit together (and one commit, not two, waits for the disk).
+    retries commit together (and one commit, not two, waits for the disk). A refusal writes too (the failure
+    counted on the campaigns, `redemption.failed`): `refused(error)` is called inside that transaction just
+    before its commit, with the ApplicationError then raised, so that its answer commits with those writes.
     """
-    return _redeem_durable(**arguments, answer=answer)
+    return _redeem_durable(**arguments, answer=answer, refused=refused)
 
 
 def _redeem_durable(
@@ -128,6 +135,7 @@ def _redeem_durable(
     staff_user=None,
     answer=None,
     as_of=None,
+    refused=None,
 ) -> Redemption:
     order_id, order, requests, points = _prepare(
         tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
@@ -148,7 +156,7 @@ def _redeem_durable(
             )
             if answer is not None:
                 answer(redemption)
-    except _Refused as refused:
+    except _Refused as refusal:
         trace = {
             "order_id": order_id,
             "order": order,
@@ -158,8 +166,16 @@ def _redeem_durable(
             "channel": channel,
             "integration": integration,
         }
-        _record_failure(tenant=tenant, member=member, order_id=order_id, evaluation=refused.evaluation, trace=trace)
-        raise _refusal_error(refused.evaluation) from None
+        error = _refusal_error(refusal.evaluation)
+        _record_failure(
+            tenant=tenant,
+            member=member,
+            order_id=order_id,
+            evaluation=refusal.evaluation,
+            trace=trace,
+            before_commit=(lambda: refused(error)) if refused is not None else None,
+        )
+        raise error from None
     return redemption
 
 
@@ -360,8 +376,18 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     return redemption
 
 
-def _record_failure(*, tenant, member, order_id, evaluation: engine.Evaluation, trace: dict | None = None) -> None:
-    """Count the failure on the campaigns involved, note budgets that ran out, emit `redemption.failed`."""
+def _record_failure(
+    *,
+    tenant,
+    member,
+    order_id,
+    evaluation: engine.Evaluation,
+    trace: dict | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> None:
+    """Count the failure on the campaigns involved, note budgets that ran out, emit `redemption.failed`.
+
+    `before_commit()` is called inside the transaction just before its commit (the API's stored answer)."""
     now = timezone.now()
     campaign_ids = {line.campaign.pk for line in evaluation.lines if line.campaign is not None and not line.valid}
     exhausted = {
@@ -393,3 +419,5 @@ def _record_failure(*, tenant, member, order_id, evaluation: engine.Evaluation, 
                 "points": evaluation.as_dict()["points"],
             },
         )
+        if before_commit is not None:
+            before_commit()

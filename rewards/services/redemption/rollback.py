@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from campaigns.lock_objects import campaigns_for_update, codes_for_update
 from campaigns.models import Campaign
+from common.answer import Answer
 from common.errors import Conflict
 from common.events import publish
 from loyalty.ledger import post_spend_reversal
@@ -23,8 +24,10 @@ from rewards.services.redemption.counters import (
 from rewards.services.redemption.parse import ZERO
 
 
-def redemption_rollback(*, redemption: Redemption, reason: str, user=None) -> Redemption:
-    """Undo a redemption: usage counts, budgets, gift card balances and points, exactly once."""
+def redemption_rollback(*, redemption: Redemption, reason: str, user=None, answer: Answer | None = None) -> Redemption:
+    """Undo a redemption: usage counts, budgets, gift card balances and points, exactly once.
+
+    `answer(redemption)` is called inside the transaction just before its commit (see `common.answer`)."""
     with transaction.atomic(durable=True):
         locked = Redemption.objects.select_for_update().get(pk=redemption.pk, tenant_id=redemption.tenant_id)
         if locked.status == Redemption.Status.ROLLED_BACK:
@@ -90,4 +93,6 @@ def redemption_rollback(*, redemption: Redemption, reason: str, user=None) -> Re
                 "by": getattr(user, "username", None),
             },
         )
+        if answer is not None:
+            answer(locked)
     return locked
