@@ -32,6 +32,7 @@ MAX_DAYS = 36_500
 MAX_YEARS = 100
 MAX_MONTHS = 1_200
 MAXIMA = {"days": MAX_DAYS, "years": MAX_YEARS, "months": MAX_MONTHS}
+MAX_WARNING_DAYS = 3650  # a program's `expiry_warning_days`; a larger stored value is read as this
 logger = logging.getLogger(__name__)
 
 

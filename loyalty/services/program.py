@@ -24,13 +24,14 @@ from django.db import transaction
 from common.money import quantize_money
 from common.validation import MAX_INT, NON_FIELD, FieldErrors, decimal_maximum, path
 from loyalty import earning
-from loyalty.expiry import check_policy
+from loyalty.expiry import MAX_WARNING_DAYS, check_policy
 from loyalty.models import (
     EarningRule,
     Program,
     Tier,
 )
 from loyalty.rules import RuleError, check_rule
+from loyalty.services.tiers import MAX_QUALIFICATION_MONTHS
 from members.models import Tenant
 
 MAX_POINTS_VALUE_AMOUNT = decimal_maximum(Program._meta.get_field("points_value_amount"))
@@ -38,8 +39,6 @@ MAX_MULTIPLIER = decimal_maximum(Tier._meta.get_field("multiplier"))
 MAX_POINTS_PER_UNIT = decimal_maximum(EarningRule._meta.get_field("points_per_unit"))
 MAX_UNIT_AMOUNT = decimal_maximum(EarningRule._meta.get_field("unit_amount"))
 MULTIPLIER_PLACES = Tier._meta.get_field("multiplier").decimal_places
-MAX_QUALIFICATION_MONTHS = 120
-MAX_WARNING_DAYS = 3650
 MAX_PENDING_DAYS = earning.MAX_PENDING_DAYS
 MAX_TIERS = 50
 MAX_EARNING_RULES = 100

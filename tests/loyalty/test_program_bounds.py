@@ -7,10 +7,12 @@ import json
 
 import pytest
 
+from loyalty.ledger.jobs import expiry_warnings_send
 from loyalty.models import EarningRule, LedgerEntry, Program
 from loyalty.services.program import program_declare
+from loyalty.services.tiers import tier_evaluate
 from tests.api.conftest import assert_error, client_for
-from tests.factories import UserFactory, api_key_for, earning_setup
+from tests.factories import TierFactory, UserFactory, api_key_for, earning_setup
 from tests.loyalty.test_program_admin import change_url, page_data, state
 from tests.loyalty.test_program_declare import CONTRACT_EXAMPLE
 
@@ -179,3 +181,13 @@ def test_an_order_whose_points_a_balance_cannot_hold_is_422_and_writes_nothing(a
     assert error["details"]["maximum"] == 2**31 - 1
     assert not LedgerEntry.objects.filter(account__member=member).exists()
     assert _order(api, member, "o-2", amount="0.01").status_code == 201  # nothing was recorded for o-1
+
+
+def test_a_qualification_window_and_warning_days_stored_before_the_bounds_are_read_clamped(api, tenant):
+    program, _, member = earning_setup(tenant, expiry={"policy": "days", "days": 30})
+    TierFactory(program=program, code="gold", threshold=50)
+    Program.objects.filter(pk=program.pk).update(qualification_window_months=2**31 - 1, expiry_warning_days=2**31 - 1)
+    assert _order(api, member).status_code == 201
+    program.refresh_from_db()
+    assert tier_evaluate(member=member, program=program).code == "gold"
+    assert expiry_warnings_send() == 1
