@@ -5,7 +5,7 @@ import time
 import pytest
 
 from campaigns.models import Campaign
-from loyalty.models import Program
+from loyalty.models import EarningRule, Program
 from tests.api.conftest import assert_error
 from tests.factories import CodeFactory, MemberFactory
 
@@ -72,3 +72,13 @@ def test_a_rule_with_hundreds_of_terms_is_400_in_a_campaign(api, tenant):
     )
     assert "at most" in error["details"]["rule"][0]
     assert Campaign.objects.get(pk=int(campaign["id"])).rule == "order.amount > 1"
+
+
+def test_a_stored_rule_the_limits_now_refuse_does_not_hold_and_the_order_is_recorded(api, tenant):
+    assert api.put("/api/v1/programs/club", program("order.amount > 1"), format="json").status_code in (200, 201)
+    EarningRule.objects.filter(program__tenant=tenant).update(rule=" or ".join(["order.amount > 1"] * 60))
+    member = MemberFactory(tenant=tenant)
+    body = {"order_id": "o-1", "member": member.external_id, "amount": "10.00", "currency": "EUR"}
+    response = api.post("/api/v1/orders", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["points_earned"] == 0
