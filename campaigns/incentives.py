@@ -5,8 +5,15 @@ Each strategy takes the incentive's configuration (the campaign's `discount` doc
 `remaining`, the amount still to pay when it applies), or why it does not apply.
 
 Amounts are computed exactly with Decimal and rounded half-up to cents once, at the end of each
-incentive. Percentages apply to the undiscounted amount of the items they target (they do not
-compound); the running total caps each discount so the order never goes below zero.
+incentive.
+
+Bounds (a configuration past them is refused when saved, so evaluating it can never overflow): money amounts
+0 to `MAX_MONEY` (what the campaign's money columns hold) with at most 2 places; percentages 0 to 100 with at
+most 4 places; quantities 1 to `MAX_QUANTITY`; at most `MAX_LIST` SKUs or categories (of at most 100
+characters each) and `MAX_TIERS` volume tiers.
+
+Percentages apply to the undiscounted amount of the items they target (they do not compound); the running total
+caps each discount so the order never goes below zero.
 """
 
 from __future__ import annotations
@@ -20,6 +27,10 @@ from common.money import CENT, quantize_money
 
 ZERO = Decimal("0.00")
 HUNDRED = Decimal("100")
+MAX_MONEY = Decimal("9999999999.99")  # DecimalField(max_digits=12, decimal_places=2): codes' balances, gift cards
+MAX_QUANTITY = 1_000_000
+MAX_LIST = 1_000
+MAX_TIERS = 50
 
 
 class ConfigError(ValueError):
@@ -77,19 +88,36 @@ class Result:
     free_items: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _dec(config: dict, key: str, *, required: bool = True, minimum: Decimal | None = ZERO) -> Decimal | None:
+def _dec(
+    config: dict,
+    key: str,
+    *,
+    required: bool = True,
+    minimum: Decimal | None = ZERO,
+    maximum: Decimal = MAX_MONEY,
+    places: int = 2,
+) -> Decimal | None:
     value = config.get(key)
     if value is None or value == "":
         if required:
             raise ConfigError(key, "This field is required.")
         return None
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value)) if not isinstance(value, bool) else Decimal("NaN")
     except (InvalidOperation, ValueError) as exc:
         raise ConfigError(key, "A decimal number is required.") from exc
     if not number.is_finite() or (minimum is not None and number < minimum):
         raise ConfigError(key, f"Must be a number of at least {minimum}.")
+    if number > maximum:
+        raise ConfigError(key, f"Must be at most {maximum}.")
+    if number.normalize().as_tuple().exponent < -places:
+        raise ConfigError(key, f"Must have at most {places} decimal places.")
     return number
+
+
+def _percent(config: dict, key: str, *, required: bool = True) -> Decimal | None:
+    value = _dec(config, key, required=required, maximum=HUNDRED, places=4)
+    return value
 
 
 def _int(config: dict, key: str, *, required: bool = True, minimum: int = 1) -> int | None:
@@ -100,6 +128,8 @@ def _int(config: dict, key: str, *, required: bool = True, minimum: int = 1) -> 
         return None
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
         raise ConfigError(key, "A whole number is required.")
+    if len(str(value)) > 10 or int(value) > MAX_QUANTITY:
+        raise ConfigError(key, f"Must be at most {MAX_QUANTITY}.")
     if int(value) < minimum:
         raise ConfigError(key, f"Must be at least {minimum}.")
     return int(value)
@@ -109,6 +139,8 @@ def _list(config: dict, key: str) -> tuple[str, ...]:
     value = config.get(key) or ()
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise ConfigError(key, "A list of strings is required.")
+    if len(value) > MAX_LIST or any(len(v) > 100 for v in value):
+        raise ConfigError(key, f"At most {MAX_LIST} entries of at most 100 characters.")
     return tuple(value)
 
 
@@ -174,9 +206,7 @@ class Percent(_Targeted):
 
     def clean(self) -> None:
         super().clean()
-        self.value = _dec(self.config, "value")
-        if self.value > HUNDRED:
-            raise ConfigError("value", "Must be at most 100.")
+        self.value = _percent(self.config, "value")
         self.max_amount = _dec(self.config, "max_amount", required=False)
 
     def evaluate(self, order: Order, remaining: Decimal) -> Result:
@@ -263,11 +293,12 @@ class Bogo(Incentive):
         self.get = (tuple(filter(None, [c.get("get_sku")])), tuple(filter(None, [c.get("get_category")])))
         self.buy_quantity = _int(c, "buy_quantity")
         self.get_quantity = _int(c, "get_quantity")
-        self.get_percent = _dec(c, "get_percent", required=False)
+        self.get_percent = _percent(c, "get_percent", required=False)
         if self.get_percent is None:
             self.get_percent = HUNDRED
-        if self.get_percent > HUNDRED:
-            raise ConfigError("get_percent", "Must be at most 100.")
+        for key in ("buy_sku", "buy_category", "get_sku", "get_category"):
+            if c.get(key) is not None and (not isinstance(c[key], str) or len(c[key]) > 100):
+                raise ConfigError(key, "A text of at most 100 characters is required.")
 
     def evaluate(self, order: Order, remaining: Decimal) -> Result:
         bought = _units(order, *self.buy)
@@ -298,6 +329,8 @@ class Volume(_Targeted):
         tiers = self.config.get("tiers")
         if not isinstance(tiers, list) or not tiers:
             raise ConfigError("tiers", "A non-empty list of tiers is required.")
+        if len(tiers) > MAX_TIERS:
+            raise ConfigError("tiers", f"At most {MAX_TIERS} tiers.")
         self.tiers = []
         for tier in tiers:
             if not isinstance(tier, dict):
@@ -306,12 +339,13 @@ class Volume(_Targeted):
             min_quantity = _int(tier, "min_quantity", required=False)
             if (min_amount is None) == (min_quantity is None):
                 raise ConfigError("tiers", "Each tier needs exactly one of min_amount or min_quantity.")
-            percent = _dec(tier, "percent", required=False)
+            try:
+                percent = _percent(tier, "percent", required=False)
+            except ConfigError as exc:
+                raise ConfigError("tiers", f"percent: {exc.message}") from exc
             amount = _dec(tier, "amount", required=False)
             if (percent is None) == (amount is None):
                 raise ConfigError("tiers", "Each tier needs exactly one of percent or amount.")
-            if percent is not None and percent > HUNDRED:
-                raise ConfigError("tiers", "A percent is at most 100.")
             self.tiers.append((min_amount, min_quantity, percent, amount))
 
     def evaluate(self, order: Order, remaining: Decimal) -> Result:

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+MAX_WINDOWS = 50  # active-hour windows of one campaign
 
 
 class WindowError(ValueError):
@@ -25,11 +26,17 @@ def _time(value: Any) -> dt.time:
 def check_active_hours(windows: Any) -> None:
     if not isinstance(windows, list):
         raise WindowError("A list of windows is required.")
+    if len(windows) > MAX_WINDOWS:
+        raise WindowError(f"At most {MAX_WINDOWS} windows.")
     for window in windows:
         if not isinstance(window, dict):
             raise WindowError("Each window is an object with weekdays, from and to.")
         days = window.get("weekdays", list(range(7)))
-        if not isinstance(days, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in days):
+        if (
+            not isinstance(days, list)
+            or len(days) > 7
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in days)
+        ):
             raise WindowError("weekdays are numbers 0 (Monday) to 6 (Sunday).")
         _time(window.get("from", "00:00"))
         _time(window.get("to", "24:00"))

@@ -55,6 +55,7 @@ from common.errors import ApplicationError
 NON_FIELD = "non_field_errors"
 REQUIRED = "required"
 SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+MAX_INT = 2**31 - 1  # the largest value of an integer column (PostgreSQL `integer`): every count and points value
 
 
 def path(*parts: str | int) -> str:
@@ -148,13 +149,23 @@ class FieldErrors:
         return value
 
     def whole(
-        self, value: Any, at: str, *, minimum: int | None = 0, required: bool = False, default: Any = None
+        self,
+        value: Any,
+        at: str,
+        *,
+        minimum: int | None = 0,
+        maximum: int | None = MAX_INT,
+        required: bool = False,
+        default: Any = None,
     ) -> Any:
-        """An int (not a bool) of at least `minimum`."""
+        """An int (not a bool) in [minimum, maximum]; the default maximum is what an integer column holds."""
         if self._absent(value, at, required):
             return default
         if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
             self.add(at, f"must be a whole number >= {minimum}" if minimum is not None else "must be a whole number")
+            return default
+        if maximum is not None and value > maximum:
+            self.add(at, f"must be a whole number <= {maximum}")
             return default
         return value
 

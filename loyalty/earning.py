@@ -22,6 +22,9 @@ ROUNDINGS = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
 CAP_PERIODS = ("day", "week", "month", "year", "lifetime")
 ONE = Decimal("1")
 LIFETIME_START = dt.date(1970, 1, 1)
+MAX_MULTIPLIER = Decimal("999.999")  # a happy hour's multiplier, as a tier's (`Tier.multiplier`'s column)
+MAX_HAPPY_HOURS = 20  # windows per rule
+MAX_PENDING_DAYS = 3650  # a rule's points stay pending at most this long (a stored larger value is read as this)
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,9 @@ def proportional_points(total: int, part: Decimal, whole: Decimal) -> int:
 def validate_happy_hours(value: Any, at: str, errors: FieldErrors) -> list[dict]:
     """The happy-hour windows of a rule, their problems recorded in `errors` under `at`."""
     out = []
-    for n, window in enumerate(errors.array(value if value != "" else None, at, default=[])):
+    windows = errors.array(value if value != "" else None, at, default=[])
+    errors.check(len(windows) <= MAX_HAPPY_HOURS, at, f"at most {MAX_HAPPY_HOURS} happy hours")
+    for n, window in enumerate(windows[:MAX_HAPPY_HOURS]):
         name = path(at, n)
         if errors.mapping(window, name, required=True) is None:
             continue
@@ -174,7 +179,9 @@ def validate_happy_hours(value: Any, at: str, errors: FieldErrors) -> list[dict]
         ):
             continue
         at_multiplier = path(name, "multiplier")
-        multiplier = errors.decimal(window.get("multiplier", "1"), at_multiplier, minimum=None, required=True)
+        multiplier = errors.decimal(
+            window.get("multiplier", "1"), at_multiplier, minimum=None, maximum=MAX_MULTIPLIER, places=3, required=True
+        )
         if multiplier is None or not errors.check(multiplier > 0, at_multiplier, "must be a positive number"):
             continue
         out.append({"weekdays": weekdays, "from": window["from"], "to": window["to"], "multiplier": str(multiplier)})

@@ -14,6 +14,8 @@ from common.validation import FieldErrors
 from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
 
 CRITERIA = ("country", "city", "tiers", "attributes", "marketing_consent", "min_spend", "spend_days", "event")
+MAX_DAYS = 36_500  # `spend_days` and `event.days`; a larger stored value is read as this
+MAX_SPEND = Decimal("999999999999.99")  # an order amount's column
 
 
 def validate_criteria(criteria: Any) -> dict[str, Any]:
@@ -30,8 +32,8 @@ def validate_criteria(criteria: Any) -> dict[str, Any]:
     if "marketing_consent" in criteria:
         errors.boolean(criteria["marketing_consent"], "marketing_consent", required=True)
     if "min_spend" in criteria:
-        errors.decimal(criteria["min_spend"], "min_spend", minimum=None, required=True)
-    errors.whole(criteria.get("spend_days"), "spend_days", minimum=1)
+        errors.decimal(criteria["min_spend"], "min_spend", minimum=None, maximum=MAX_SPEND, required=True)
+    errors.whole(criteria.get("spend_days"), "spend_days", minimum=1, maximum=MAX_DAYS)
     event = criteria.get("event")
     if event is not None:
         errors.check(
@@ -39,6 +41,8 @@ def validate_criteria(criteria: Any) -> dict[str, Any]:
             "event",
             'must be an object like {"name": "review_written", "days": 30}',
         )
+        if isinstance(event, dict):
+            errors.whole(event.get("days"), "event.days", minimum=1, maximum=MAX_DAYS)
     errors.raise_if_any("invalid_segment", "The segment criteria are not valid.")
     return criteria
 
@@ -60,7 +64,8 @@ def members_matching(tenant, criteria: dict[str, Any], now: dt.datetime | None =
     if criteria.get("min_spend") is not None:
         window = Q()
         if criteria.get("spend_days"):
-            window = Q(orders__occurred_at__gte=now - dt.timedelta(days=criteria["spend_days"]))
+            days = min(int(criteria["spend_days"]), MAX_DAYS)
+            window = Q(orders__occurred_at__gte=now - dt.timedelta(days=days))
         zero = Value(Decimal("0"), output_field=DecimalField(max_digits=14, decimal_places=2))
         qs = qs.annotate(
             segment_spend=Coalesce(Sum(F("orders__amount") - F("orders__returned_amount"), filter=window), zero)
@@ -69,7 +74,8 @@ def members_matching(tenant, criteria: dict[str, Any], now: dt.datetime | None =
     if event:
         events = CustomEvent.objects.filter(member=OuterRef("pk"), name=event["name"])
         if event.get("days"):
-            events = events.filter(occurred_at__gte=now - dt.timedelta(days=int(event["days"])))
+            days = min(int(event["days"]), MAX_DAYS)
+            events = events.filter(occurred_at__gte=now - dt.timedelta(days=days))
         qs = qs.filter(Exists(events))
     return qs
 

@@ -106,7 +106,7 @@ _ROW_KEY = re.compile(r"^(tiers|earning_rules)(?:\[(\d+)\])?(?:\.(.*))?$")
 def _add_document_errors(form: forms.Form, errors: dict[str, str], fields: dict[str, str]) -> None:
     """Put the errors of one part of the document on the form fields they name (else on the whole form)."""
     for key, message in errors.items():
-        parts = key.split(".")
+        parts = re.sub(r"\[\d+\]", "", key).split(".")  # "happy_hours[0].multiplier" is on "happy_hours"
         while parts and ".".join(parts) not in fields:
             parts.pop()
         field = fields.get(".".join(parts))

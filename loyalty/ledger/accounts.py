@@ -4,7 +4,7 @@ from django.db import IntegrityError, transaction
 
 from common.errors import ApplicationError
 from loyalty import sql
-from loyalty.expiry import normalize_policy
+from loyalty.expiry import stored_policy
 from loyalty.lock_objects import account_lock, default_account_lock
 from loyalty.models import Account, MemberTier, Program
 from members.models import Member
@@ -82,5 +82,5 @@ def expiry_policy_for(account: Account, tier=None) -> dict:
         status = status.first()
         tier = status.tier if status else None
     if tier is not None and tier.expiry_policy:
-        return normalize_policy(tier.expiry_policy)
-    return normalize_policy(account.program.expiry_policy or None)
+        return stored_policy(tier.expiry_policy)
+    return stored_policy(account.program.expiry_policy)

@@ -21,6 +21,7 @@ from common.events import publish
 from common.job_locks import job_lock_take
 from common.side_effects import after_commit
 from loyalty import sql as loyalty_sql
+from loyalty.expiry import MAX_WARNING_DAYS
 from loyalty.ledger.accounts import expiry_policy_for
 from loyalty.ledger.posting import Kind, credit_entry, earned_payload
 from loyalty.lock_objects import accounts_lock
@@ -226,7 +227,8 @@ def expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
             return 0
         ids: list[int] = []
         for program_id, days in Program.objects.filter(active=True).values_list("pk", "expiry_warning_days"):
-            ids.extend(loyalty_sql.expiry_warnings_insert(program_id, now, now + dt.timedelta(days=days)))
+            horizon = now + dt.timedelta(days=min(days, MAX_WARNING_DAYS))
+            ids.extend(loyalty_sql.expiry_warnings_insert(program_id, now, horizon))
         for warning in ExpiryWarning.objects.filter(pk__in=ids).select_related(
             "tenant", "account__member", "account__program"
         ):

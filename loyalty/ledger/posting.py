@@ -22,7 +22,7 @@ from django.utils import timezone
 from common.errors import ApplicationError, Conflict
 from common.events import publish
 from loyalty import sql as loyalty_sql
-from loyalty.expiry import compute_expires_at, inactivity_expires_at, is_inactivity, normalize_policy
+from loyalty.expiry import compute_expires_at, inactivity_expires_at, is_inactivity, stored_policy
 from loyalty.ledger.accounts import expiry_policy_for
 from loyalty.lock_objects import account_lock
 from loyalty.models import (
@@ -55,7 +55,7 @@ def _touch_activity(account: Account, now: dt.datetime, policy: dict | None) -> 
     moves forward."""
     account.last_activity_at = now
     if policy is None:
-        policy = normalize_policy(account.program.expiry_policy or None)
+        policy = stored_policy(account.program.expiry_policy)
     if is_inactivity(policy):
         PointLot.objects.filter(account=account, remaining__gt=0, inactivity=True).update(
             expires_at=inactivity_expires_at(policy, now, account.tenant.tz)

@@ -20,10 +20,10 @@ from common.answer import Answer
 from common.errors import ApplicationError
 from common.money import quantize_money
 from common.plain_sql import insert_with_children
-from common.validation import FieldErrors, decimal_maximum, path
+from common.validation import MAX_INT, FieldErrors, decimal_maximum, path
 from loyalty import earning, ledger
 from loyalty import sql as loyalty_sql
-from loyalty.expiry import normalize_policy
+from loyalty.expiry import stored_policy
 from loyalty.ledger.selectors import entry_dict
 from loyalty.models import (
     Account,
@@ -93,6 +93,21 @@ def _cap(rule: EarningRule, member: Member, points: int, local_day: dt.date) -> 
     return allowed
 
 
+def _out_of_range(rule: EarningRule | None, points: int) -> ApplicationError:
+    """422: the points of this order do not fit the ledger's integer columns (2**31 - 1); nothing is written.
+
+    The program's bounds (`loyalty.services.program`) keep each number sane, but their product (points per unit
+    x amount x multipliers) can still pass what a balance holds: such an order is refused whole, with a clear
+    error, rather than clamped (a clamped award would be silently wrong) or failed as a 500.
+    """
+    details = {"points": str(points), "maximum": MAX_INT}
+    if rule is not None:
+        details["rule"] = rule.code
+    return ApplicationError(
+        "points_out_of_range", "The points of this order pass what a balance can hold.", details, status=422
+    )
+
+
 def _earn(
     *,
     account: Account,
@@ -126,6 +141,8 @@ def _earn(
             tier_mult=tier.multiplier if tier else None,
             paid_amount=paid_amount,
         )
+        if breakdown.points > MAX_INT:
+            raise _out_of_range(rule, breakdown.points)
         points = _cap(rule, member, breakdown.points, local.date()) if breakdown.points else 0
         if points <= 0:
             continue
@@ -135,7 +152,7 @@ def _earn(
                 account=account,
                 points=points,
                 reason=reason,
-                release_at=now + dt.timedelta(days=rule.pending_days),
+                release_at=now + dt.timedelta(days=min(rule.pending_days, earning.MAX_PENDING_DAYS)),
                 order_id=order_id,
                 rule_code=rule.code,
                 now=now,
@@ -143,10 +160,11 @@ def _earn(
             outcome.points_pending += points
         else:
             lines.append(ledger.EarnLine(points=points, reason=reason, order_id=order_id, rule_code=rule.code))
+    total = outcome.points_pending + sum(line.points for line in lines)
+    if max(account.balance + account.pending, account.lifetime_earned) + total > MAX_INT:
+        raise _out_of_range(None, total)
     if lines:
-        policy = (
-            ledger.expiry_policy_for(account, tier=tier) if tier else normalize_policy(account.program.expiry_policy)
-        )
+        policy = ledger.expiry_policy_for(account, tier=tier) if tier else stored_policy(account.program.expiry_policy)
         outcome.entries = ledger.post_earns(account=account, earns=lines, policy=policy, now=now)
         outcome.points_earned = sum(line.points for line in lines)
         if had_debt:  # the debt repayment written after the earn entries belongs to the answer too

@@ -1,4 +1,20 @@
-"""The program document (`PUT /api/v1/programs/{code}`): checked whole, then declared in one transaction."""
+"""The program document (`PUT /api/v1/programs/{code}`): checked whole, then declared in one transaction.
+
+Bounds: a document the later requests could not apply is refused when it is declared (400 `invalid_program`,
+the same from the API and the admin), with the path of each number past its bound:
+
+    expiry.days <= 36500, expiry.years <= 100, expiry.months <= 1200, expiry.count <= 1200 months / 100 years
+                                        (`loyalty.expiry`; tiers' expiry too)
+    points_value.points, tiers[].threshold, earning_rules[].points, .cap.points
+                                        whole numbers <= 2**31 - 1 (an integer column)
+    points_value.amount <= 9999999999.99, earning_rules[].points_per_unit <= 99999999.9999,
+    .unit_amount 0.01 to 9999999999.99  (their decimal columns)
+    tiers[].multiplier, earning_rules[].tier_multipliers.*, .happy_hours[].multiplier
+                                        0 to 999.999, at most 3 places (the tier multiplier column)
+    qualification_window_months 1 to 120, expiry_warning_days <= 3650, earning_rules[].pending_days <= 3650
+    at most 50 tiers, 100 earning rules, 50 categories and 20 happy hours per rule
+    earning_rules[].rule                the rule language's limits (`loyalty.rules`: length, terms, nesting)
+"""
 
 from decimal import Decimal
 from typing import Any
@@ -7,21 +23,34 @@ from django.db import transaction
 
 from common.answer import Answer
 from common.money import quantize_money
-from common.validation import NON_FIELD, FieldErrors, decimal_maximum, path
+from common.validation import MAX_INT, NON_FIELD, FieldErrors, decimal_maximum, path
 from loyalty import earning
-from loyalty.expiry import check_policy
+from loyalty.expiry import MAX_WARNING_DAYS, check_policy
 from loyalty.models import (
     EarningRule,
     Program,
     Tier,
 )
 from loyalty.rules import RuleError, check_rule
+from loyalty.services.tiers import MAX_QUALIFICATION_MONTHS
 from members.models import Tenant
 
 MAX_POINTS_VALUE_AMOUNT = decimal_maximum(Program._meta.get_field("points_value_amount"))
 MAX_MULTIPLIER = decimal_maximum(Tier._meta.get_field("multiplier"))
 MAX_POINTS_PER_UNIT = decimal_maximum(EarningRule._meta.get_field("points_per_unit"))
 MAX_UNIT_AMOUNT = decimal_maximum(EarningRule._meta.get_field("unit_amount"))
+MULTIPLIER_PLACES = Tier._meta.get_field("multiplier").decimal_places
+MAX_PENDING_DAYS = earning.MAX_PENDING_DAYS
+MAX_TIERS = 50
+MAX_EARNING_RULES = 100
+MAX_CATEGORIES = 50
+
+
+def _categories(value: Any, at: str, errors: FieldErrors) -> list[str]:
+    categories = errors.texts(value, at, required=True, default=[])
+    errors.check(len(categories) <= MAX_CATEGORIES, at, f"at most {MAX_CATEGORIES} categories")
+    errors.check(all(len(c) <= 100 for c in categories), at, "each category is at most 100 characters")
+    return categories
 
 
 def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
@@ -39,7 +68,9 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
         "currency": currency,
         "points_name": errors.text(doc.get("points_name", "points"), "points_name", max_length=50, required=True),
         "expiry_policy": check_policy(doc.get("expiry"), "expiry", errors),
-        "points_value_points": errors.whole(value.get("points"), "points_value.points", minimum=1, default=100),
+        "points_value_points": errors.whole(
+            value.get("points"), "points_value.points", minimum=1, maximum=MAX_INT, default=100
+        ),
         "points_value_amount": quantize_money(
             errors.decimal(
                 value.get("amount", "1.00"),
@@ -50,14 +81,21 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
             )
         ),
         "qualification_window_months": errors.whole(
-            doc.get("qualification_window_months"), "qualification_window_months", default=12
+            doc.get("qualification_window_months"),
+            "qualification_window_months",
+            maximum=MAX_QUALIFICATION_MONTHS,
+            default=12,
         )
         or 12,
-        "expiry_warning_days": errors.whole(doc.get("expiry_warning_days"), "expiry_warning_days", default=14),
+        "expiry_warning_days": errors.whole(
+            doc.get("expiry_warning_days"), "expiry_warning_days", maximum=MAX_WARNING_DAYS, default=14
+        ),
         "active": bool(doc.get("active", True)),
     }
     tiers = []
-    for n, raw in enumerate(errors.array(doc.get("tiers", []), "tiers", required=True, default=[])):
+    raw_tiers = errors.array(doc.get("tiers", []), "tiers", required=True, default=[])
+    errors.check(len(raw_tiers) <= MAX_TIERS, "tiers", f"at most {MAX_TIERS} tiers")
+    for n, raw in enumerate(raw_tiers[:MAX_TIERS]):
         at = path("tiers", n)
         if errors.mapping(raw, at, required=True) is None:
             continue
@@ -70,7 +108,11 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
                 "name": str(raw.get("name") or tier_code)[:100],
                 "threshold": errors.whole(raw.get("threshold"), path(at, "threshold"), default=0),
                 "multiplier": errors.decimal(
-                    raw.get("multiplier", "1"), path(at, "multiplier"), maximum=MAX_MULTIPLIER, required=True
+                    raw.get("multiplier", "1"),
+                    path(at, "multiplier"),
+                    maximum=MAX_MULTIPLIER,
+                    places=MULTIPLIER_PLACES,
+                    required=True,
                 ),
                 "expiry_policy": check_policy(raw["expiry"], path(at, "expiry"), errors)
                 if raw.get("expiry") is not None
@@ -86,7 +128,8 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
     tier_codes = {t["code"] for t in tiers}
     rules: list[dict[str, Any]] = []
     raw_rules = errors.array(doc.get("earning_rules", []), "earning_rules", required=True, default=[])
-    for n, raw in enumerate(raw_rules):
+    errors.check(len(raw_rules) <= MAX_EARNING_RULES, "earning_rules", f"at most {MAX_EARNING_RULES} earning rules")
+    for n, raw in enumerate(raw_rules[:MAX_EARNING_RULES]):
         at = path("earning_rules", n)
         if errors.mapping(raw, at, required=True) is None:
             continue
@@ -111,7 +154,7 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
             path(at, "cap"),
             f"needs points and per ({', '.join(earning.CAP_PERIODS)})",
         ):
-            cap_points = errors.whole(cap.get("points"), path(at, "cap", "points"), required=True)
+            cap_points = errors.whole(cap.get("points"), path(at, "cap", "points"), maximum=MAX_INT, required=True)
             cap_period = cap["per"]
         tier_multipliers = raw.get("tier_multipliers", {})
         apply_tier = True
@@ -125,14 +168,20 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
             tier_multipliers = {}
         for key, multiplier in tier_multipliers.items():
             errors.check(key in tier_codes, path(at, "tier_multipliers", key), "unknown tier")
-            errors.decimal(multiplier, path(at, "tier_multipliers", key), required=True)
+            errors.decimal(
+                multiplier,
+                path(at, "tier_multipliers", key),
+                maximum=MAX_MULTIPLIER,
+                places=MULTIPLIER_PLACES,
+                required=True,
+            )
         rules.append(
             {
                 "code": rule_code,
                 "name": str(raw.get("name", ""))[:200],
                 "trigger": trigger,
                 "event_name": event_name if trigger == "event" else "",
-                "points": errors.whole(raw.get("points"), path(at, "points"), default=0),
+                "points": errors.whole(raw.get("points"), path(at, "points"), maximum=MAX_INT, default=0),
                 "points_per_unit": errors.decimal(
                     raw.get("points_per_unit", "0"),
                     path(at, "points_per_unit"),
@@ -149,16 +198,16 @@ def _validate_document(tenant: Tenant, code: str, doc: Any) -> dict[str, Any]:
                 "rounding": errors.choice(
                     raw.get("rounding", "down"), path(at, "rounding"), tuple(earning.ROUNDINGS), required=True
                 ),
-                "categories": errors.texts(
-                    raw.get("categories", []), path(at, "categories"), required=True, default=[]
-                ),
+                "categories": _categories(raw.get("categories", []), path(at, "categories"), errors),
                 "rule": rule_text,
                 "apply_tier_multiplier": apply_tier,
                 "tier_multipliers": {k: str(v) for k, v in tier_multipliers.items()},
                 "happy_hours": earning.validate_happy_hours(raw.get("happy_hours"), path(at, "happy_hours"), errors),
                 "cap_points": cap_points,
                 "cap_period": cap_period,
-                "pending_days": errors.whole(raw.get("pending_days"), path(at, "pending_days"), default=0),
+                "pending_days": errors.whole(
+                    raw.get("pending_days"), path(at, "pending_days"), maximum=MAX_PENDING_DAYS, default=0
+                ),
                 "starts_at": errors.time(raw.get("starts_at"), path(at, "starts_at")),
                 "ends_at": errors.time(raw.get("ends_at"), path(at, "ends_at")),
                 "priority": n,

@@ -30,9 +30,13 @@ def tier_dict(tier: Tier | None) -> dict[str, Any] | None:
     return {"code": tier.code, "name": tier.name} if tier else None
 
 
+MAX_QUALIFICATION_MONTHS = 120  # a program's window; a larger stored value is read as this
+
+
 def qualifying_points(account: Account, program: Program, now: dt.datetime) -> int:
     """Points earned in the qualification window, net of returns (spend reversals and adjustments excluded)."""
-    since = dt.datetime.combine(add_months(now.date(), -program.qualification_window_months), now.time(), now.tzinfo)
+    months = min(program.qualification_window_months, MAX_QUALIFICATION_MONTHS)
+    since = dt.datetime.combine(add_months(now.date(), -months), now.time(), now.tzinfo)
     total = LedgerEntry.objects.filter(
         Q(kind=Kind.EARN) | Q(kind=Kind.REVERSE, reverses__isnull=True), account=account, created_at__gte=since
     ).aggregate(s=Sum("points"))["s"]

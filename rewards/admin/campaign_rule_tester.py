@@ -19,7 +19,7 @@ from campaigns import admin as campaigns_admin
 from campaigns.models import Campaign, CampaignType, Code
 from campaigns.selectors import campaign_document
 from common.errors import ApplicationError
-from loyalty.rules import RuleError, rule_matches
+from loyalty.rules import RuleError, check_rule, rule_matches
 from members.models import Member
 from rewards.services.redemption import rule_context_for, validate
 from rewards.services.redemption.parse import parse_request
@@ -59,6 +59,7 @@ def rule_test(*, campaign: Campaign, member_external_id: str, order: dict) -> di
     now = timezone.now()
     try:
         # The context validation builds for this order, whole (every fact, to show it), so the verdict is its.
+        check_rule(campaign.rule)  # a stored rule the limits refuse: say why (`rule_matches` only says "no")
         context = rule_context_for(campaign.tenant, member, parse_request(order=order, codes=[], points=0)[0], now)
         matches = rule_matches(campaign.rule, context)
     except RuleError as exc:

@@ -68,6 +68,10 @@ def test_event_and_attribute_criteria(tenant):
         ({"marketing_consent": "yes"}, {"marketing_consent": "must be true or false"}),
         ({"min_spend": "lots"}, {"min_spend": "must be a decimal number"}),
         ({"spend_days": 0}, {"spend_days": "must be a whole number >= 1"}),
+        ({"spend_days": 10**12}, {"spend_days": "must be a whole number <= 36500"}),  # then an overflow
+        ({"min_spend": "1e30"}, {"min_spend": "must be a decimal number <= 999999999999.99"}),
+        ({"event": {"name": "review_written", "days": 10**12}}, {"event.days": "must be a whole number <= 36500"}),
+        ({"event": {"name": "review_written", "days": "a week"}}, {"event.days": "must be a whole number >= 1"}),
         ({"event": "review_written"}, {"event": 'must be an object like {"name": "review_written", "days": 30}'}),
         (["GB"], {"criteria": "must be an object"}),
     ],
@@ -119,3 +123,12 @@ def test_an_unknown_segment_kind_is_refused_in_the_same_shape(tenant):
     with pytest.raises(ApplicationError) as exc:
         segment_declare(tenant=tenant, code="x", name="X", kind="smart")
     assert (exc.value.code, exc.value.details) == ("invalid_segment", {"kind": "must be one of dynamic, static"})
+
+
+def test_windows_stored_before_the_bounds_are_read_clamped(tenant):
+    member = MemberFactory(tenant=tenant)
+    criteria = {"min_spend": "0", "spend_days": 10**12, "event": {"name": "review_written", "days": 10**12}}
+    segment = Segment.objects.create(tenant=tenant, code="old", name="Old", kind="dynamic", criteria=criteria)
+    assert list(segment_members(segment)) == []
+    custom_event_record(tenant=tenant, member=member, event="review_written")
+    assert list(segment_members(segment)) == [member]

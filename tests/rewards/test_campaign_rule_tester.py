@@ -38,3 +38,12 @@ def test_rule_tester_sees_the_context_validation_sees(client, superuser, tenant)
     assert "The rule holds." in page  # the dynamic segment, and null for an empty phone, as in validation
     page = client.post(url, {"member": member.external_id, "order": '{"amount": "abc"}'}).content.decode()
     assert "The request is malformed." in page and "order.amount" in page  # what validation would answer
+
+
+def test_rule_tester_says_why_a_stored_rule_past_the_limits_does_not_hold(client, superuser, tenant):
+    member = EngineMemberFactory(tenant=tenant)
+    code = CodeFactory(campaign__tenant=tenant, campaign__rule=" or ".join(["order.amount > 1"] * 60))
+    client.force_login(superuser)
+    url = reverse("admin:campaigns_campaign_test_rule", args=[code.campaign_id])
+    page = client.post(url, {"member": member.external_id, "order": '{"amount": "20.00"}'}).content.decode()
+    assert "The rule is too big: at most 300 terms" in page
