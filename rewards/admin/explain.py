@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from campaigns import stacking
-from campaigns.engine import MESSAGES
+from campaigns.engine import MESSAGES, message
 from common.errors import ApplicationError
 from members.admin_tenancy import TenantScopedReadOnlyAdmin
 from members.models import Member
@@ -60,6 +60,7 @@ def explained_line(line: dict) -> dict:
         limits.append(_("code used %(used)s of %(limit)s times") % line["code_uses"])
     return {
         **line,
+        "message": message(line["reason"]) if line.get("reason") else "",
         "stage_name": STAGES.get(line.get("stage"), ""),
         "limits": limits,
     }
@@ -135,7 +136,7 @@ class EvaluationTraceAdmin(TenantScopedReadOnlyAdmin):
             error = ""
         except ApplicationError as exc:
             today, error = None, exc.message
-        then = {c["code"]: c for c in trace.document.get("result", {}).get("codes", [])}
+        then = {c["code"]: c for c in trace.document.get("lines", [])}
         differences = []
         for code in (today or {}).get("codes", []):
             before = then.get(code["code"], {})

@@ -27,6 +27,7 @@ def _counters(campaign) -> dict[str, Any]:
 
 def _line(line: engine.Line, usage: dict) -> dict[str, Any]:
     out = line.as_dict()
+    out.pop("message", None)  # derived from the reason when the trace is read (and translated then)
     out["stage"] = line.stage
     campaign = line.campaign
     if campaign is not None:
@@ -48,7 +49,8 @@ def trace_document(
         "lines": [_line(line, usage) for line in evaluation.lines],
         "promotions": [_line(line, usage) for line in evaluation.promotions],
         "applied": [line.text for line in evaluation.applied],
-        "result": evaluation.as_dict(),
+        # The answer's totals and points; its per-code part is `lines` (kept once: the row stays small).
+        "result": {key: value for key, value in evaluation.as_dict().items() if key not in ("codes", "promotions")},
     }
 
 
