@@ -120,14 +120,20 @@ class MemberAdmin(members_admin.MemberAdmin):
             raise PermissionDenied
         query = request.GET.get("q", "")
         result = member_search(tenants=tenants_for_user(request.user), query=query)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": _("Find a member"),
-            "query": query,
-            "result": result,
-        }
-        return TemplateResponse(request, "admin/members/member/find.html", context)
+        return self._page(
+            request,
+            "find",
+            _("Find a member"),
+            query=query,
+            result=result,
+        )
+
+    def _page(self, request, template: str, title, member: Member | None = None, **context):
+        """An admin page of the console: the site's context, the member it is about, and its own."""
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": title, **context}
+        if member is not None:
+            context["original"] = member
+        return TemplateResponse(request, f"admin/members/member/{template}.html", context)
 
     def _member(self, request, pk: int) -> Member:
         member = self.get_queryset(request).select_related("tenant", "referred_by").filter(pk=pk).first()
@@ -162,15 +168,14 @@ class MemberAdmin(members_admin.MemberAdmin):
                     text = f"{text} {_('It is on its way by email.')}"
                 self.message_user(request, text, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#codes")
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": member,
-            "title": _("Apology coupon for %(member)s") % {"member": member},
-            "form": form,
-            "consents": bool(member.email and member.marketing_consent),
-        }
-        return TemplateResponse(request, "admin/members/member/apology.html", context)
+        return self._page(
+            request,
+            "apology",
+            _("Apology coupon for %(member)s") % {"member": member},
+            member,
+            form=form,
+            consents=bool(member.email and member.marketing_consent),
+        )
 
     def adjust_view(self, request, pk: int):
         """Adjust points within the agent's limits; above them the change waits for a second person."""
@@ -204,16 +209,15 @@ class MemberAdmin(members_admin.MemberAdmin):
                     )
                 return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#points")
         limit = staff_adjustment_limit(request.user)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": member,
-            "title": _("Adjust the points of %(member)s") % {"member": member},
-            "form": form,
-            "limit": limit,
-            "used_today": staff_adjustment_used(request.user, timezone.localdate()) if limit else 0,
-        }
-        return TemplateResponse(request, "admin/members/member/adjust.html", context)
+        return self._page(
+            request,
+            "adjust",
+            _("Adjust the points of %(member)s") % {"member": member},
+            member,
+            form=form,
+            limit=limit,
+            used_today=staff_adjustment_used(request.user, timezone.localdate()) if limit else 0,
+        )
 
     def resend_view(self, request, pk: int, publication_id: int):
         """Email a code the member holds again (POST only; consent is checked when the email is sent)."""
@@ -262,14 +266,13 @@ class MemberAdmin(members_admin.MemberAdmin):
                 self.log_change(request, member, f"Tier set to {data['tier'].name}{protection}: {data['reason']}")
                 self.message_user(request, _("Tier set to %(tier)s.") % {"tier": data["tier"].name})
                 return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]) + "#points")
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": member,
-            "title": _("Set the tier of %(member)s") % {"member": member},
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/members/member/tier.html", context)
+        return self._page(
+            request,
+            "tier",
+            _("Set the tier of %(member)s") % {"member": member},
+            member,
+            form=form,
+        )
 
     def status_view(self, request, pk: int):
         """Suspend or reactivate (whichever the member's state calls for), with a reason."""
@@ -292,15 +295,14 @@ class MemberAdmin(members_admin.MemberAdmin):
                 self.log_change(request, member, f"{verb}: {reason}")
                 self.message_user(request, _("Member suspended.") if suspend else _("Member reactivated."))
                 return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": member,
-            "title": (_("Suspend %(member)s") if suspend else _("Reactivate %(member)s")) % {"member": member},
-            "form": form,
-            "suspend": suspend,
-        }
-        return TemplateResponse(request, "admin/members/member/status.html", context)
+        return self._page(
+            request,
+            "status",
+            (_("Suspend %(member)s") if suspend else _("Reactivate %(member)s")) % {"member": member},
+            member,
+            form=form,
+            suspend=suspend,
+        )
 
     def story_view(self, request, pk: int):
         member = self._member(request, pk)
@@ -311,22 +313,21 @@ class MemberAdmin(members_admin.MemberAdmin):
         for name, page in story["pages"].items():
             page.links = _page_links(request, f"{name}_page", page)
         user = request.user
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": member,
-            "title": _("%(member)s: the whole story") % {"member": member.name or member.email or member.external_id},
-            "story": story,
-            "ledger_form": form,
-            "can_adjust": user.has_perm(ADJUST_PERMISSION),
-            "can_apply": user.has_perm(APPLY_PERMISSION),
-            "can_rollback": user.has_perm(ROLLBACK_PERMISSION),
-            "can_change": self.has_change_permission(request, member),
-            "can_give_codes": user.has_perm(PUBLISH_PERMISSION),
-            "can_assign_tier": user.has_perm(ASSIGN_TIER_PERMISSION),
-            "can_resend": user.has_perm(PUBLISH_PERMISSION) and bool(member.email and member.marketing_consent),
-        }
-        return TemplateResponse(request, "admin/members/member/story.html", context)
+        return self._page(
+            request,
+            "story",
+            _("%(member)s: the whole story") % {"member": member.name or member.email or member.external_id},
+            member,
+            story=story,
+            ledger_form=form,
+            can_adjust=user.has_perm(ADJUST_PERMISSION),
+            can_apply=user.has_perm(APPLY_PERMISSION),
+            can_rollback=user.has_perm(ROLLBACK_PERMISSION),
+            can_change=self.has_change_permission(request, member),
+            can_give_codes=user.has_perm(PUBLISH_PERMISSION),
+            can_assign_tier=user.has_perm(ASSIGN_TIER_PERMISSION),
+            can_resend=user.has_perm(PUBLISH_PERMISSION) and bool(member.email and member.marketing_consent),
+        )
 
 
 admin.site.unregister(Member)
