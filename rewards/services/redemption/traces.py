@@ -82,7 +82,7 @@ def trace_record(
     return EvaluationTrace.objects.create(
         tenant=tenant,
         kind=kind,
-        succeeded=evaluation.valid and redemption_id is not None if kind == "redemption" else evaluation.valid,
+        succeeded=evaluation.valid,  # a redemption is traced as succeeded only once it is written
         member_id=member.pk if member else None,
         member_external_id=member.external_id if member else "",
         order_id=order_id[:100],
