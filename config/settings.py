@@ -96,6 +96,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections: opening one per request costs more than the redemption itself.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Prepared statements: server-side parameter binding, and psycopg prepares a statement on this connection
+    # once it has run DB_PREPARE_THRESHOLD times (PostgreSQL then skips parsing and planning it again). Behind
+    # a transaction-pooling PgBouncer older than 1.21, set DB_PREPARE_THRESHOLD=off.
+    _prepare = env.str("DB_PREPARE_THRESHOLD", default="2")
+    if _prepare.lower() != "off":
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=int(_prepare))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # each service owns its transaction
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -223,6 +229,9 @@ REST_FRAMEWORK = {
 # While Redis is unreachable each web process counts on its own: a key's limit is divided by this (set it to
 # the number of web processes, e.g. gunicorn's workers, so the sum stays near the limit).
 API_THROTTLE_FALLBACK_PROCESSES = env.int("API_THROTTLE_FALLBACK_PROCESSES", default=1)
+# Seconds a web process keeps what it read of an API key (integrations.keys): a revoked key is refused by
+# every process within this time (0: read the key on every request).
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty touchpoint API",
     "VERSION": "1.0.0",

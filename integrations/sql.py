@@ -68,16 +68,18 @@ def idempotency_claim(record: IdempotencyRecord) -> bool:
     """
     head, params = insert_values(IdempotencyRecord, [record])
     quote = connection.ops.quote_name
-    sql = f"{head} ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {quote('id')}"
+    returning = quote("id")
     # In autocommit, the claim commits without waiting for the disk: every later commit of this request
     # (its effects, its stored answer) flushes the write-ahead log up to there, the claim included, so a
     # crash can only lose a claim that nothing depends on yet (a retry then claims and runs it anew).
     # Twins see it at once either way. Inside a caller's transaction the claim shares that transaction.
-    relaxed = connection.vendor == "postgresql" and not connection.in_atomic_block
+    # `set_config(..., true)` in RETURNING sets it for this statement's own transaction, in one statement (a
+    # prepared statement cannot carry a second one); a conflict inserts nothing, so has nothing to commit.
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        returning += ", set_config('synchronous_commit', 'off', true)"
+    sql = f"{head} ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {returning}"
     with connection.cursor() as cursor:
-        cursor.execute(("SET LOCAL synchronous_commit = off; " if relaxed else "") + sql, params)
-        if relaxed:
-            cursor.nextset()  # past the SET's (empty) result
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return False
