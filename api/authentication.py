@@ -3,6 +3,8 @@
 djangorestframework-api-key ships a permission class; a DRF *authentication* class is used instead so
 that a missing or bad key is a 401 (with `WWW-Authenticate`) and a missing scope a 403. The key is
 parsed and verified by the library (prefix lookup, SHA-512 hash compared in constant time).
+
+Each worker process keeps what it read of a key for `API_KEY_CACHE_SECONDS` (`integrations.keys.key_by_prefix`).
 """
 
 from datetime import timedelta
@@ -11,8 +13,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.permissions import KeyParser
 
+from integrations.keys import key_by_prefix
 from integrations.models import IntegrationAPIKey
-from integrations.sql import unrevoked_key
 
 # `last_used_at` is written at most this often per key, so the hot path rarely writes.
 LAST_USED_GRANULARITY = timedelta(seconds=60)
@@ -42,13 +44,13 @@ class ApiKeyPrincipal:
 def resolve_key(raw_key: str) -> IntegrationAPIKey | None:
     """The usable (not revoked, not expired) key matching `raw_key`, with its integration and tenant.
 
-    One query (the key, its integration and tenant joined, by the key's unique prefix); the library
-    verifies the hash and the expiry.
+    One query (the key, its integration and tenant joined, by the key's unique prefix), or none when this
+    worker read it in the last `API_KEY_CACHE_SECONDS`; the library verifies the hash and the expiry.
     """
     prefix, dot, _ = raw_key.partition(".")
     if not dot or not prefix or len(raw_key) > 200:
         return None
-    api_key = unrevoked_key(prefix)
+    api_key = key_by_prefix(prefix)
     if api_key is None or api_key.has_expired or not api_key.is_valid(raw_key):
         return None
     return api_key

@@ -74,3 +74,13 @@ def celery_worker_app(transactional_db):
             yield app
     finally:
         app.conf.update(task_always_eager=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_key_cache():
+    """Each test sees its keys as the database has them (the per-process key cache starts empty)."""
+    from integrations.keys import forget_cached_keys
+
+    forget_cached_keys()
+    yield
+    forget_cached_keys()

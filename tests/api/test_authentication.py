@@ -92,3 +92,37 @@ def test_a_key_never_sees_another_tenant(api, tenant, other_tenant):
     assert api.get("/api/v1/tenant").json()["slug"] == tenant.slug
     api.post("/api/v1/tenant/freeze", {"reason": "x"}, format="json")
     assert Tenant.objects.get(pk=other_tenant.pk).frozen is False
+
+
+def test_a_key_revoked_elsewhere_is_refused_within_the_cache_time(key_pair, monkeypatch, settings):
+    """Another process revoked the key (a direct UPDATE here): this process serves what it read for at most
+    API_KEY_CACHE_SECONDS, then reads the key again and refuses it."""
+    from integrations import keys
+
+    settings.API_KEY_CACHE_SECONDS = 5
+    clock = [1000.0]
+    monkeypatch.setattr(keys, "_clock", lambda: clock[0])
+    api_key, raw = key_pair
+    assert client_for(raw).get("/api/v1/tenant").status_code == 200
+    IntegrationAPIKey.objects.filter(pk=api_key.pk).update(revoked=True)
+    clock[0] += 4.9
+    assert client_for(raw).get("/api/v1/tenant").status_code == 200  # the documented grace
+    clock[0] += 0.2
+    assert_error(client_for(raw).get("/api/v1/tenant"), 401, "authentication_failed")
+
+
+def test_a_cached_key_is_not_read_again_and_still_checks_the_secret(key_pair, django_assert_num_queries):
+    _, raw = key_pair
+    assert client_for(raw).get("/api/v1/tenant").status_code == 200
+    with django_assert_num_queries(0):
+        assert_error(client_for(raw.split(".")[0] + ".wrongsecret").get("/api/v1/tenant"), 401, "authentication_failed")
+    with django_assert_num_queries(0):
+        assert client_for(raw).get("/api/v1/tenant").status_code == 200
+
+
+def test_without_the_cache_every_request_reads_the_key(key_pair, settings, django_assert_num_queries):
+    settings.API_KEY_CACHE_SECONDS = 0
+    _, raw = key_pair
+    assert client_for(raw).get("/api/v1/tenant").status_code == 200
+    with django_assert_num_queries(1):
+        assert client_for(raw).get("/api/v1/tenant").status_code == 200
