@@ -18,6 +18,16 @@ def codes_for_update(*, tenant, ids) -> dict[int, Code]:
     return sql.rows_by_id(Code, getattr(tenant, "pk", tenant), ids, lock=True)
 
 
+def campaigns_and_codes_for_update(*, tenant, texts) -> tuple[dict[int, Campaign], list[Code]]:
+    """The codes named `texts` and their campaigns, locked in one statement (each campaign before its codes)."""
+    return sql.campaigns_and_codes_for_update(getattr(tenant, "pk", tenant), texts)
+
+
+def campaigns_of_codes_for_update(*, tenant, texts, ids) -> dict[int, Campaign]:
+    """The campaigns of the codes named `texts`, and those with `ids`, locked, by id."""
+    return sql.campaigns_of_codes_for_update(getattr(tenant, "pk", tenant), texts, ids)
+
+
 def codes_named_for_update(*, tenant, texts, campaign_ids=None) -> list[Code]:
     """The tenant's codes named `texts` (optionally only of `campaign_ids`), locked, in primary key order."""
     return sql.codes_by_text(getattr(tenant, "pk", tenant), texts, campaign_ids=campaign_ids, lock=True)

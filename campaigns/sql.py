@@ -126,6 +126,22 @@ def campaigns_and_frozen(tenant_id, texts, now) -> tuple[bool, list[Campaign], l
     return frozen, [c for c in rows if c.for_code], [c for c in rows if not c.for_code]
 
 
+def live_promotions_and_frozen(tenant_id, now) -> tuple[bool, list[Campaign]]:
+    """One small query (unlocked): the tenant's kill switch and its live promotions (the redemption's first read;
+    the campaigns of its codes are then read once, locked: `campaigns_and_codes_for_update`)."""
+    columns = select_list(Campaign, "c")
+    sql = (
+        f"SELECT tn.frozen, {columns} FROM {Tenant._meta.db_table} tn LEFT JOIN {Campaign._meta.db_table} c"
+        f" ON c.tenant_id = tn.id AND c.type = %s AND {live('c')} WHERE tn.id = %s ORDER BY c.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [str(CampaignType.PROMOTION), *live_params(now), tenant_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return False, []
+    return bool(rows[0][0]), [instance(Campaign, "c", row[1:]) for row in rows if row[1] is not None]
+
+
 # --- hot reads, locked or not ---------------------------------------------------------------------------
 
 
@@ -157,6 +173,58 @@ def codes_by_text(tenant_id, texts, *, campaign_ids=None, lock: bool) -> list[Co
         where += f" AND t.campaign_id IN ({_in(ids)})"
         params += ids
     return _rows(Code, where, params, lock=lock)
+
+
+def campaigns_and_codes_for_update(tenant_id, texts) -> tuple[dict[int, Campaign], list[Code]]:
+    """The tenant's codes named `texts` and their campaigns, locked, in one statement: ({id: campaign}, codes in
+    primary-key order, each with its `.campaign`).
+
+    Rows come in (campaign, code) order and PostgreSQL locks each row's campaign before its code, so the
+    global lock order holds (campaigns ascending; a code only after its own campaign). Without rows to lock
+    (SQLite) it is the same read.
+    """
+    texts = sorted(texts)
+    if not texts:
+        return {}, []
+    sql = (
+        f"SELECT {select_list(Campaign, 'c')}, {select_list(Code, 't')} FROM {Campaign._meta.db_table} c"
+        f" JOIN {Code._meta.db_table} t ON t.campaign_id = c.id"
+        f" WHERE t.tenant_id = %s AND t.code IN ({_in(texts)}) AND c.tenant_id = %s ORDER BY c.id, t.id"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, *texts, tenant_id])
+        rows = cursor.fetchall()
+    n = width(Campaign)
+    campaigns: dict[int, Campaign] = {}
+    codes = []
+    for row in rows:
+        campaign = campaigns.get(row[0]) or campaigns.setdefault(row[0], instance(Campaign, "c", row[:n]))
+        code = instance(Code, "t", row[n:])
+        code.campaign = campaign
+        codes.append(code)
+    codes.sort(key=lambda code: code.pk)
+    return campaigns, codes
+
+
+def campaigns_of_codes_for_update(tenant_id, texts, ids) -> dict[int, Campaign]:
+    """The campaigns of the tenant's codes named `texts` and those with `ids` (promotions), locked, by id."""
+    texts, ids = sorted(texts), sorted(ids)
+    branches, params = [], [tenant_id]
+    if texts:
+        branches.append(
+            f"t.id IN (SELECT k.campaign_id FROM {Code._meta.db_table} k WHERE k.tenant_id = %s"
+            f" AND k.code IN ({_in(texts)}))"
+        )
+        params += [tenant_id, *texts]
+    if ids:
+        branches.append(f"t.id IN ({_in(ids)})")
+        params += ids
+    if not branches:
+        return {}
+    rows = _rows(Campaign, f"t.tenant_id = %s AND ({' OR '.join(branches)})", params, lock=True)
+    return {row.pk: row for row in rows}
 
 
 def usage_counts(wanted: list[tuple[int, str]]) -> dict[tuple[int, str], int]:

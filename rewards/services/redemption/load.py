@@ -11,7 +11,7 @@ from campaigns.models import Campaign, Code
 from common.errors import ApplicationError
 from loyalty.ledger import default_program
 from loyalty.models import Account
-from loyalty.rule_context import HISTORY_DAYS, HISTORY_MAX, build_rule_context, order_context
+from loyalty.rule_context import HISTORY_DAYS, HISTORY_MAX, build_rule_context, facts_named, order_context
 from members.models import Member
 from rewards.models import RedemptionCode
 
@@ -83,14 +83,24 @@ def rule_context_for(tenant, member, order, now, rules=None) -> dict[str, Any]:
 
 
 def context_loader(tenant, member, order, now, rules):
-    """The rule context, built once (on first use) with only the member facts the rules read."""
+    """The rule context, built on first use with only the member facts the rules read.
+
+    `load.rules` may grow after the first use (the redemption learns its codes' rules from the locked read,
+    after the promotions were judged): the next use then reads the facts the added rules name, if any more.
+    """
     cache: dict[str, Any] = {}
+    rules = list(rules)
 
     def load() -> dict[str, Any]:
-        if "ctx" not in cache:
-            cache["ctx"] = rule_context_for(tenant, member, order, now, rules)
+        if cache.get("rules") != len(rules):
+            named = facts_named(rules)
+            if "ctx" not in cache or not named <= cache["named"]:
+                cache["ctx"] = rule_context_for(tenant, member, order, now, rules)
+                cache["named"] = named
+            cache["rules"] = len(rules)
         return cache["ctx"]
 
+    load.rules = rules
     return load
 
 

@@ -11,8 +11,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns import engine
-from campaigns.lock_objects import campaigns_for_update, codes_named_for_update
-from campaigns.sql import campaign_counts_add, live_promotion_exists
+from campaigns.lock_objects import (
+    campaigns_and_codes_for_update,
+    campaigns_of_codes_for_update,
+    codes_named_for_update,
+)
+from campaigns.sql import campaign_counts_add, live_promotion_exists, live_promotions_and_frozen
 from common.errors import ApplicationError
 from common.events import publish
 from common.plain_sql import insert_with_children, update_values
@@ -28,7 +32,6 @@ from rewards.services.redemption.counters import (
 )
 from rewards.services.redemption.documents import redemption_document
 from rewards.services.redemption.load import (
-    campaigns_and_frozen,
     check_member,
     context_loader,
     points_request_for,
@@ -230,15 +233,15 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     now = timezone.now()
     at = as_of or now  # the time the codes are judged at: the order's, when support applies them afterwards
     texts = {r.text for r in requests}
-    frozen, code_campaigns, unlocked_promotions = campaigns_and_frozen(tenant, texts, at)
-    context = context_loader(
-        tenant, member, order, at, [c.rule for c in code_campaigns] + [p.rule for p in unlocked_promotions]
-    )
+    # Read first, unlocked, only the kill switch and the live promotions (usually none); the campaigns and codes
+    # of the request are then read once, locked (not once unlocked and again locked).
+    frozen, live_promotions = live_promotions_and_frozen(tenant.pk, at)
+    context = context_loader(tenant, member, order, at, [p.rule for p in live_promotions])
     candidates = (
         []
         if frozen
         else engine.promotion_candidates(
-            promotions=unlocked_promotions,
+            promotions=live_promotions,
             now=at,
             tz=tenant.tz,
             member_id=member.pk if member else None,
@@ -248,10 +251,14 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     )
     promotion_ids = [p.pk for p in candidates]
     # The global lock order: campaigns, then codes (then the points account, in the ledger).
-    campaigns = campaigns_for_update(tenant=tenant, ids={c.pk for c in code_campaigns} | set(promotion_ids))
-    codes = codes_named_for_update(tenant=tenant, texts=texts, campaign_ids=set(campaigns))
-    for code in codes:
-        code.campaign = campaigns[code.campaign_id]
+    if promotion_ids:
+        campaigns = campaigns_of_codes_for_update(tenant=tenant, texts=texts, ids=promotion_ids)
+        codes = codes_named_for_update(tenant=tenant, texts=texts, campaign_ids=set(campaigns))
+        for code in codes:
+            code.campaign = campaigns[code.campaign_id]
+    else:
+        campaigns, codes = campaigns_and_codes_for_update(tenant=tenant, texts=texts)
+    context.rules.extend(code.campaign.rule for code in codes)
     promotions = [campaigns[pk] for pk in promotion_ids if pk in campaigns]
     points_request, account = points_request_for(tenant, member, points)
     evaluation = evaluate(
