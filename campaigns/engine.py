@@ -226,7 +226,13 @@ def usage_limits(campaign: Campaign, member_id: int | None, now, tz) -> dict[str
 
 
 def wanted_usage_keys(campaigns: list[Campaign], member_id: int | None, now, tz) -> list[tuple[int, str]]:
-    return [(c.pk, key) for c in campaigns for key in usage_limits(c, member_id, now, tz) if not key.startswith("min:")]
+    """The usage counters a judgement reads: those with a limit (the others are counted, never compared)."""
+    return [
+        (c.pk, key)
+        for c in campaigns
+        for key, (limit, _, _) in usage_limits(c, member_id, now, tz).items()
+        if limit is not None
+    ]
 
 
 class _Tally:

@@ -28,9 +28,10 @@ def counter_statements(campaign_d, code_d, usage_d) -> list[tuple[str, list]]:
     ]
 
 
-def apply_deltas(campaign_d, code_d, usage_d, *, then: tuple[str, list] | None = None) -> None:
-    """Add the deltas to the counters (and run `then`, a statement of the caller): one statement on PostgreSQL."""
-    execute_together([*counter_statements(campaign_d, code_d, usage_d), *([then] if then else [])])
+def apply_deltas(campaign_d, code_d, usage_d, *, also: list[tuple[str, list]] = ()) -> None:
+    """Add the deltas to the counters (and run `also`, the caller's statements on other tables): one statement
+    on PostgreSQL."""
+    execute_together([*counter_statements(campaign_d, code_d, usage_d), *also])
 
 
 def line_deltas(lines: list[RedemptionCode], sign: int, gift_debits: dict[int, Decimal]):

@@ -19,11 +19,11 @@ from campaigns.lock_objects import (
 from campaigns.sql import campaign_counts_add, live_promotion_exists, live_promotions_and_frozen
 from common.errors import ApplicationError
 from common.events import publish
-from common.plain_sql import insert_with_children, update_values
+from common.plain_sql import insert_values, insert_with_children, update_values
 from common.validation import FieldErrors, field_error
 from loyalty.ledger import post_spend
 from members.models import Member, Tenant
-from rewards.models import GiftCardTransaction, Redemption, RedemptionCode
+from rewards.models import EvaluationTrace, GiftCardTransaction, Redemption, RedemptionCode
 from rewards.services.redemption.counters import (
     apply_deltas,
     exhausted_limit,
@@ -37,7 +37,7 @@ from rewards.services.redemption.load import (
     points_request_for,
 )
 from rewards.services.redemption.parse import INVALID, ZERO, parse_request
-from rewards.services.redemption.traces import trace_record
+from rewards.services.redemption.traces import trace_build, trace_record
 from rewards.services.redemption.validate import evaluate
 
 
@@ -224,9 +224,13 @@ def redeem_in_transaction(
         raise _refusal_error(refused.evaluation) from None
 
 
-def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption) -> None:
-    """The counters, the usage counters and the redemption's answer: one statement on PostgreSQL."""
-    apply_deltas(campaign_d, code_d, usage_d, then=update_values(redemption, ["points_entry_id", "result"]))
+def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption, trace) -> None:
+    """The counters, the usage counters, the evaluation trace (and the points entry's link, when points paid):
+    one statement on PostgreSQL."""
+    also = [insert_values(EvaluationTrace, [trace])]
+    if redemption.points_entry_id:
+        also.append(update_values(redemption, ["points_entry_id"]))
+    apply_deltas(campaign_d, code_d, usage_d, also=also)
 
 
 def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel, integration, staff_user, as_of=None):
@@ -353,18 +357,11 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
             evaluation.points_used, evaluation.points_value = 0, ZERO
             raise _Refused(evaluation) from None
         redemption.points_entry_id = entry.pk
+    # The answer is not written with the row: it is derived from it (`redemption_document`); the stored copies
+    # are the idempotent answer to retries and the event's.
     body = redemption_document(redemption, lines=lines, evaluation=evaluation)
     redemption.result = body
-    _apply_writes(campaign_d=campaign_d, code_d=code_d, usage_d=usage_d, redemption=redemption)
-    for pk, (n, discount, order_value) in campaign_d.items():
-        campaign = campaigns[pk]
-        campaign.redemptions_count += n
-        campaign.discount_used += discount
-        campaign.order_value_used += order_value
-        limit = exhausted_limit(campaign)
-        if limit and campaign.budget_exhausted_at is None:
-            mark_exhausted(campaign, limit, now)
-    trace_record(
+    trace = trace_build(  # the counters as this attempt read them, before its own counts
         tenant=tenant,
         kind="redemption",
         evaluation=evaluation,
@@ -379,6 +376,15 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         integration=integration,
         redemption_id=redemption.pk,
     )
+    _apply_writes(campaign_d=campaign_d, code_d=code_d, usage_d=usage_d, redemption=redemption, trace=trace)
+    for pk, (n, discount, order_value) in campaign_d.items():
+        campaign = campaigns[pk]
+        campaign.redemptions_count += n
+        campaign.discount_used += discount
+        campaign.order_value_used += order_value
+        limit = exhausted_limit(campaign)
+        if limit and campaign.budget_exhausted_at is None:
+            mark_exhausted(campaign, limit, now)
     publish(tenant, "redemption.succeeded", body)
     return redemption
 

@@ -61,7 +61,7 @@ def _reasons(evaluation: engine.Evaluation) -> list[str]:
     return reasons
 
 
-def trace_record(
+def trace_build(
     *,
     tenant,
     kind: str,
@@ -77,9 +77,10 @@ def trace_record(
     integration=None,
     redemption_id: int | None = None,
 ) -> EvaluationTrace:
-    """Write the trace (in the caller's transaction, if any); `codes` are the texts as presented."""
+    """The trace row of an attempt, unsaved (a redemption writes it within its own last statement);
+    `codes` are the texts as presented, the counters as the attempt read them."""
     texts = list(codes)
-    return EvaluationTrace.objects.create(
+    return EvaluationTrace(
         tenant=tenant,
         kind=kind,
         succeeded=evaluation.valid,  # a redemption is traced as succeeded only once it is written
@@ -94,3 +95,10 @@ def trace_record(
         document=trace_document(evaluation=evaluation, member=member, order=order, codes=texts, points=points, at=at),
         created_at=now,
     )
+
+
+def trace_record(**arguments) -> EvaluationTrace:
+    """Write the trace (`trace_build`'s arguments) in the caller's transaction, if any."""
+    trace = trace_build(**arguments)
+    trace.save(force_insert=True)
+    return trace
