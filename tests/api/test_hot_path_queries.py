@@ -11,12 +11,12 @@ from tests.api.test_redemptions_api import checkout, setup  # noqa: F401 (fixtur
 pytestmark = pytest.mark.django_db
 
 # Measured through the real URL conf and key authentication (inside the test transaction, so the service's
-# durable block is a savepoint: +2). Validation: key, member, campaigns+kill switch, codes.
-# Redemption: key, idempotency claim, member, kill switch+live promotions (unlocked), campaigns and codes
-# locked in one statement, redemption with its lines (one statement), counters+evaluation trace in one
-# statement, the event, idempotency answer (no usage counters: these campaigns have no usage limit). Both +1 here: the key's last-used time, written at most once a
-# minute (this is the key's first call; later calls within API_KEY_CACHE_SECONDS do not read the key either).
-# Validation also writes its evaluation trace (+1).
+# durable block is a savepoint: +2). Validation: key, member, campaigns+kill switch, codes. Redemption: key,
+# idempotency claim, member, kill switch+live promotions (unlocked), campaigns and codes locked in one
+# statement, redemption with its lines (one statement), counters+evaluation trace in one statement, the event,
+# idempotency answer (no usage counters are read: these campaigns have no usage limit). Both +1 here: the key's
+# last-used time, written at most once a minute (this is the key's first call; later calls within
+# API_KEY_CACHE_SECONDS do not read the key either). Validation also writes its evaluation trace (+1).
 VALIDATION_QUERIES = 4 + 1 + 1
 REDEMPTION_QUERIES = 9 + 2 + 1
 
