@@ -32,6 +32,8 @@ class ApiView(APIView):
     schema = ApiAutoSchema()
     required_scope: str | None = None
     idempotent = True
+    # The service stores every answer, refusals included, in its own transaction (`idempotency.claim`).
+    idempotency_deferred = False
     IDEMPOTENT_METHODS = ("POST", "PUT", "PATCH")
 
     @property
@@ -62,7 +64,9 @@ class ApiView(APIView):
             and request.method.lower() in self.http_method_names
         ):
             if getattr(self, request.method.lower(), None) is not None:
-                self._idempotency_claim = idempotency.claim(request, integration=self.integration)
+                self._idempotency_claim = idempotency.claim(
+                    request, integration=self.integration, deferred=self.idempotency_deferred
+                )
 
     def answer(self, render) -> idempotency.Answer:
         """The answer-writer to hand the service as `answer=`; `.response(result)` is the view's Response."""
@@ -70,6 +74,16 @@ class ApiView(APIView):
         return self._answer
 
     def handle_exception(self, exc):
+        if isinstance(exc, idempotency.TwinAnswered):
+            # A twin with this key committed first (this request's work rolled back): answer as its retry.
+            self._idempotency_claim = None
+            try:
+                idempotency.claim(self.request, integration=self.integration)
+            except idempotency.IdempotentReplay as replay:
+                return replay.response()
+            except Exception as refused:  # the key reused for another request (409), or still in progress
+                return super().handle_exception(refused)
+            raise RuntimeError("a twin's idempotency record vanished") from exc  # purged within the request
         if isinstance(exc, idempotency.IdempotentReplay):
             return exc.response()
         answer = getattr(self, "_answer", None)

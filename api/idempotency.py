@@ -14,6 +14,10 @@ crash between the two would leave effects without an answer, and the retry that 
 over would apply them again. With `Answer` the effects and the answer commit together or not at all.
 Refusals (4xx) write nothing, so they are stored after their rollback (`complete`) as before.
 
+A view whose service stores every answer in its own transaction, refusals included (the redemption), claims
+*deferred* (`claim(deferred=True)`): the row is written once, completed, in the transaction of the effects,
+and the same unique constraint makes a late twin roll back and replay the first answer.
+
 The request is identified by method, path (trailing slash ignored) and the JSON body in canonical form
 (key order and whitespace do not matter); the same key with another request is 409 `idempotency_key_reused`.
 """
@@ -36,7 +40,7 @@ from api.errors import ApiError, error_body
 from api.parsers import json_depth_exceeds
 from integrations.idempotency import retention
 from integrations.models import IdempotencyRecord
-from integrations.sql import idempotency_claim, idempotency_store
+from integrations.sql import idempotency_claim, idempotency_record, idempotency_store
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -67,6 +71,12 @@ def _insert(**fields) -> IdempotencyRecord | None:
 class Claim:
     record: IdempotencyRecord
     stored: bool = False  # the answer was stored with the request's own effects (`store_in_transaction`)
+    deferred: bool = False  # no row yet: it is written once, with the answer (`claim(deferred=True)`)
+
+
+class TwinAnswered(Exception):
+    """A deferred claim's answer met a twin's stored one (a concurrent request with the same key committed
+    first): this request's transaction rolls back, and the view answers as a retry would (`ApiView`)."""
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -84,14 +94,37 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def claim(request, *, integration) -> Claim | None:
-    """Claim the request's key, or raise `IdempotentReplay` / a 409. None when there is no key."""
+def claim(request, *, integration, deferred: bool = False) -> Claim | None:
+    """Claim the request's key, or raise `IdempotentReplay` / a 409. None when there is no key.
+
+    `deferred` (a view whose service stores its every answer in its own transaction, refusals included): when
+    the key is new, nothing is written now. The record is inserted once, completed, with the answer and in
+    the same transaction as the effects (`store_in_transaction`); the unique constraint still arbitrates: a
+    twin that committed first makes this request's transaction roll back (`TwinAnswered`) and it replays the
+    twin's answer. So a new key costs one read here instead of a write, a commit and a later update, and a
+    crash leaves nothing to take over (a retry simply runs). A twin runs its work to the end before it learns
+    of the other (it waits on the same row locks first), which is rare and wastes only that work.
+    """
     key = request.headers.get(HEADER)
     if key is None:
         return None
     if not 1 <= len(key) <= 255:
         raise ApiError("invalid_idempotency_key", f"{HEADER} must be 1 to 255 characters.", 400)
     request_hash = fingerprint(request.method, request.path, request.body)
+    if deferred and idempotency_record(integration.pk, key) is None:
+        now = timezone.now()
+        record = IdempotencyRecord(
+            tenant_id=integration.tenant_id,
+            integration=integration,
+            key=key,
+            method=request.method,
+            path=request.path[:500],
+            request_hash=request_hash,
+            created_at=now,
+            locked_until=now,
+        )
+        record.deferred = True
+        return Claim(record, deferred=True)
     lock = timedelta(seconds=getattr(settings, "IDEMPOTENCY_LOCK_SECONDS", 60))
     deadline = time.monotonic() + getattr(settings, "IDEMPOTENCY_WAIT_SECONDS", 10)
     pause = 0.02
@@ -145,8 +178,17 @@ def claim(request, *, integration) -> Claim | None:
         pause = min(pause * 2, 0.25)
 
 
-def _store(record: IdempotencyRecord, status: int, body: str) -> None:
-    idempotency_store(record.pk, status, body)  # plain SQL: every idempotent POST runs it
+def _store(record: IdempotencyRecord, status: int, body: str) -> bool:
+    """Store the answer on the claimed row; a deferred claim's row is inserted, completed, now (False when a
+    twin's is there). Plain SQL: every idempotent POST runs it."""
+    if getattr(record, "deferred", False):
+        record.pk = None  # anew: an earlier insert of it may have rolled back with its transaction
+        record._state.adding = True
+        record.state = IdempotencyRecord.State.COMPLETED
+        record.response_status, record.response_body = status, body
+        return idempotency_claim(record)
+    idempotency_store(record.pk, status, body)
+    return True
 
 
 def store_in_transaction(claim_: Claim | None, status: int, data) -> None:
@@ -156,8 +198,8 @@ def store_in_transaction(claim_: Claim | None, status: int, data) -> None:
     back, nothing is stored and `complete` stores the error as usual."""
     if claim_ is None:
         return
-
-    _store(claim_.record, status, JSONRenderer().render(data).decode("utf-8"))
+    if not _store(claim_.record, status, JSONRenderer().render(data).decode("utf-8")):
+        raise TwinAnswered(claim_.record.key)
 
 
 _UNANSWERED = object()
@@ -218,6 +260,12 @@ def complete(claim_: Claim, response) -> None:
     if claim_.stored:
         return
     record = claim_.record
+    if claim_.deferred:
+        if response.status_code < 500 and response.status_code != 429:
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+            _store(record, response.status_code, response.content.decode("utf-8"))  # a twin's may have won
+        return
     if response.status_code >= 500 or response.status_code == 429:
         IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
         return

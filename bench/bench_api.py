@@ -725,7 +725,8 @@ def pgbench_script(statements, *, campaign_id: int, n: int, member_index: int, i
         """Read back the one row whose values later statements need."""
         if text.startswith("SELECT") and "FROM members_member" in text:
             return "member_"
-        if text.startswith("SELECT") and "FROM campaigns_code" in text and text.endswith("FOR UPDATE"):
+        if text.startswith("SELECT") and "campaigns_code" in text and text.endswith("FOR UPDATE"):
+            # The code row, alone or joined after its campaign (the code's columns come last: `code_id` is its).
             return "code_"
         if text.startswith('INSERT INTO "rewards_redemption" ') or text.startswith(
             'WITH p AS (INSERT INTO "rewards_redemption" '

@@ -16,7 +16,7 @@ from functools import cache
 
 from django.db import connection
 
-from common.plain_sql import insert_values, instance, select_list, width
+from common.plain_sql import insert_values, instance, instances, select_list, width
 from integrations.models import (
     Event,
     IdempotencyRecord,
@@ -87,6 +87,16 @@ def idempotency_claim(record: IdempotencyRecord) -> bool:
     record._state.adding = False
     record._state.db = connection.alias
     return True
+
+
+def idempotency_record(integration_id: int, key: str) -> IdempotencyRecord | None:
+    """The record of (integration, key), if any: one indexed read (the unique constraint's index)."""
+    rows = instances(
+        IdempotencyRecord,
+        f"FROM {IdempotencyRecord._meta.db_table} t WHERE t.integration_id = %s AND t.key = %s",
+        [integration_id, key],
+    )
+    return rows[0] if rows else None
 
 
 def idempotency_store(record_id: int, status: int, body: str) -> None:

@@ -180,6 +180,7 @@ class RedemptionOutputSerializer(serializers.Serializer):
 
 class RedemptionCreateApi(ApiView):
     required_scope = "redeem"
+    idempotency_deferred = True  # redeem stores its answer, success or refusal, with its writes
 
     @api_schema(
         summary="Redeem codes, promotions and points on an order, all or nothing",

@@ -72,6 +72,29 @@ def test_concurrent_retries_of_one_redemption_with_one_idempotency_key_redeem_on
     assert Redemption.objects.filter(tenant=tenant).count() == 1
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_twins_of_a_single_use_code_all_get_the_first_answer_and_count_no_failure(tenant):
+    """The key's record is written with the answer (a deferred claim): a twin that waited on the code's lock is
+    refused, meets the first answer when it stores its refusal, rolls that back and replays the first."""
+    _, raw = api_key_for(tenant, throttle_rate="100000/min")
+    campaign = CampaignFactory(tenant=tenant)
+    code = CodeFactory(campaign=campaign, code="ONCE-1", usage_limit=1)
+    body = {"order_id": "o-1", "order": {"amount": "50.00"}, "codes": ["ONCE-1"]}
+
+    def retry(_):
+        response = client_for(raw).post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="twin-1")
+        return response.status_code, response.content
+
+    results = _run_threads(8, retry)
+    assert {status for status, _ in results} == {201}, results
+    assert len({content for _, content in results}) == 1
+    assert Code.objects.get(pk=code.pk).redeemed_count == 1
+    campaign.refresh_from_db()
+    assert (campaign.redemptions_count, campaign.redemptions_failed) == (1, 0)
+    assert Redemption.objects.filter(tenant=tenant).count() == 1
+
+
 @pytest.mark.django_db
 def test_the_api_adds_a_constant_number_of_queries_whatever_the_codes(api, tenant):
     """Validation with 1 or 6 codes costs the same queries (the key lookup is one; the engine is constant)."""
