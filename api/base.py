@@ -96,7 +96,7 @@ class ApiView(APIView):
         claim = getattr(self, "_idempotency_claim", None)
         if claim is not None:
             self._idempotency_claim = None
-            idempotency.complete(claim, response)
+            response = idempotency.complete(claim, response) or response
         return response
 
 

@@ -255,17 +255,23 @@ class Answer:
         return Response(body, status=status)
 
 
-def complete(claim_: Claim, response) -> None:
-    """Store the response of the claimed request (or release the claim after a 5xx)."""
+def complete(claim_: Claim, response) -> HttpResponse | None:
+    """Store the response of the claimed request (or release the claim after a 5xx).
+
+    Returns the response to send instead, if any: a deferred claim whose twin stored its answer first (a
+    twin's order found by this request is a replay, but its retry must get the first answer)."""
     if claim_.stored:
-        return
+        return None
     record = claim_.record
     if claim_.deferred:
         if response.status_code < 500 and response.status_code != 429:
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                 response.render()
-            _store(record, response.status_code, response.content.decode("utf-8"))  # a twin's may have won
-        return
+            if not _store(record, response.status_code, response.content.decode("utf-8")):
+                first = idempotency_record(record.integration_id, record.key)
+                if first is not None and first.request_hash == record.request_hash:
+                    return IdempotentReplay(first).response()
+        return None
     if response.status_code >= 500 or response.status_code == 429:
         IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
         return

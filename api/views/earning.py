@@ -64,6 +64,7 @@ class OrderOutputSerializer(serializers.Serializer):
 
 class OrderCreateApi(ApiView):
     required_scope = "earn"
+    idempotency_deferred = True  # the order's answer is stored with it; a twin's order is a replay
 
     @api_schema(
         summary="Record a paid order and earn points",

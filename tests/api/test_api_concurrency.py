@@ -95,6 +95,26 @@ def test_twins_of_a_single_use_code_all_get_the_first_answer_and_count_no_failur
     assert Redemption.objects.filter(tenant=tenant).count() == 1
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_twins_of_an_order_with_one_key_earn_once_and_all_get_the_first_answer(tenant):
+    from loyalty.models import Order
+    from tests.factories import earning_setup
+
+    _, _, member = earning_setup(tenant)
+    _, raw = api_key_for(tenant, throttle_rate="100000/min")
+    body = {"order_id": "o-1", "member": member.external_id, "amount": "40.00", "currency": "EUR"}
+
+    def retry(_):
+        response = client_for(raw).post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="order-twin")
+        return response.status_code, response.content
+
+    results = _run_threads(8, retry)
+    assert {status for status, _ in results} == {201}, results
+    assert len({content for _, content in results}) == 1
+    assert Order.objects.filter(tenant=tenant, order_id="o-1").count() == 1
+
+
 @pytest.mark.django_db
 def test_the_api_adds_a_constant_number_of_queries_whatever_the_codes(api, tenant):
     """Validation with 1 or 6 codes costs the same queries (the key lookup is one; the engine is constant)."""
