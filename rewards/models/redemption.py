@@ -147,7 +147,8 @@ class GiftCardTransaction(TenantOwned):
         CREDIT = "credit", _("Credit")
         ROLLBACK = "rollback", _("Rollback")
 
-    code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="gift_card_transactions")
+    # No single-column index on the code: (code, created_at) leads with it.
+    code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="gift_card_transactions", db_index=False)
     redemption = models.ForeignKey(Redemption, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     amount = models.DecimalField(max_digits=12, decimal_places=2, help_text=_("Signed: a debit is negative."))
