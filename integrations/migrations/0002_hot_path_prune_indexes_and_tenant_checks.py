@@ -88,8 +88,4 @@ class Migration(migrations.Migration):
             ],
             database_operations=[migrations.RunPython(forward, backward, elidable=False)],
         ),
-        migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('resent_from__isnull', False)), fields=['resent_from'], name='delivery_resent_from'),
-        ),
     ]

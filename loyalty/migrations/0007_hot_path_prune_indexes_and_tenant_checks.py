@@ -132,8 +132,4 @@ class Migration(migrations.Migration):
             ],
             database_operations=[migrations.RunPython(forward, backward, elidable=False)],
         ),
-        migrations.AddIndex(
-            model_name='ledgerentry',
-            index=models.Index(condition=models.Q(('staff_user__isnull', False)), fields=['staff_user'], name='ledger_entry_staff'),
-        ),
     ]

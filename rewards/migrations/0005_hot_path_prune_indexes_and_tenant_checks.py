@@ -104,8 +104,4 @@ class Migration(migrations.Migration):
             ],
             database_operations=[migrations.RunPython(forward, backward, elidable=False)],
         ),
-        migrations.AddIndex(
-            model_name='redemption',
-            index=models.Index(condition=models.Q(('staff_user__isnull', False)), fields=['staff_user'], name='redemption_staff_user'),
-        ),
     ]
