@@ -32,6 +32,9 @@ class Period(models.TextChoices):
 
 
 class Campaign(TenantOwned):
+    # Its counters are updated by every redemption: no single-column index on tenant, which the
+    # (tenant, type, enabled) index leads (every query by tenant uses that one).
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     type = models.CharField(max_length=20, choices=CampaignType.choices, default=CampaignType.DISCOUNT)
@@ -223,7 +226,8 @@ class CampaignUsage(models.Model):
     Changed by one set-based upsert per redemption, under the campaign's row lock.
     """
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="usage")
+    # No single-column index on the campaign: the unique (campaign, key) leads with it.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="usage", db_index=False)
     key = models.CharField(max_length=80)
     count = models.IntegerField(default=0)
     discount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))

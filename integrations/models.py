@@ -18,13 +18,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey, APIKeyManager
 from simple_history.models import HistoricalRecords
 
 from common.events import EVENT_TYPES
-from members.models import TenantOwned
+from members.models import Tenant, TenantOwned
 
 __all__ = [
     "API_SCOPES",
@@ -266,6 +267,11 @@ class Event(TenantOwned):
 
     append_only = True  # its own history: never changed, so no simple-history table
 
+    # Written inside every hot write (a redemption, an order). No database foreign key check for the tenant:
+    # it is the tenant of the row that transaction writes and checks (the redemption, the account, the
+    # campaign...), and a tenant is never deleted (on_delete=PROTECT still refuses an ORM delete); the check
+    # only share-locked the tenant row once more. No single-column index: (tenant, type, created_at) leads with it.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=50, choices=[(t, t) for t in EVENT_TYPES])
     data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
@@ -308,6 +314,11 @@ class WebhookDelivery(TenantOwned):
         FAILED = "failed", _("Failed for good")
         SKIPPED = "skipped", _("Skipped (endpoint disabled)")
 
+    # The tenant is always the endpoint's (`integrations.sql.event_record` selects `e.tenant_id` in the same
+    # INSERT), and the endpoint foreign key is enforced; a tenant is never deleted (on_delete=PROTECT still
+    # refuses an ORM delete): no database check for it. Its index stays (the admin lists deliveries by tenant).
+    # `event` and `endpoint` are the delivery's own parents and stay enforced.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_constraint=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -316,7 +327,11 @@ class WebhookDelivery(TenantOwned):
     locked_until = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
-    resent_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
+    # Empty but for re-sends: a partial index (below) serves the one lookup by it (the SET_NULL when a delivery
+    # is deleted) without an entry for every delivery.
+    resent_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
 
@@ -324,7 +339,10 @@ class WebhookDelivery(TenantOwned):
         db_table = "loyalty_webhookdelivery"  # the table kept its name when the model moved here
         ordering = ["-created_at"]
         verbose_name_plural = _("webhook deliveries")
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["resent_from"], condition=Q(resent_from__isnull=False), name="delivery_resent_from"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_id} -> {self.endpoint_id} ({self.status})"
@@ -369,7 +387,12 @@ class IdempotencyRecord(TenantOwned):
         IN_PROGRESS = "in_progress", _("In progress")
         COMPLETED = "completed", _("Completed")
 
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    # Written on every POST with a key. The tenant is always the integration's (`api.idempotency` copies
+    # `integration.tenant_id`), whose foreign key is enforced, and a tenant is never deleted (on_delete=PROTECT
+    # still refuses an ORM delete): no database check, and no index (nothing reads records by tenant).
+    # No single-column index on the integration either: the unique (integration, key) leads with it.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)

@@ -25,7 +25,8 @@ __all__ = ["Account", "LedgerEntry", "PointLot", "LotConsumption", "PendingPoint
 
 
 class Account(TenantOwned):
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="point_accounts")
+    # No single-column index on the member: the unique (member, program) leads with it.
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="point_accounts", db_index=False)
     program = models.ForeignKey("loyalty.Program", on_delete=models.PROTECT, related_name="accounts")
     balance = models.IntegerField(default=0)
     pending = models.IntegerField(default=0)
@@ -65,7 +66,13 @@ class LedgerEntry(TenantOwned):
         REVERSE = "reverse", _("Reverse")
         TRANSFER = "transfer", _("Transfer")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # Append-only, written by every earning and spending. The tenant is always the account's (every writer
+    # copies `account.tenant_id`) and the account foreign key is enforced; a tenant is never deleted
+    # (on_delete=PROTECT still refuses an ORM delete): no database check for it, which only share-locked the
+    # tenant row once more per entry. No single-column index on tenant or account: ledger_entry_order and the
+    # account indexes below lead with them.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     points = models.IntegerField()
     balance_after = models.IntegerField()
@@ -74,12 +81,18 @@ class LedgerEntry(TenantOwned):
     # The campaign is referenced by id, not by a foreign key: the ledger sits below `campaigns` (one-way order).
     campaign_id = models.BigIntegerField(null=True, blank=True)
     rule_code = models.CharField(max_length=50, blank=True)
+    # Empty but for staff adjustments: a partial index (below) serves the one lookup by it (the PROTECT check
+    # when a user is deleted) without an entry for every earning.
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
-    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals")
+    # No full index: the partial unique ledger_entry_reversed_once (reverses, where set) serves every lookup
+    # by it (`reverses=entry`, the reversals of an entry); a full one held an entry for every earning.
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversals", db_index=False
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = AppendOnlyQuerySet.as_manager()
@@ -104,6 +117,9 @@ class LedgerEntry(TenantOwned):
             models.Index(fields=["account", "-created_at", "-id"], name="ledger_entry_account_recent"),
             models.Index(fields=["account", "kind", "created_at"], name="ledger_entry_account_kind"),
             models.Index(fields=["tenant", "order_id"], name="ledger_entry_order"),
+            models.Index(
+                fields=["staff_user"], condition=models.Q(staff_user__isnull=False), name="ledger_entry_staff"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -121,7 +137,10 @@ class LedgerEntry(TenantOwned):
 class PointLot(TenantOwned):
     # Lots are rewritten in bulk by the expiry job; every index costs there, so only the ones queries use exist:
     # no single-column index on tenant (lots are always reached through their account) or on entry.
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # No database foreign key check for the tenant: it is always the account's (the earning copies
+    # `account.tenant_id` in the same statement), the account foreign key is enforced, and a tenant is never
+    # deleted (on_delete=PROTECT still refuses an ORM delete).
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
     # The entry that credited it; an incoming transfer creates one lot per expiry of the points it moved.
     entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="lots", db_index=False)
@@ -170,6 +189,10 @@ class PendingPoints(TenantOwned):
         RELEASED = "released", _("Released")
         CANCELLED = "cancelled", _("Cancelled")
 
+    # The tenant is always the account's (`loyalty.ledger.posting` copies `account.tenant_id`), whose foreign
+    # key is enforced, and a tenant is never deleted (on_delete=PROTECT still refuses an ORM delete): no
+    # database check. No single-column index on it: pending_order (tenant, order_id) leads with it.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="pending_points")
     points = models.IntegerField()
     cancelled_points = models.IntegerField(default=0)

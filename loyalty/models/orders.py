@@ -10,13 +10,17 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 
-from members.models import Member, TenantOwned
+from members.models import Member, Tenant, TenantOwned
 
 __all__ = ["Order", "OrderItem", "OrderReturn"]
 
 
 class Order(TenantOwned):
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="orders")
+    # Written on every recorded order: no single-column index that another one leads (tenant: the unique
+    # (tenant, order_id); member: (member, occurred_at)). The foreign keys stay enforced: this row is the root
+    # of the order's writes.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="orders", db_index=False)
     program = models.ForeignKey("loyalty.Program", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     order_id = models.CharField(max_length=100)
     amount = models.DecimalField(max_digits=14, decimal_places=2)

@@ -75,7 +75,8 @@ class Tier(TenantOwned):
 class MemberTier(TenantOwned):
     """A member's current tier in a program (one row per member and program); changes go to TierChange."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_statuses")
+    # No single-column index on the member: the unique (member, program) leads with it.
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_statuses", db_index=False)
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="member_tiers")
     tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     qualifying_points = models.IntegerField(default=0)
@@ -96,7 +97,8 @@ class MemberTier(TenantOwned):
 class TierChange(TenantOwned):
     """The history of tier moves (append-only)."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
+    # No single-column index on the member: (member, created_at) leads with it.
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes", db_index=False)
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -195,7 +197,8 @@ class EarningRule(TenantOwned):
 class EarningCapUsage(TenantOwned):
     """Points a member got from one rule in one cap period; updated under the account lock with F()."""
 
-    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="cap_usages")
+    # No single-column index on the rule: the unique (rule, member, period_start) leads with it.
+    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="cap_usages", db_index=False)
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
     period_start = models.DateField()
     points = models.PositiveIntegerField(default=0)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from campaigns.models import Campaign, Code
-from members.models import Member, TenantOwned
+from members.models import Member, Tenant, TenantOwned
 
 __all__ = [
     "Redemption",
@@ -34,7 +34,13 @@ class Redemption(TenantOwned):
         SUCCEEDED = "succeeded", _("Succeeded")
         ROLLED_BACK = "rolled_back", _("Rolled back")
 
-    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions")
+    # Written on every redemption, so no index that another one covers: (tenant, order_id) serves the tenant's
+    # lookups and (member, created_at) the member's. Both foreign keys stay enforced: this row is the root the
+    # lines, the trace and the event copy their tenant and member from.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions", db_index=False
+    )
     order_id = models.CharField(max_length=100)
     order = models.JSONField(default=dict, help_text=_("The order as sent (amount, items, location)."))
     order_amount = models.DecimalField(max_digits=14, decimal_places=2)
@@ -48,12 +54,15 @@ class Redemption(TenantOwned):
     channel = models.CharField(max_length=50, blank=True)
     integration_id = models.BigIntegerField(null=True, blank=True)
     integration_name = models.CharField(max_length=200, blank=True)
+    # Empty on every API redemption: the partial index below (not a full one, which would hold an entry per
+    # row) serves the one lookup by it, the PROTECT check when a user is deleted.
     staff_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
         help_text=_("The support agent who applied it after the fact."),
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SUCCEEDED)
@@ -67,6 +76,7 @@ class Redemption(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "order_id"]),
             models.Index(fields=["member", "created_at"]),
+            models.Index(fields=["staff_user"], condition=Q(staff_user__isnull=False), name="redemption_staff_user"),
         ]
 
     def __str__(self) -> str:
@@ -81,10 +91,21 @@ class RedemptionCode(TenantOwned):
         PROMOTION = "promotion", _("Promotion")
         GIFT_CARD = "gift_card", _("Gift card")
 
+    # Append-only and written per applied code, so each database foreign key check (a trigger and a
+    # FOR KEY SHARE lock on the parent row) and each index counts. `tenant` and `member` are always copies of
+    # the redemption's (the same INSERT writes both, `rewards.services.redemption.redeem`), whose foreign keys
+    # are enforced, and neither a tenant nor a member is ever deleted (erasure anonymises the member; an ORM
+    # delete is still refused by on_delete=PROTECT, which Django applies itself): no database check for them.
+    # `redemption`, `campaign` and `code` are the line's own parents and stay enforced.
+    # Indexes: none on tenant (no query reads lines by tenant alone; the member's history goes through
+    # (member, created_at)), and none single-column on member or campaign, which the composite indexes lead.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
     redemption = models.ForeignKey(Redemption, on_delete=models.CASCADE, related_name="lines")
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="redemption_lines")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="redemption_lines", db_index=False)
     code = models.ForeignKey(Code, null=True, blank=True, on_delete=models.PROTECT, related_name="redemption_lines")
-    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CODE)
     discount = models.DecimalField(max_digits=14, decimal_places=2)
     order_amount = models.DecimalField(max_digits=14, decimal_places=2)
@@ -126,7 +147,8 @@ class GiftCardTransaction(TenantOwned):
         CREDIT = "credit", _("Credit")
         ROLLBACK = "rollback", _("Rollback")
 
-    code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="gift_card_transactions")
+    # No single-column index on the code: (code, created_at) leads with it.
+    code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="gift_card_transactions", db_index=False)
     redemption = models.ForeignKey(Redemption, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     amount = models.DecimalField(max_digits=12, decimal_places=2, help_text=_("Signed: a debit is negative."))

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import TenantOwned
+from members.models import Tenant, TenantOwned
 
 __all__ = ["EvaluationTrace"]
 
@@ -19,6 +19,12 @@ class EvaluationTrace(TenantOwned):
         VALIDATION = "validation", _("Validation")
         REDEMPTION = "redemption", _("Redemption")
 
+    # No database foreign key check for the tenant either (nor a single-column index: trace_recent and
+    # trace_order lead with it): it is the tenant of the request, read from the integration (or the staff
+    # user's tenant) whose own row is checked, and a tenant is never deleted (on_delete=PROTECT still refuses
+    # an ORM delete). A refused redemption writes the trace alone, so the check would lock the tenant row
+    # for nothing.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     succeeded = models.BooleanField()
     # Plain ids, not foreign keys: an append-only log on the hot path, read by tenant and time or order id.
