@@ -50,7 +50,6 @@ class Redemption(TenantOwned):
     points_value = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
     points_entry_id = models.BigIntegerField(null=True, blank=True, help_text=_("The ledger entry of the spend."))
     total = models.DecimalField(max_digits=14, decimal_places=2)
-    result = models.JSONField(default=dict, blank=True, help_text=_("The evaluation as answered."))
     channel = models.CharField(max_length=50, blank=True)
     integration_id = models.BigIntegerField(null=True, blank=True)
     integration_name = models.CharField(max_length=200, blank=True)
