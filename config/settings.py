@@ -57,17 +57,18 @@ INSTALLED_APPS = [
     "config",
 ]
 
+# The staff site's middleware (config.middleware) passes the touchpoint API's requests straight through.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.AuthenticationMiddleware",
+    "config.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "simple_history.middleware.HistoryRequestMiddleware",
+    "config.middleware.HistoryRequestMiddleware",
 ]
 MIDDLEWARE += ["api.middleware.RequestIdMiddleware"]  # Request-Id header; JSON 500s under /api/
 

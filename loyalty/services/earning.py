@@ -188,12 +188,13 @@ class OrderResult:
     reason: str = ""  # why nothing was earned: "member_suspended"
 
     def as_dict(self) -> dict[str, Any]:
+        """The contract's body (`OrderOutputSerializer` documents it; the API answers this as it is)."""
         body = {
             "order_id": self.order_id,
             "member": self.member,
             "points_earned": self.points_earned,
             "points_pending": self.points_pending,
-            "entries": self.entries,
+            "entries": [_entry_answer(entry) for entry in self.entries],
             "tier": self.tier,
         }
         if self.reason:
@@ -201,6 +202,12 @@ class OrderResult:
         if self.redemption is not None:
             body["redemption"] = self.redemption
         return body
+
+
+def _entry_answer(entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored entry as the contract has it: the campaign's id is a string (`entry_dict` keeps the number)."""
+    campaign = entry.get("campaign")
+    return entry if campaign is None or isinstance(campaign, str) else {**entry, "campaign": str(campaign)}
 
 
 def _order_result(order: Order, created: bool) -> OrderResult:

@@ -27,6 +27,24 @@ def test_a_paid_order_earns_points_once(api, tenant):
     assert api.get(f"/api/v1/members/{member.external_id}").json()["points"]["balance"] == 120
 
 
+def test_the_order_answer_is_already_in_the_documented_shape(api, tenant):
+    """The view answers the service's body as it is: the documenting serializer would change nothing."""
+    import json
+
+    from api.views.earning import OrderOutputSerializer
+    from tests.factories import CampaignFactory, CodeFactory
+
+    _, _, member = earning_setup(tenant)
+    code = CodeFactory(campaign=CampaignFactory(tenant=tenant), code="TENOFF")
+    bodies = [
+        api.post("/api/v1/orders", order(member), format="json").json(),
+        api.post("/api/v1/orders", order(member, order_id="o-2", codes=[code.code]), format="json").json(),
+    ]
+    assert "redemption" in bodies[1], bodies[1]
+    for body in bodies:
+        assert json.loads(json.dumps(OrderOutputSerializer(body).data)) == body
+
+
 @pytest.mark.parametrize(
     "change,status,code,field",
     [
