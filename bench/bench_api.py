@@ -772,9 +772,9 @@ MINIMAL_REDEMPTION = f"""\\set cid random(:cmin, :cmax)
 BEGIN;
 SELECT id AS code_id FROM campaigns_code WHERE tenant_id = :tid AND code = 'B' || :cid || '-' || :n FOR UPDATE \\gset
 INSERT INTO rewards_redemption (tenant_id, member_id, order_id, "order", order_amount, discount, gift_cards, \
-points_used, points_value, points_entry_id, total, result, channel, integration_id, integration_name, staff_user_id, \
+points_used, points_value, points_entry_id, total, channel, integration_id, integration_name, staff_user_id, \
 status, created_at) VALUES (:tid, :mid, 'x-' || :run || '-' || :client_id || '-' || :r, '{ORDER_JSON}', \
-{ORDER_AMOUNT}, {DISCOUNT}, 0, 0, 0, NULL, {ORDER_AMOUNT} - {DISCOUNT}, '{{}}', 'api', NULL, 'bench', NULL, \
+{ORDER_AMOUNT}, {DISCOUNT}, 0, 0, 0, NULL, {ORDER_AMOUNT} - {DISCOUNT}, 'api', NULL, 'bench', NULL, \
 'succeeded', now()) RETURNING id AS redemption_id \\gset
 INSERT INTO rewards_redemptioncode (tenant_id, redemption_id, campaign_id, code_id, member_id, kind, discount, \
 order_amount, usage_keys, rolled_back, created_at) VALUES (:tid, :redemption_id, :cid, :code_id, :mid, 'code', \

@@ -221,7 +221,8 @@ def usage_limits(campaign: Campaign, member_id: int | None, now, tz) -> dict[str
     ):
         if limit:
             keys[f"{prefix}:{period_key(period, now, tz)}"] = (limit, "redemptions_total_exceeded", {"period": period})
-    keys[minute_key(now)] = (None, "", {})
+    if campaign.breaker_enabled:  # the breaker's per-minute counts (`breaker_sweep`); it waits two windows
+        keys[minute_key(now)] = (None, "", {})
     return keys
 
 

@@ -98,3 +98,13 @@ def test_old_minute_counters_are_pruned(tenant):
     normal_traffic(campaign, per_minute=1, minutes=3, start_minutes_ago=26 * 60)
     breaker_sweep()
     assert not CampaignUsage.objects.filter(key__startswith="min:").exists()
+
+
+@pytest.mark.parametrize("breaker_enabled", [True, False])
+def test_only_a_campaign_with_the_breaker_on_counts_its_minutes(tenant, breaker_enabled):
+    campaign = CampaignFactory(tenant=tenant, breaker_enabled=breaker_enabled)
+    code = CodeFactory(campaign=campaign)
+    with time_machine.travel(NOW, tick=False):
+        redeem(tenant=tenant, member=None, order_id="o-1", order={"amount": "50.00"}, codes=[code.code])
+    minutes = CampaignUsage.objects.filter(campaign=campaign, key=minute_key(NOW))
+    assert minutes.exists() is breaker_enabled
