@@ -806,7 +806,9 @@ COMMIT;
 """
 
 
-def run_pgbench(name: str, script_text: str, defines: dict, *, per_statement: bool = False) -> Result:
+def run_pgbench(
+    name: str, script_text: str, defines: dict, *, per_statement: bool = False, protocol: str = "simple"
+) -> Result:
     """pgbench of `script_text` with CLIENTS clients: warm-up, then SECONDS measured (latencies from its
     per-transaction log, CPU and WAL from the meter); print, return it."""
     directory = Path(tempfile.mkdtemp(prefix=f"bench_api_{os.getpid()}_"))
@@ -820,7 +822,7 @@ def run_pgbench(name: str, script_text: str, defines: dict, *, per_statement: bo
             "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres",
             "-c", str(CLIENTS), "-j", str(min(CLIENTS, 2)), "-T", str(max(1, int(seconds))),
             *[arg for key, value in defines.items() for arg in ("-D", f"{key}={value}")],
-            "-f", str(script),
+            "-f", str(script), "-M", protocol,
             *(["-r"] if per_statement else []),
             *(["-l", f"--log-prefix={directory / 'log'}"] if log else []),
             DB_NAME,
@@ -1063,6 +1065,7 @@ def main() -> None:
             script_text,
             defines,
             per_statement=True,
+            protocol="prepared",  # as the endpoint runs them (DB_PREPARE_THRESHOLD)
         )
         half = median(r["redemption"].rate for r in rounds) / 2
         paced = drive(f"redemptions, endpoint, paced at half the maximum ({half:,.0f}/s)", redemption, rate=half)
