@@ -96,7 +96,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections: opening one per request costs more than the redemption itself.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A reused connection is checked (`SELECT 1`) before each request uses it; DB_HEALTH_CHECKS=false skips that
+    # (a connection that died then fails its request once, and is replaced for the next).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_HEALTH_CHECKS", default=True)
     # Prepared statements: server-side parameter binding, and psycopg prepares a statement on this connection
     # once it has run DB_PREPARE_THRESHOLD times (PostgreSQL then skips parsing and planning it again). Behind
     # a transaction-pooling PgBouncer older than 1.21, set DB_PREPARE_THRESHOLD=off.
