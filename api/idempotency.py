@@ -71,7 +71,11 @@ def _insert(**fields) -> IdempotencyRecord | None:
 class Claim:
     record: IdempotencyRecord
     stored: bool = False  # the answer was stored with the request's own effects (`store_in_transaction`)
-    deferred: bool = False  # no row yet: it is written once, with the answer (`claim(deferred=True)`)
+
+    @property
+    def deferred(self) -> bool:
+        """No row yet: it is written once, with the answer (`claim(deferred=True)`)."""
+        return getattr(self.record, "deferred", False)
 
 
 class TwinAnswered(Exception):
@@ -124,7 +128,7 @@ def claim(request, *, integration, deferred: bool = False) -> Claim | None:
             locked_until=now,
         )
         record.deferred = True
-        return Claim(record, deferred=True)
+        return Claim(record)
     lock = timedelta(seconds=getattr(settings, "IDEMPOTENCY_LOCK_SECONDS", 60))
     deadline = time.monotonic() + getattr(settings, "IDEMPOTENCY_WAIT_SECONDS", 10)
     pause = 0.02
@@ -181,7 +185,7 @@ def claim(request, *, integration, deferred: bool = False) -> Claim | None:
 def _store(record: IdempotencyRecord, status: int, body: str) -> bool:
     """Store the answer on the claimed row; a deferred claim's row is inserted, completed, now (False when a
     twin's is there). Plain SQL: every idempotent POST runs it."""
-    if getattr(record, "deferred", False):
+    if getattr(record, "deferred", False):  # see `Claim.deferred`
         record.pk = None  # anew: an earlier insert of it may have rolled back with its transaction
         record._state.adding = True
         record.state = IdempotencyRecord.State.COMPLETED

@@ -89,6 +89,12 @@ def applying_promotion_ids(tenant_id, now) -> tuple[str, list]:
     return sql, _live_of_type_params(tenant_id, CampaignType.PROMOTION, now)
 
 
+def _of_codes(alias: str, texts: list[str]) -> str:
+    """`alias.id` is the campaign of one of the tenant's codes named `texts` (parameters: tenant id, *texts)."""
+    codes = Code._meta.db_table
+    return f"{alias}.id IN (SELECT k.campaign_id FROM {codes} k WHERE k.tenant_id = %s AND k.code IN ({_in(texts)}))"
+
+
 def campaigns_and_frozen(tenant_id, texts, now) -> tuple[bool, list[Campaign], list[Campaign]]:
     """One query (unlocked): the tenant's kill switch, the campaigns of the codes `texts`, the live promotions.
 
@@ -102,8 +108,8 @@ def campaigns_and_frozen(tenant_id, texts, now) -> tuple[bool, list[Campaign], l
     texts = sorted(texts)
     if texts:
         branches.append(
-            f"SELECT {columns}, {frozen_sql}, 1 FROM {Campaign._meta.db_table} c WHERE c.tenant_id = %s AND c.id IN "
-            f"(SELECT k.campaign_id FROM {Code._meta.db_table} k WHERE k.tenant_id = %s AND k.code IN ({_in(texts)}))"
+            f"SELECT {columns}, {frozen_sql}, 1 FROM {Campaign._meta.db_table} c "
+            f"WHERE c.tenant_id = %s AND {_of_codes('c', texts)}"
         )
         params += [tenant_id, tenant_id, tenant_id, *texts]
     branches.append(f"SELECT {columns}, {frozen_sql}, 0 FROM {Campaign._meta.db_table} c WHERE {_live_of_type('c')}")
@@ -200,7 +206,9 @@ def campaigns_and_codes_for_update(tenant_id, texts) -> tuple[dict[int, Campaign
     campaigns: dict[int, Campaign] = {}
     codes = []
     for row in rows:
-        campaign = campaigns.get(row[0]) or campaigns.setdefault(row[0], instance(Campaign, "c", row[:n]))
+        campaign = campaigns.get(row[0])
+        if campaign is None:
+            campaign = campaigns[row[0]] = instance(Campaign, "c", row[:n])
         code = instance(Code, "t", row[n:])
         code.campaign = campaign
         codes.append(code)
@@ -213,10 +221,7 @@ def campaigns_of_codes_for_update(tenant_id, texts, ids) -> dict[int, Campaign]:
     texts, ids = sorted(texts), sorted(ids)
     branches, params = [], [tenant_id]
     if texts:
-        branches.append(
-            f"t.id IN (SELECT k.campaign_id FROM {Code._meta.db_table} k WHERE k.tenant_id = %s"
-            f" AND k.code IN ({_in(texts)}))"
-        )
+        branches.append(_of_codes("t", texts))
         params += [tenant_id, *texts]
     if ids:
         branches.append(f"t.id IN ({_in(ids)})")

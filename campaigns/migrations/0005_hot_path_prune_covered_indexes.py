@@ -3,13 +3,10 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The AlterField operations are as makemigrations generated them, but as state only: for each of these fields
-# Django's own database step would drop and re-create the foreign key constraint (a full validating scan of the
-# table, under a lock that blocks its writes, on the hot tables), and on a column that also has a partial unique
-# index (`ledger_entry_reversed_once` on the ledger's `reverses`) it drops that index as well (it takes every
-# index of the column not named in Meta.indexes). So the database gets only what changes: the dropped
-# indexes and, on PostgreSQL, the dropped foreign key constraints (SQLite keeps its REFERENCES clauses until a
-# table rebuild; it is the development database). Reversible: backwards re-creates both.
+from common.migration_ops import prune_indexes_and_foreign_keys
+
+# The AlterField operations are as makemigrations generated them, as state only; the database gets only what
+# changes (`common.migration_ops.prune_indexes_and_foreign_keys` says why).
 
 # (table, index, column) of single-column indexes that another index leads, or that nothing reads.
 DROPPED_INDEXES = [
@@ -20,29 +17,6 @@ DROPPED_INDEXES = [
 # (table, constraint, column, referenced table) of foreign keys left unchecked by the database (db_constraint=False).
 UNCHECKED_FOREIGN_KEYS = [
 ]
-
-
-def forward(apps, schema_editor):
-    quote = schema_editor.quote_name
-    if schema_editor.connection.vendor == "postgresql":
-        for table, name, _column, _target in UNCHECKED_FOREIGN_KEYS:
-            schema_editor.execute(f"SET CONSTRAINTS {quote(name)} IMMEDIATE", params=None)
-            schema_editor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}", params=None)
-    for _table, name, _column in DROPPED_INDEXES:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {quote(name)}", params=None)
-
-
-def backward(apps, schema_editor):
-    quote = schema_editor.quote_name
-    for table, name, column in DROPPED_INDEXES:
-        schema_editor.execute(f"CREATE INDEX {quote(name)} ON {quote(table)} ({quote(column)})", params=None)
-    if schema_editor.connection.vendor == "postgresql":
-        for table, name, column, target in UNCHECKED_FOREIGN_KEYS:
-            schema_editor.execute(
-                f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} FOREIGN KEY ({quote(column)})"
-                f" REFERENCES {quote(target)} ({quote('id')}) DEFERRABLE INITIALLY DEFERRED",
-                params=None,
-            )
 
 
 class Migration(migrations.Migration):
@@ -66,6 +40,6 @@ class Migration(migrations.Migration):
                     field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='usage', to='campaigns.campaign'),
                 ),
             ],
-            database_operations=[migrations.RunPython(forward, backward, elidable=False)],
+            database_operations=[prune_indexes_and_foreign_keys(indexes=DROPPED_INDEXES, foreign_keys=UNCHECKED_FOREIGN_KEYS)],
         ),
     ]

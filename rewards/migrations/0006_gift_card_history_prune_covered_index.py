@@ -3,10 +3,10 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# As in 0005: the AlterField as generated, as state only (Django's database step would drop and re-validate
-# the foreign key constraint); the database gets only what changes: the dropped
-# indexes and, on PostgreSQL, the dropped foreign key constraints (SQLite keeps its REFERENCES clauses until a
-# table rebuild; it is the development database). Reversible: backwards re-creates both.
+from common.migration_ops import prune_indexes_and_foreign_keys
+
+# The AlterField operations are as makemigrations generated them, as state only; the database gets only what
+# changes (`common.migration_ops.prune_indexes_and_foreign_keys` says why).
 
 # (table, index, column) of single-column indexes that another index leads, or that nothing reads.
 DROPPED_INDEXES = [
@@ -16,29 +16,6 @@ DROPPED_INDEXES = [
 # (table, constraint, column, referenced table) of foreign keys left unchecked by the database (db_constraint=False).
 UNCHECKED_FOREIGN_KEYS = [
 ]
-
-
-def forward(apps, schema_editor):
-    quote = schema_editor.quote_name
-    if schema_editor.connection.vendor == "postgresql":
-        for table, name, _column, _target in UNCHECKED_FOREIGN_KEYS:
-            schema_editor.execute(f"SET CONSTRAINTS {quote(name)} IMMEDIATE", params=None)
-            schema_editor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}", params=None)
-    for _table, name, _column in DROPPED_INDEXES:
-        schema_editor.execute(f"DROP INDEX IF EXISTS {quote(name)}", params=None)
-
-
-def backward(apps, schema_editor):
-    quote = schema_editor.quote_name
-    for table, name, column in DROPPED_INDEXES:
-        schema_editor.execute(f"CREATE INDEX {quote(name)} ON {quote(table)} ({quote(column)})", params=None)
-    if schema_editor.connection.vendor == "postgresql":
-        for table, name, column, target in UNCHECKED_FOREIGN_KEYS:
-            schema_editor.execute(
-                f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} FOREIGN KEY ({quote(column)})"
-                f" REFERENCES {quote(target)} ({quote('id')}) DEFERRABLE INITIALLY DEFERRED",
-                params=None,
-            )
 
 
 class Migration(migrations.Migration):
@@ -57,6 +34,6 @@ class Migration(migrations.Migration):
                     field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='gift_card_transactions', to='campaigns.code'),
                 ),
             ],
-            database_operations=[migrations.RunPython(forward, backward, elidable=False)],
+            database_operations=[prune_indexes_and_foreign_keys(indexes=DROPPED_INDEXES, foreign_keys=UNCHECKED_FOREIGN_KEYS)],
         ),
     ]

@@ -6,18 +6,7 @@ CREATE INDEX elsewhere. The state is the AddIndex makemigrations generates.
 
 from django.db import migrations, models
 
-INDEX = "redemption_staff_user"
-CREATE = 'CREATE INDEX {how} "redemption_staff_user" ON "rewards_redemption" ("staff_user_id") WHERE "staff_user_id" IS NOT NULL'
-
-
-def forward(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
-    schema_editor.execute(CREATE.format(how="CONCURRENTLY IF NOT EXISTS" if postgres else "IF NOT EXISTS"), params=None)
-
-
-def backward(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
-    schema_editor.execute(f'DROP INDEX {"CONCURRENTLY " if postgres else ""}IF EXISTS "{INDEX}"', params=None)
+from common.migration_ops import index_where_set_concurrently
 
 
 class Migration(migrations.Migration):
@@ -35,6 +24,6 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-            database_operations=[migrations.RunPython(forward, backward, elidable=False)],
+            database_operations=[index_where_set_concurrently(table="rewards_redemption", name="redemption_staff_user", column="staff_user_id")],
         ),
     ]
