@@ -87,9 +87,9 @@ def permissions_for(role: str, permissions: list[Permission]) -> list[Permission
     return list(granted.values())
 
 
-# Points a role may adjust on its own (per adjustment, per day) unless an admin set other figures; above them
-# an agent is refused. Roles not listed here have no limit.
-DEFAULT_ADJUSTMENT_LIMITS = {"Support agent": (500, 2000), "Support lead": (5000, 20000)}
+# Points a role may adjust on its own (per adjustment, per day) and apology coupons it may give per day, unless an
+# admin set other figures; above them the change waits for a second person. Roles not listed here have no limit.
+DEFAULT_ADJUSTMENT_LIMITS = {"Support agent": (500, 2000, 10), "Support lead": (5000, 20000, 50)}
 
 
 def sync_roles() -> dict[str, int]:
@@ -105,6 +105,8 @@ def sync_roles() -> dict[str, int]:
         group.permissions.set(perms)
         counts[role] = len(perms)
         if role in DEFAULT_ADJUSTMENT_LIMITS:
-            per_action, per_day = DEFAULT_ADJUSTMENT_LIMITS[role]
-            AdjustmentLimit.objects.get_or_create(group=group, defaults={"per_action": per_action, "per_day": per_day})
+            per_action, per_day, apologies = DEFAULT_ADJUSTMENT_LIMITS[role]
+            AdjustmentLimit.objects.get_or_create(
+                group=group, defaults={"per_action": per_action, "per_day": per_day, "apologies_per_day": apologies}
+            )
     return counts

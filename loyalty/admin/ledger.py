@@ -156,7 +156,7 @@ class AccountAdmin(TenantScopedReadOnlyAdmin):
 class AdjustmentLimitAdmin(SimpleHistoryAdmin):
     """Per role and per user: a user's own limit replaces their roles'; no limit at all means unlimited."""
 
-    list_display = ("__str__", "group", "user", "per_action", "per_day")
+    list_display = ("__str__", "group", "user", "per_action", "per_day", "apologies_per_day")
     list_select_related = ("group", "user")
     autocomplete_fields = ("user",)
 

@@ -67,6 +67,29 @@ def _take_staff_allowance(staff_user, points: int, now: dt.datetime) -> None:
         )
 
 
+def apology_allowance_take(*, staff_user, now: dt.datetime | None = None) -> None:
+    """Count one apology coupon against the staff user's day (inside the coupon's transaction) or refuse.
+
+    The same limit row as points adjustments: support leads set both in one place.
+    """
+    limit = staff_adjustment_limit(staff_user)
+    if limit is None or limit.apologies_per_day is None:
+        return
+    day = timezone.localdate(now or timezone.now())
+    AdjustmentUsage.objects.get_or_create(user=staff_user, day=day)
+    # Conditional: two coupons at once cannot both pass the day's limit.
+    taken = AdjustmentUsage.objects.filter(user=staff_user, day=day, apologies__lt=limit.apologies_per_day).update(
+        apologies=F("apologies") + 1
+    )
+    if not taken:
+        raise ApplicationError(
+            "apology_over_limit",
+            f"You have given your {limit.apologies_per_day} apology coupons for today.",
+            {"apologies_per_day": limit.apologies_per_day},
+            status=403,
+        )
+
+
 def _resolve_account(account: Account | None, member: Member | None, program: Program | None) -> Account:
     if account is not None:
         return account

@@ -24,6 +24,11 @@ class AdjustmentLimit(models.Model):
     )
     per_action = models.PositiveIntegerField(help_text=_("Most points one adjustment may add or remove."))
     per_day = models.PositiveIntegerField(help_text=_("Most points (added plus removed) per calendar day."))
+    apologies_per_day = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Most apology coupons per calendar day; beyond it a second person approves. Empty: no limit."),
+    )
 
     history = HistoricalRecords()
 
@@ -37,13 +42,17 @@ class AdjustmentLimit(models.Model):
 
     def __str__(self) -> str:
         who = self.user or self.group
-        return f"{who}: {self.per_action} per action, {self.per_day} per day"
+        text = f"{who}: {self.per_action} per action, {self.per_day} per day"
+        if self.apologies_per_day is not None:
+            text += f", {self.apologies_per_day} apology coupons per day"
+        return text
 
 
 class AdjustmentUsage(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     points = models.PositiveIntegerField(default=0)
+    apologies = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="adjustment_usage_one_per_user_day")]

@@ -26,7 +26,7 @@ class ApprovalRequestAdmin(TenantScopedReadOnlyAdmin):
         "requested_at",
         "member",
         "kind",
-        "points",
+        "change",
         "reason",
         "requested_by",
         "state",
@@ -34,7 +34,7 @@ class ApprovalRequestAdmin(TenantScopedReadOnlyAdmin):
         "decide",
     )
     list_filter = ("state", "kind", "tenant")
-    list_select_related = ("member", "requested_by", "decided_by")
+    list_select_related = ("member", "requested_by", "decided_by", "campaign")
     search_fields = ("member__external_id", "member__email", "reason")
     ordering = ("-requested_at",)
 
@@ -55,7 +55,7 @@ class ApprovalRequestAdmin(TenantScopedReadOnlyAdmin):
 
     def decide_view(self, request, pk: int):
         approval = get_object_or_404(
-            self.get_queryset(request).select_related("member", "requested_by", "decided_by"), pk=pk
+            self.get_queryset(request).select_related("member", "requested_by", "decided_by", "campaign"), pk=pk
         )
         may_decide = request.user.has_perm(APPROVE_PERMISSION) and approval.requested_by_id != request.user.pk
         form = DecisionForm(request.POST or None)
@@ -74,6 +74,11 @@ class ApprovalRequestAdmin(TenantScopedReadOnlyAdmin):
                 except ApplicationError as exc:
                     self.message_user(request, exc.message, messages.ERROR)
                 else:
+                    requester = approval.requested_by.get_username()
+                    verdict = "Approved" if approve else "Rejected"
+                    self.log_change(
+                        request, approval.member, f"{verdict} request {approval.pk} of {requester}: {approval.change}"
+                    )
                     level = messages.ERROR if approval.state == ApprovalRequest.State.FAILED else messages.SUCCESS
                     text = approval.get_state_display()
                     if approval.error:

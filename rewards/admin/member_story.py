@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Campaign
 from campaigns.selectors import campaigns_usable_by
-from campaigns.services import apology_code_give, publication_resend
+from campaigns.services import publication_resend
 from common.errors import ApplicationError
 from loyalty.admin.ledger import ADJUST_PERMISSION, AdjustPointsForm
 from loyalty.ledger.adjustments import staff_adjustment_limit, staff_adjustment_used
@@ -29,7 +29,7 @@ from members.models import Member
 from members.services import member_set_status
 from rewards.admin.redemption import APPLY_PERMISSION, ROLLBACK_PERMISSION
 from rewards.member_story import LedgerFilter, member_search, member_story
-from rewards.services.approvals import adjustment_apply_or_request
+from rewards.services.approvals import adjustment_apply_or_request, apology_give_or_request
 
 
 class LedgerFilterForm(forms.Form):
@@ -152,12 +152,21 @@ class MemberAdmin(members_admin.MemberAdmin):
         if request.method == "POST" and form.is_valid():
             campaign, reason = form.cleaned_data["campaign"], form.cleaned_data["reason"]
             try:
-                publication, created, emailed = apology_code_give(
+                publication, created, emailed, approval = apology_give_or_request(
                     campaign=campaign, member=member, staff_user=request.user, reason=reason
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
+                if approval is not None:
+                    asked = f"Asked for approval of an apology coupon of {campaign.name}: {reason}"
+                    self.log_change(request, member, asked)
+                    self.message_user(
+                        request,
+                        _("You have given today's apology coupons: a second person will approve or reject this one."),
+                        messages.WARNING,
+                    )
+                    return HttpResponseRedirect(reverse("admin:members_member_story", args=[member.pk]))
                 code = publication.code.code
                 self.log_change(request, member, f"Apology coupon {code} of {campaign.name}: {reason}")
                 if created:

@@ -1,7 +1,9 @@
-"""Four eyes for support: an adjustment above the agent's limit becomes a request a second person decides.
+"""Four eyes for support: an adjustment or apology coupon above the agent's limit becomes a request a second
+person decides.
 
-Approval runs the adjustment through `points_adjust`, exactly once: the request leaves `pending` by a conditional
-UPDATE (two approvers at once: one wins), and the ledger entry carries the request's idempotency key.
+Approval runs the change through the same service (`points_adjust`, `apology_code_give`), exactly once: the
+request leaves `pending` by a conditional UPDATE (two approvers at once: one wins), and the ledger entry carries
+the request's idempotency key.
 """
 
 from django.contrib.auth import get_user_model
@@ -10,6 +12,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns.models import Campaign
+from campaigns.services import apology_code_give
 from common.errors import ApplicationError
 from common.side_effects import enqueue
 from common.validation import FieldErrors
@@ -21,6 +25,7 @@ from rewards.models import ApprovalRequest
 
 APPROVE_PERMISSION = "rewards.approve_approvalrequest"
 OVER_LIMIT = "adjustment_over_limit"
+APOLOGY_OVER_LIMIT = "apology_over_limit"
 
 
 def adjustment_apply_or_request(
@@ -32,19 +37,37 @@ def adjustment_apply_or_request(
     except ApplicationError as exc:
         if exc.code != OVER_LIMIT:
             raise
+    return None, _request(member=member, staff_user=staff_user, reason=reason, points=points)
+
+
+def apology_give_or_request(*, campaign: Campaign, member: Member, staff_user, reason: str):
+    """Give the apology coupon now when within the agent's coupons of the day -> (publication, created, emailed,
+    None); beyond them record an approval request instead -> (None, False, False, request)."""
+    try:
+        return *apology_code_give(campaign=campaign, member=member, staff_user=staff_user, reason=reason), None
+    except ApplicationError as exc:
+        if exc.code != APOLOGY_OVER_LIMIT:
+            raise
+    request = _request(
+        member=member, staff_user=staff_user, reason=reason, kind=ApprovalRequest.Kind.APOLOGY, campaign=campaign
+    )
+    return None, False, False, request
+
+
+def _request(*, member: Member, staff_user, reason: str, kind=ApprovalRequest.Kind.ADJUSTMENT, **change):
     with transaction.atomic():
         request = ApprovalRequest.objects.create(
             tenant_id=member.tenant_id,
             member=member,
-            kind=ApprovalRequest.Kind.ADJUSTMENT,
-            points=points,
+            kind=kind,
             reason=reason.strip(),
             requested_by=staff_user,
+            **change,
         )
         from rewards.tasks import notify_approvers  # the tasks module imports this one
 
         enqueue(notify_approvers, request.pk)
-    return None, request
+    return request
 
 
 def approvers_for(request: ApprovalRequest) -> list:
@@ -73,7 +96,22 @@ def approval_decide(*, request: ApprovalRequest, approver, approve: bool, commen
     if not claimed:
         raise ApplicationError("already_decided", "Someone already decided this request.", status=409)
     request.refresh_from_db()
-    if approve:
+    if approve and request.kind == ApprovalRequest.Kind.APOLOGY:
+        try:
+            publication, _created, _emailed = apology_code_give(
+                campaign=request.campaign,
+                member=request.member,
+                staff_user=request.requested_by,
+                reason=f"{request.reason} (approved by {approver.get_username()})",
+                approved_by=approver,
+            )
+        except ApplicationError as exc:
+            request.state, request.error = ApprovalRequest.State.FAILED, exc.message[:300]
+            request.save(update_fields=["state", "error"])
+        else:
+            request.publication_id = publication.pk
+            request.save(update_fields=["publication_id"])
+    elif approve:
         try:
             entry = points_adjust(
                 member=request.member,

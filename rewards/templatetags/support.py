@@ -17,7 +17,7 @@ def pending_approvals(context):
     pending = (
         ApprovalRequest.objects.filter(state=ApprovalRequest.State.PENDING, tenant__in=tenants_for_user(user))
         .exclude(requested_by=user)
-        .select_related("member", "requested_by")
+        .select_related("member", "requested_by", "campaign")
         .order_by("requested_at")
     )
     return {"requests": list(pending[:10]), "total": pending.count()}

@@ -108,3 +108,104 @@ def test_two_approvers_at_once_execute_it_once():
     assert all(isinstance(e, ApplicationError) and e.code == "already_decided" for e in errors)
     assert LedgerEntry.objects.filter(account__member=member).count() == 1
     assert ledger.account_for(member=member).balance == 1200
+
+
+# --- apology coupons: beyond the agent's coupons of the day, a second person approves -----------------------
+
+
+@pytest.fixture
+def sorry(tenant, people):
+    from guardian.shortcuts import assign_perm
+
+    from loyalty.models import AdjustmentLimit
+    from tests.factories import CampaignFactory, CodeFactory
+
+    member, agent, lead = people
+    AdjustmentLimit.objects.create(user=agent, per_action=500, per_day=2000, apologies_per_day=1)
+    campaign = CampaignFactory(tenant=tenant, name="Sorry 10")
+    for n in range(3):
+        CodeFactory(campaign=campaign, code=f"SORRY-{n}")
+    assign_perm("campaigns.use_campaign", agent, campaign)
+    second = MemberFactory(tenant=tenant)
+    return member, second, agent, lead, campaign
+
+
+def test_the_second_apology_of_the_day_waits_and_approval_gives_the_code_once_with_both_names(
+    client, sorry, mailoutbox, django_capture_on_commit_callbacks
+):
+    member, second, agent, lead, campaign = sorry
+    client.force_login(agent)
+    first = client.post(
+        reverse("admin:members_member_apology", args=[member.pk]),
+        {"campaign": campaign.pk, "reason": "late parcel", "confirm": "on"},
+    )
+    assert first.status_code == 302 and member.publications.count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(
+            reverse("admin:members_member_apology", args=[second.pk]),
+            {"campaign": campaign.pk, "reason": "broken item", "confirm": "on"},
+            follow=True,
+        )
+    assert "a second person will approve or reject this one" in answer.content.decode()
+    assert not second.publications.exists()
+    request = ApprovalRequest.objects.get()
+    assert (request.kind, request.campaign, request.points, request.state) == ("apology", campaign, 0, "pending")
+    assert [m.to for m in mailoutbox] == [["lead@example.com"]] and "Sorry 10" in mailoutbox[0].subject
+
+    client.force_login(lead)
+    assert "apology coupon of Sorry 10" in client.get(reverse("admin:index")).content.decode()
+    url = reverse("admin:rewards_approvalrequest_decide", args=[request.pk])
+    assert client.post(url, {"comment": "ok", "approve": "1"}).status_code == 302
+    assert client.post(url, {"approve": "1"}).status_code == 302  # a second click: already decided
+    request.refresh_from_db()
+    publication = second.publications.get()
+    assert (request.state, request.decided_by, request.publication_id) == ("approved", lead, publication.pk)
+    story = client.get(reverse("admin:members_member_story", args=[second.pk])).content.decode()
+    assert publication.code.code in story
+    assert f"Approved request {request.pk} of {agent.username}" in story and lead.username in story
+
+
+def test_an_apology_request_is_refused_to_its_requester_and_a_rejection_gives_nothing(sorry):
+    from rewards.services.approvals import apology_give_or_request
+
+    member, second, agent, lead, campaign = sorry
+    apology_give_or_request(campaign=campaign, member=member, staff_user=agent, reason="one")
+    publication, _created, _emailed, request = apology_give_or_request(
+        campaign=campaign, member=second, staff_user=agent, reason="two"
+    )
+    assert publication is None and request.kind == "apology"
+    with pytest.raises(ApplicationError):
+        approval_decide(request=request, approver=agent, approve=True)
+    assert approval_decide(request=request, approver=lead, approve=False, comment="no").state == "rejected"
+    assert not second.publications.exists()
+    with pytest.raises(IntegrityError), transaction.atomic():  # an apology names its campaign, not points
+        ApprovalRequest.objects.create(
+            tenant=member.tenant, member=member, kind="apology", reason="x", requested_by=agent, points=5
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_apologies_at_once_cannot_both_pass_the_day_limit():
+    from guardian.shortcuts import assign_perm
+
+    from campaigns.services import apology_code_give
+    from loyalty.models import AdjustmentLimit
+    from tests.factories import CampaignFactory, CodeFactory
+
+    tenant = TenantFactory()
+    agent = agent_of(tenant)
+    AdjustmentLimit.objects.create(user=agent, per_action=500, per_day=2000, apologies_per_day=3)
+    campaign = CampaignFactory(tenant=tenant)
+    for n in range(8):
+        CodeFactory(campaign=campaign, code=f"RACE-{n}")
+    assign_perm("campaigns.use_campaign", agent, campaign)
+    members = [MemberFactory(tenant=tenant) for _ in range(8)]
+
+    def give(i):
+        return apology_code_give(campaign=campaign, member=members[i], staff_user=agent, reason="race")
+
+    outcomes, errors = run_threads(give, n=8)
+    assert len(outcomes) == 3 and len(errors) == 5
+    assert all(isinstance(e, ApplicationError) and e.code == "apology_over_limit" for e in errors)
+    assert campaign.publications.count() == 3
