@@ -22,7 +22,7 @@ from campaigns.incentives import ConfigError, GiftCardDebit, Order, PointsPaymen
 from campaigns.models import Campaign, CampaignType, Code
 from campaigns.windows import live_refusal, minute_key, period_key
 from common.money import money_str, quantize_money
-from loyalty.rules import rule_matches
+from loyalty.rules import rule_conditions, rule_matches
 
 ZERO = Decimal("0.00")
 
@@ -80,6 +80,7 @@ class Line:
     free_shipping: bool = False
     free_items: list[dict[str, Any]] = field(default_factory=list)
     usage_keys: list[str] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)  # the rule's, for the trace (never answered)
 
     def refuse(self, reason: str, /, **details) -> None:
         if self.valid:
@@ -359,11 +360,13 @@ def evaluate(
     evaluation = Evaluation(amount=amount, lines=lines, promotions=[])
     ctx_cache: dict[str, Any] = {}
 
-    def rule_ok(campaign: Campaign) -> bool:
+    def rule_ok(campaign: Campaign, line: Line | None = None) -> bool:
         if not campaign.rule:
             return True
         if "ctx" not in ctx_cache:
             ctx_cache["ctx"] = context()
+        if line is not None:  # what support reads in the trace: each condition and the value it compared
+            line.conditions = rule_conditions(campaign.rule, ctx_cache["ctx"])
         return rule_matches(campaign.rule, ctx_cache["ctx"])
 
     # 1. Each code on its own: existence, kill switches, dates, hours, expiry, member, rule.
@@ -397,7 +400,7 @@ def evaluate(
         if line.requested is not None and not line.is_gift_card:
             line.refuse("not_a_gift_card")
             continue
-        if not rule_ok(campaign):
+        if not rule_ok(campaign, line):
             line.refuse("rule_not_met", rule=campaign.rule)
             continue
 

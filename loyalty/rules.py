@@ -348,3 +348,92 @@ def rule_matches(text: str, context: dict[str, Any]) -> bool:
     except (ArithmeticError, ValueError, TypeError, RecursionError) as exc:  # an overflow, a date out of range
         logger.warning("rule %r not met, its evaluation failed: %r", text, exc)
         return False
+
+
+MAX_TRACED_CONDITIONS = 20
+
+
+def _split_conditions(text: str) -> list[str]:
+    """The rule's conditions: its terms joined by `and` / `or` outside brackets, brackets opened recursively."""
+    lexer = _Rule.parser._lexer.clone()
+    lexer.input(text)
+    depth, start, parts = 0, 0, []
+    tokens = list(lexer)
+    for token in tokens:
+        if token.type in ("LPAREN", "LBRACKET", "LBRACE"):
+            depth += 1
+        elif token.type in ("RPAREN", "RBRACKET", "RBRACE"):
+            depth -= 1
+        elif depth == 0 and token.type in ("AND", "OR"):
+            parts.append(text[start : token.lexpos])
+            start = token.lexpos + len(token.value)
+    parts.append(text[start:])
+    parts = [p.strip() for p in parts if p.strip()]
+    if len(parts) == 1:
+        inner = parts[0]
+        wrapped = tokens and tokens[0].type == "LPAREN" and tokens[-1].type == "RPAREN" and inner == text.strip()
+        if wrapped and _brackets_close_at_end(inner):
+            return _split_conditions(inner[1:-1])
+        return parts
+    return [leaf for part in parts for leaf in _split_conditions(part)]
+
+
+def _brackets_close_at_end(text: str) -> bool:
+    """True when the first `(` of `text` is closed by its last character (`(a) or (b)` is not wrapped)."""
+    depth = 0
+    for i, char in enumerate(text):  # strings with brackets inside fall back to the whole rule as one condition
+        depth += char == "("
+        depth -= char == ")"
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value if not isinstance(value, str) else value[:100]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in list(value)[:10]]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)[:100]
+
+
+def _compared(expression):
+    """The side of a condition that reads the context (`order.amount` in `order.amount >= 50`), if plain."""
+    if isinstance(expression, ast.ContainsExpression):
+        return expression.member
+    if isinstance(expression, ast.LeftOperatorRightExpressionBase) and not isinstance(expression, ast.LogicExpression):
+        return expression.left
+    return None
+
+
+def rule_conditions(text: str, context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each condition of a rule with its outcome for `context` (and the value it compared), for the evaluation
+    trace: `[{"condition": "order.amount >= 50", "holds": False, "value": "40.00"}, ...]`. A rule that cannot be
+    cut into conditions (a ternary, say) is one condition."""
+    if not text or not text.strip():
+        return []
+    now = context.get("now")
+    tz = now.tzinfo if isinstance(now, dt.datetime) and now.tzinfo else dt.UTC
+    try:
+        leaves = _split_conditions(text.strip())[:MAX_TRACED_CONDITIONS]
+        compiled = [(leaf, compile_rule(leaf, tz)) for leaf in leaves]
+    except (RuleError, rule_engine.errors.EngineError):
+        leaves, compiled = [text.strip()], []
+        try:
+            compiled = [(text.strip(), compile_rule(text.strip(), tz))]
+        except RuleError as exc:
+            return [{"condition": text.strip()[:200], "holds": False, "error": exc.message}]
+    out = []
+    for leaf, rule in compiled:
+        entry: dict[str, Any] = {"condition": leaf[:200]}
+        try:
+            entry["holds"] = bool(rule.evaluate(context))
+            compared = _compared(rule.statement.expression)
+            if compared is not None:
+                entry["value"] = _plain(compared.evaluate(context))
+        except (rule_engine.errors.EngineError, ArithmeticError, ValueError, TypeError, RecursionError) as exc:
+            entry["holds"], entry["error"] = False, str(getattr(exc, "message", exc))[:200]
+        out.append(entry)
+    return out

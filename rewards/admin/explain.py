@@ -58,8 +58,22 @@ def explained_line(line: dict) -> dict:
             )
     if "code_uses" in line:
         limits.append(_("code used %(used)s of %(limit)s times") % line["code_uses"])
+    conditions = []
+    for condition in line.get("conditions") or []:
+        if "error" in condition:
+            verdict = _("could not be evaluated: %(error)s") % {"error": condition["error"]}
+        elif "value" in condition:
+            verdict = (
+                _("held (the value was %(value)s)")
+                if condition["holds"]
+                else _("did not hold (the value was %(value)s)")
+            ) % {"value": condition["value"]}
+        else:
+            verdict = _("held") if condition["holds"] else _("did not hold")
+        conditions.append({"condition": condition["condition"], "holds": condition.get("holds"), "verdict": verdict})
     return {
         **line,
+        "conditions": conditions,
         "message": message(line["reason"]) if line.get("reason") else "",
         "stage_name": STAGES.get(line.get("stage"), ""),
         "limits": limits,

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from loyalty.rules import RuleError, check_rule, rule_matches
+from loyalty.rules import RuleError, check_rule, rule_conditions, rule_matches
 
 ORDER = {
     "amount": Decimal("60.00"),
@@ -60,3 +60,33 @@ def test_a_datetime_literal_without_offset_is_read_in_the_zone_of_now():
     assert rule_matches("now >= d'2026-11-27T00:00:00Z'", {"now": now})  # an explicit offset is kept
     utc_now = now.astimezone(dt.UTC)
     assert not rule_matches("now < d'2026-11-27'", {"now": utc_now})
+
+
+TERNARY = "order.amount > 1 ? member.country == 'GB' and true : false"
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("", []),
+        ("order.amount >= 50", [("order.amount >= 50", True, "60.00")]),
+        ("((order.amount >= 100))", [("order.amount >= 100", False, "60.00")]),
+        (
+            "(order.amount >= 100) or (member.country == 'GB')",
+            [("order.amount >= 100", False, "60.00"), ("member.country == 'GB'", True, "GB")],
+        ),
+        (
+            "member.country in ['GB', 'FR'] and not (order.amount > 10)",
+            [("member.country in ['GB', 'FR']", True, "GB"), ("not (order.amount > 10)", False, None)],
+        ),
+        (
+            "member.city == 'a (b' and order.amount > 1",
+            [("member.city == 'a (b'", False, None), ("order.amount > 1", True, "60.00")],
+        ),
+        (TERNARY, [(TERNARY, True, None)]),  # a ternary cannot be cut at its `and`: one condition
+    ],
+)
+def test_rule_conditions_cut_a_rule_into_its_conditions_with_their_values(rule, expected):
+    context = {"member": {"country": "GB", "city": None}, "order": ORDER}
+    got = [(c["condition"], c["holds"], c.get("value")) for c in rule_conditions(rule, context)]
+    assert got == expected

@@ -112,6 +112,30 @@ def test_the_explain_page_says_why_for_each_reason(client, tenant, member, reaso
     assert list(listed.context["cl"].result_list) == [trace]
 
 
+def test_the_trace_keeps_each_condition_of_the_rule_with_the_value_it_compared(client, tenant, member):
+    campaign = CampaignFactory(tenant=tenant, name="Big baskets in GB")
+    Campaign.objects.filter(pk=campaign.pk).update(
+        rule='order.amount >= 100 and (member.country in ["GB", "IE"] or order.currency == "GBP")'
+    )
+    CodeFactory(campaign=campaign, code="BIG-1")
+    member.country = "GB"
+    member.save()
+    validate(tenant=tenant, member=member, order={"amount": "50.00", "currency": "EUR"}, codes=["BIG-1"])
+    trace = EvaluationTrace.objects.latest("created_at")
+    assert trace.reasons == ["rule_not_met"]
+    assert trace.document["lines"][0]["conditions"] == [
+        {"condition": "order.amount >= 100", "holds": False, "value": "50.00"},
+        {"condition": 'member.country in ["GB", "IE"]', "holds": True, "value": "GB"},
+        {"condition": 'order.currency == "GBP"', "holds": False, "value": "EUR"},
+    ]
+    client.force_login(agent_of(tenant))
+    body = client.get(reverse("admin:rewards_evaluationtrace_change", args=[trace.pk])).content.decode()
+    assert "did not hold (the value was 50.00)" in body and "held (the value was GB)" in body
+    validate(tenant=tenant, member=member, order={"amount": "150.00", "currency": "EUR"}, codes=["BIG-1"])
+    held = EvaluationTrace.objects.latest("created_at")
+    assert held.succeeded and [c["holds"] for c in held.document["lines"][0]["conditions"]] == [True, True, False]
+
+
 def test_replay_against_today_shows_what_changed_and_writes_nothing(client, tenant, member):
     trace = _refusal(tenant, member, "campaign_disabled")
     Campaign.objects.filter(tenant=tenant).update(enabled=True)

@@ -32,6 +32,8 @@ def _line(line: engine.Line, usage: dict) -> dict[str, Any]:
     campaign = line.campaign
     if campaign is not None:
         out["rule"] = campaign.rule or ""
+        if line.conditions:
+            out["conditions"] = line.conditions
         out["counters"] = _counters(campaign)
         out["usage"] = {key: n for (cid, key), n in usage.items() if cid == campaign.pk}
         if line.code is not None and line.code.usage_limit is not None:
