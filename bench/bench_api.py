@@ -30,6 +30,10 @@ clients, one connection each). In order:
   - pgbench of the minimal redemption transaction on the project's tables: BEGIN; lock the code row by
     tenant and code text FOR UPDATE; insert the redemption and its one line; add 1 to the code's usage
     count; add to the campaign's counters; COMMIT,
+  - the same minimal transaction with BENCH_THINK_US microseconds (default 1,000) of client time after each
+    statement (pgbench `\sleep`), as any web view runs it: its code computes between round trips, and the
+    backend, idle meanwhile, pays again for being woken and for cold caches at each statement. What that
+    costs PostgreSQL per transaction is the reference for round trips (printed beside the ratios),
   - `POST /api/v1/orders` of new paid orders (earning on the spend rule),
   - pgbench of the minimal earning transaction: BEGIN; lock the member's account; insert the order, one
     ledger entry and one lot; update the balance; COMMIT;
@@ -83,6 +87,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", 4))
 WORKERS = int(os.environ.get("BENCH_WORKERS", 4))
 PORT = int(os.environ.get("BENCH_PORT", 8765))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", 3)))
+THINK_US = int(os.environ.get("BENCH_THINK_US", 1000))
 KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0", "false", "no")
 
 if PER_CAMPAIGN < 8:
@@ -872,10 +877,21 @@ def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def spaced(script_text: str, microseconds: int) -> str:
+    """A pgbench script with `microseconds` of client time after each SQL statement (one statement a line)."""
+    out = []
+    for line in script_text.splitlines():
+        out.append(line)
+        if line.strip() and not line.startswith("\\"):
+            out.append(f"\\sleep {microseconds} us")
+    return "\n".join(out) + "\n"
+
+
 SUMMARY_LABELS = {
     "redemption": "redemption, endpoint",
     "peer": "redemption, naive peer",
     "minimal_redemption": "redemption, minimal transaction (pgbench)",
+    "minimal_spaced": f"redemption, minimal, {THINK_US} us between statements",
     "orders": "order (earning), endpoint",
     "minimal_earning": "earning, minimal transaction (pgbench)",
 }
@@ -946,6 +962,24 @@ def summary(validation: Result, rounds: list[dict[str, Result]], statements: Res
         "1/3",
     )
     ratio("redemption p99 (ms) paced at half the maximum rate", [paced.p99], 50, "<", "50")
+    print("what round trips cost PostgreSQL (no target; PostgreSQL CPU per transaction, medians of the rounds):")
+
+    def info(label: str, values: list[float]) -> None:
+        print(f"  {label:<58} {number(median(values), '.3f', 7)}")
+
+    info(
+        "naive peer / minimal (the minimal transaction from a Django view)",
+        [div(r["peer"].postgres_ms, r["minimal_redemption"].postgres_ms) for r in rounds],
+    )
+    info(
+        f"minimal with {THINK_US} us client time / minimal back to back",
+        [div(r["minimal_spaced"].postgres_ms, r["minimal_redemption"].postgres_ms) for r in rounds],
+    )
+    info(
+        f"endpoint / minimal with {THINK_US} us client time",
+        [div(r["redemption"].postgres_ms, r["minimal_spaced"].postgres_ms) for r in rounds],
+    )
+    info("endpoint / naive peer", [div(r["redemption"].postgres_ms, r["peer"].postgres_ms) for r in rounds])
 
 
 def main() -> None:
@@ -1033,6 +1067,11 @@ def main() -> None:
                     "peer": drive("redemptions, naive peer (DRF + ORM)", peer),
                     "minimal_redemption": run_pgbench(
                         "pgbench, minimal redemption transaction", MINIMAL_REDEMPTION, defines
+                    ),
+                    "minimal_spaced": run_pgbench(
+                        f"pgbench, minimal redemption transaction, {THINK_US} us client time between statements",
+                        spaced(MINIMAL_REDEMPTION, THINK_US),
+                        defines,
                     ),
                     "orders": drive("orders (earning), endpoint", order),
                     "minimal_earning": run_pgbench("pgbench, minimal earning transaction", MINIMAL_EARNING, defines),
