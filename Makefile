@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 demo: export DEBUG ?= true
 demo: install
 	$(MANAGE) migrate --noinput -v 0
-	$(MANAGE) load_demo
+	$(MANAGE) load_demo --address $(HOST):$(PORT)
 	$(MANAGE) runserver --noreload $(HOST):$(PORT)
 
 # Tests: uses DATABASE_URL / REDIS_URL when set; without them runs what can run and lists what was skipped.

@@ -34,8 +34,9 @@ def test_demo_logins_work_and_are_scoped_to_the_demo_tenant():
 
 @pytest.mark.django_db
 def test_load_demo_command_prints_the_logins(capsys):
-    call_command("load_demo", members=3)
+    call_command("load_demo", members=3, address="127.0.0.1:8801")
     out = capsys.readouterr().out
+    assert "Admin: http://127.0.0.1:8801/admin/" in out and "http://127.0.0.1:8801/api/v1/docs" in out
     api_key = out.strip().splitlines()[-1]
     from integrations.models import IntegrationAPIKey
 

@@ -8,14 +8,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--members", type=int, default=300, help="How many demo members (default 300).")
+        parser.add_argument(
+            "--address",
+            default="127.0.0.1:8000",
+            help="host:port the demo will be served on, printed in its addresses (`make demo` passes HOST:PORT).",
+        )
 
-    def handle(self, *args, members, **options):
+    def handle(self, *args, members, address, **options):
         logins = load_demo(member_count=members)
         out = self.stdout
         out.write(f"Demo tenant: {logins.tenant.name} ({logins.tenant.slug})")
         for what, count in logins.counts.items():
             out.write(f"  {what}: {count}")
-        out.write("Admin: http://127.0.0.1:8000/admin/")
+        base = f"http://{address}"
+        out.write(f"Admin: {base}/admin/")
+        out.write(f"API: {base}/api/v1/  (documentation: {base}/api/v1/docs)")
         for username, password in logins.passwords.items():
             out.write(f"  login {username:<9} password {password}")
         if logins.api_key:
