@@ -25,6 +25,8 @@ clients, one connection each). In order:
 - `POST /api/v1/validations` with one random code (once);
 - BENCH_ROUNDS interleaved rounds (default 3), each of:
   - `POST /api/v1/redemptions` of a fresh single-use code, each with its own Idempotency-Key (the endpoint),
+  - the same with evaluation traces off (`X-Bench-Traces: off`, honoured by `bench.settings` only): what the
+    traces cost (at most 10 % of the rate),
   - `POST /bench/naive-redemption` of a fresh code (the naive peer, `bench/peer.py`: the same API-key
     authentication, `atomic`, `select_for_update().get()`, two `create()`, two `F()` updates),
   - pgbench of the minimal redemption transaction on the project's tables: BEGIN; lock the code row by
@@ -889,6 +891,7 @@ def spaced(script_text: str, microseconds: int) -> str:
 
 SUMMARY_LABELS = {
     "redemption": "redemption, endpoint",
+    "untraced": "redemption, endpoint, traces off",
     "peer": "redemption, naive peer",
     "minimal_redemption": "redemption, minimal transaction (pgbench)",
     "minimal_spaced": f"redemption, minimal, {THINK_US} us between statements",
@@ -980,6 +983,12 @@ def summary(validation: Result, rounds: list[dict[str, Result]], statements: Res
         [div(r["redemption"].postgres_ms, r["minimal_spaced"].postgres_ms) for r in rounds],
     )
     info("endpoint / naive peer", [div(r["redemption"].postgres_ms, r["peer"].postgres_ms) for r in rounds])
+    ratio(
+        "redemption rate, traces on / traces off (issue 12)",
+        [div(r["redemption"].rate, r["untraced"].rate) for r in rounds],
+        0.9,
+        ">=",
+    )
 
 
 def main() -> None:
@@ -1018,6 +1027,10 @@ def main() -> None:
                 "codes": [code],
             }
             return "POST", "/api/v1/redemptions", body, {**auth, "Idempotency-Key": f"redeem-{RUN_ID}-{k}"}
+
+        def untraced(index, n):
+            method, path, body, headers = redemption(index, n)
+            return method, path, body, {**headers, "X-Bench-Traces": "off"}
 
         def peer(index, n):
             k, code = peer_codes.draw()
@@ -1064,6 +1077,7 @@ def main() -> None:
             rounds.append(
                 {
                     "redemption": drive("redemptions, endpoint (1 code, Idempotency-Key)", redemption),
+                    "untraced": drive("redemptions, endpoint, evaluation traces off", untraced),
                     "peer": drive("redemptions, naive peer (DRF + ORM)", peer),
                     "minimal_redemption": run_pgbench(
                         "pgbench, minimal redemption transaction", MINIMAL_REDEMPTION, defines

@@ -207,6 +207,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 # How long the evaluation of each validation and redemption attempt is kept for the "Explain" page.
 TRACE_RETENTION_DAYS = env.int("TRACE_RETENTION_DAYS", default=90)
+# Off: no attempt leaves a trace (the explain pages and the failed attempts list stay empty). For a deployment
+# that cannot afford the row per attempt; bench/bench_api.py measures what it costs.
+EVALUATION_TRACES = env.bool("EVALUATION_TRACES", default=True)
 
 # --- Webhooks: where deliveries may go ---------------------------------------------------------
 # Endpoints are typed in by tenant admins, so by default a delivery goes only to a public address over

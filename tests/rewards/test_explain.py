@@ -65,6 +65,24 @@ def test_every_attempt_leaves_a_trace_with_the_counters_it_read(api, tenant, mem
     assert failed.document["lines"][0]["code_uses"] == {"used": 1, "limit": 1}
 
 
+def test_with_traces_off_no_attempt_leaves_one_and_the_answers_stay_the_same(api, tenant, member, settings):  # noqa: F811
+    settings.EVALUATION_TRACES = False
+    campaign = CampaignFactory(tenant=tenant, discount={"type": "amount", "value": "10.00"})
+    CodeFactory(campaign=campaign, code="TEN-1", usage_limit=1)
+    assert api.post("/api/v1/validations", checkout(member, ["TEN-1"]), format="json").json()["valid"] is True
+    done = api.post(
+        "/api/v1/redemptions", checkout(member, ["TEN-1"], order_id="o-1"), format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    assert done.status_code == 201 and done.json()["order"]["discount"] == "10.00"
+    again = api.post(
+        "/api/v1/redemptions", checkout(member, ["TEN-1"], order_id="o-2"), format="json", HTTP_IDEMPOTENCY_KEY="k-2"
+    )
+    assert again.status_code == 422
+    assert not EvaluationTrace.objects.exists()
+    campaign.refresh_from_db()
+    assert (campaign.redemptions_count, campaign.redemptions_failed) == (1, 1)
+
+
 def _refusal(tenant, member, reason):
     """A validation refused for `reason`; the trace it left."""
     now = timezone.now()

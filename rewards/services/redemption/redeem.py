@@ -37,7 +37,7 @@ from rewards.services.redemption.load import (
     points_request_for,
 )
 from rewards.services.redemption.parse import INVALID, ZERO, parse_request
-from rewards.services.redemption.traces import trace_build, trace_record
+from rewards.services.redemption.traces import trace_build, trace_record, traces_on
 from rewards.services.redemption.validate import evaluate
 
 
@@ -227,7 +227,7 @@ def redeem_in_transaction(
 def _apply_writes(*, campaign_d, code_d, usage_d, redemption: Redemption, trace) -> None:
     """The counters, the usage counters, the evaluation trace (and the points entry's link, when points paid):
     one statement on PostgreSQL."""
-    also = [insert_values(EvaluationTrace, [trace])]
+    also = [insert_values(EvaluationTrace, [trace])] if trace is not None else []
     if redemption.points_entry_id:
         also.append(update_values(redemption, ["points_entry_id"]))
     apply_deltas(campaign_d, code_d, usage_d, also=also)
@@ -361,21 +361,23 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     # are the idempotent answer to retries and the event's.
     body = redemption_document(redemption, lines=lines, evaluation=evaluation)
     redemption.result = body
-    trace = trace_build(  # the counters as this attempt read them, before its own counts
-        tenant=tenant,
-        kind="redemption",
-        evaluation=evaluation,
-        member=member,
-        order_id=order_id,
-        order=order,
-        codes=[r.text for r in requests],
-        points=points,
-        at=at,
-        now=now,
-        channel=channel,
-        integration=integration,
-        redemption_id=redemption.pk,
-    )
+    trace = None
+    if traces_on():
+        trace = trace_build(  # the counters as this attempt read them, before its own counts
+            tenant=tenant,
+            kind="redemption",
+            evaluation=evaluation,
+            member=member,
+            order_id=order_id,
+            order=order,
+            codes=[r.text for r in requests],
+            points=points,
+            at=at,
+            now=now,
+            channel=channel,
+            integration=integration,
+            redemption_id=redemption.pk,
+        )
     _apply_writes(campaign_d=campaign_d, code_d=code_d, usage_d=usage_d, redemption=redemption, trace=trace)
     for pk, (n, discount, order_value) in campaign_d.items():
         campaign = campaigns[pk]

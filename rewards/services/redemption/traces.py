@@ -3,6 +3,8 @@
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
+
 from campaigns import engine
 from common.money import money_str
 from rewards.models import EvaluationTrace
@@ -99,8 +101,14 @@ def trace_build(
     )
 
 
-def trace_record(**arguments) -> EvaluationTrace:
-    """Write the trace (`trace_build`'s arguments) in the caller's transaction, if any."""
+def traces_on() -> bool:
+    return settings.EVALUATION_TRACES
+
+
+def trace_record(**arguments) -> EvaluationTrace | None:
+    """Write the trace (`trace_build`'s arguments) in the caller's transaction, if any (and traces are on)."""
+    if not traces_on():
+        return None
     trace = trace_build(**arguments)
     trace.save(force_insert=True)
     return trace
