@@ -124,7 +124,7 @@ class CampaignGlanceMixin:
     # --- the list ---------------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request).select_related("owner")
+        qs = super().get_queryset(request).select_related("tenant", "owner")  # the list shows both
         latest = self.last_activity_subquery()
         return qs.annotate(last_redemption_at=latest) if latest is not None else qs
 
