@@ -5,6 +5,9 @@
   (Junior marketers and Support agents lack it); "Generate codes" queues the bulk generation task;
   "Test rule" runs the campaign's rule and the whole validation against a member and a sample order;
   stats at a glance in the list and on the page; circuit breaker alerts are shown as admin messages.
+- The marketing console's pieces live in `campaigns.console`: the list's bars, flags, filters and search by code
+  and the page's figures, chart, history and cloning (`glance`), bulk actions with a confirmation and a reason
+  (`bulk`), the incentive, active hours and stacking as plain form fields (`forms`).
 - Codes: CSV export and import (django-import-export), scoped to the user's tenants.
 """
 
