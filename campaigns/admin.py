@@ -28,7 +28,7 @@ from import_export.widgets import ForeignKeyWidget
 
 from campaigns import services
 from campaigns.console.bulk import CampaignBulkActionsMixin
-from campaigns.console.forms import HOUR_FIELDS, IncentiveFieldsMixin
+from campaigns.console.forms import HOUR_FIELDS, LIMIT_HELP, IncentiveFieldsMixin
 from campaigns.console.glance import (
     AttentionFilter,
     CampaignGlanceMixin,
@@ -152,6 +152,7 @@ class CampaignAdminForm(IncentiveFieldsMixin, forms.ModelForm):
             "breaker_window_minutes",
             "breaker_min_redemptions",
         )
+        help_texts = LIMIT_HELP
 
     def clean(self):
         cleaned = super().clean()

@@ -53,6 +53,22 @@ INCENTIVE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 ALL_DISCOUNT_FIELDS = sorted({name for names in DISCOUNT_FIELDS.values() for name in names})
 
+# The limit and stacking columns have no help text of their own: the form's (Meta.help_texts of the admin form).
+LIMIT_HELP = {
+    "redemptions_total": _("Redemptions of all codes together; empty: unlimited."),
+    "redemptions_per_member": _("Redemptions by one member over the campaign's life; empty: unlimited."),
+    "redemptions_per_member_period": _("Redemptions by one member per period (with the period below)."),
+    "member_period": _("The period of the limit above: a day, week or month in the tenant's time zone."),
+    "redemptions_per_day": _("Redemptions of the campaign per day (tenant's time zone); empty: unlimited."),
+    "redemptions_per_week": _("Redemptions of the campaign per week (from Monday); empty: unlimited."),
+    "redemptions_per_month": _("Redemptions of the campaign per calendar month; empty: unlimited."),
+    "discount_total": _("The discount budget: the campaign stops when its discounts reach it; empty: no budget."),
+    "order_value_total": _("The order value the campaign may discount in total; empty: unlimited."),
+    "stacking_category": _("Its category for stacking rules (default: its type)."),
+    "exclusive": _("Alone on an order: no other code or promotion with it."),
+    "max_codes_per_order": _("At most this many codes on an order that uses one of this campaign; empty: the default."),
+}
+
 HOUR_SLOTS = 4  # windows of active hours the form offers; a campaign with more keeps them (edited through the API)
 HOUR_FIELDS = [
     name for i in range(1, HOUR_SLOTS + 1) for name in (f"hours_{i}_days", f"hours_{i}_from", f"hours_{i}_to")
