@@ -424,3 +424,31 @@ def test_a_support_agent_is_refused_bulk_changes(client, tenant):
     _bulk(client, "disable_selected", [campaign], confirm="yes", reason="x")
     campaign.refresh_from_db()
     assert campaign.ends_at == ends and campaign.enabled
+
+
+def test_referral_and_gift_card_campaigns_take_their_own_fields(client, tenant, marketer):
+    client.force_login(marketer)
+    url = reverse("admin:campaigns_campaign_add")
+    referral = add_form(
+        tenant, name="Bring a friend", type="referral", discount_type="", discount_value="", referral_points="250"
+    )
+    response = client.post(url, {**referral, "referral_min_order_amount": "20.00"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    doc = campaign_document(Campaign.objects.get(name="Bring a friend"))
+    assert doc["referral"] == {"min_order_amount": "20.00", "points": 250, "reward_campaign": None}
+    gift = add_form(tenant, name="Gift 50", type="gift_card", discount_type="", gift_card_amount="50.00")
+    response = client.post(url, gift)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert campaign_document(Campaign.objects.get(name="Gift 50"))["gift_card"] == {"amount": "50.00"}
+    response = client.post(url, add_form(tenant, name="No reward", type="referral", discount_type=""))
+    assert response.status_code == 200 and "referral_points" in response.context["adminform"].form.errors
+
+
+def test_a_campaign_with_more_windows_than_the_form_shows_keeps_them(client, tenant, marketer):
+    windows = [{"weekdays": [d], "from": "09:00", "to": "12:00"} for d in range(6)]
+    campaign = CampaignFactory(tenant=tenant, name="Many windows", active_hours=windows)
+    client.force_login(marketer)
+    response = client.post(change_url(campaign), add_form(tenant, name="Many windows, renamed"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    campaign.refresh_from_db()
+    assert campaign.name == "Many windows, renamed" and campaign.active_hours == windows
