@@ -5,6 +5,9 @@
   (Junior marketers and Support agents lack it); "Generate codes" queues the bulk generation task;
   "Test rule" runs the campaign's rule and the whole validation against a member and a sample order;
   stats at a glance in the list and on the page; circuit breaker alerts are shown as admin messages.
+- The marketing console's pieces live in `campaigns.console`: the list's bars, flags, filters and search by code
+  and the page's figures, chart, history and cloning (`glance`), bulk actions with a confirmation and a reason
+  (`bulk`), the incentive, active hours and stacking as plain form fields (`forms`).
 - Codes: CSV export and import (django-import-export), scoped to the user's tenants.
 """
 
@@ -24,6 +27,16 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
 
 from campaigns import services
+from campaigns.console.bulk import CampaignBulkActionsMixin
+from campaigns.console.forms import HOUR_FIELDS, LIMIT_HELP, IncentiveFieldsMixin
+from campaigns.console.glance import (
+    AttentionFilter,
+    CampaignGlanceMixin,
+    CodeCampaignFilter,
+    OwnerFilter,
+    StatusFilter,
+    TenantFilter,
+)
 from campaigns.models import Campaign, CampaignAlert, CampaignType, Code, CodeGenerationJob, Publication
 from campaigns.selectors import campaign_stats, campaign_status
 from common.errors import ApplicationError
@@ -97,10 +110,14 @@ def _form_field(key: str) -> str:
     if key in FIELD_OF:
         return FIELD_OF[key]
     head, _dot, tail = key.partition(".")
+    if head in ("discount", "referral"):  # the incentive's own fields (campaigns.console.forms)
+        return f"{head}_{tail}" if tail and tail != "type" else f"{head}_type"
+    if head == "active_hours":
+        return HOUR_FIELDS[0]
     return tail if head in ("limits", "stacking") else head
 
 
-class CampaignAdminForm(forms.ModelForm):
+class CampaignAdminForm(IncentiveFieldsMixin, forms.ModelForm):
     class Meta:
         model = Campaign
         fields = (
@@ -110,12 +127,9 @@ class CampaignAdminForm(forms.ModelForm):
             "type",
             "enabled",
             "owner",
-            "discount",
             "gift_card_amount",
-            "config",
             "starts_at",
             "ends_at",
-            "active_hours",
             "rule",
             "redemptions_total",
             "redemptions_per_member",
@@ -138,9 +152,14 @@ class CampaignAdminForm(forms.ModelForm):
             "breaker_window_minutes",
             "breaker_min_redemptions",
         )
+        help_texts = LIMIT_HELP
 
     def clean(self):
         cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        kind = self.instance.type if self.instance.pk else cleaned.get("type")
+        cleaned.update(self.incentive_documents(kind))
         if self.errors:
             return cleaned
         probe = Campaign(**{k: v for k, v in cleaned.items() if k in {f.name for f in Campaign._meta.fields}})
@@ -156,6 +175,12 @@ class CampaignAdminForm(forms.ModelForm):
             self.add_error(target, message if target and "." not in key else f"{key}: {message}")
         return cleaned
 
+    def _post_clean(self):
+        super()._post_clean()
+        for key in ("discount", "config", "active_hours"):  # not model fields of the form: built by `clean`
+            if key in self.cleaned_data:
+                setattr(self.instance, key, self.cleaned_data[key])
+
 
 class GenerateCodesForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=services.MAX_CODES, initial=1000)
@@ -163,21 +188,24 @@ class GenerateCodesForm(forms.Form):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(TenantScopedAdmin):
+class CampaignAdmin(CampaignGlanceMixin, CampaignBulkActionsMixin, TenantScopedAdmin):
     form = CampaignAdminForm
     list_display = (
         "name",
         "type",
         "status_badge",
-        "enabled",
-        "redemptions_count",
-        "discount_used",
+        "dates",
+        "redemptions",
+        "discount_given",
         "budget_left",
+        "last_activity",
+        "flags",
         "codes_count",
         "tenant",
     )
-    list_filter = ("tenant", "type", "enabled")
-    search_fields = ("name",)
+    list_filter = (StatusFilter, "type", OwnerFilter, TenantFilter, AttentionFilter)
+    search_fields = ("name",)  # and codes: `CampaignGlanceMixin.get_search_results`
+    search_help_text = _("A name, or one of its codes.")
     readonly_fields = (
         "stats_at_a_glance",
         "redemptions_count",
@@ -193,11 +221,40 @@ class CampaignAdmin(TenantScopedAdmin):
         "updated_at",
         "code_pattern",
     )
-    actions = ["enable_selected", "disable_selected"]
+    actions = ["enable_selected", "disable_selected", "extend_end_date", "change_limit", "clone_selected"]
     fieldsets = (
         (None, {"fields": ("tenant", "name", "description", "type", "enabled", "owner", "stats_at_a_glance")}),
-        (_("Incentive"), {"fields": ("discount", "gift_card_amount", "config")}),
-        (_("When and for whom"), {"fields": ("starts_at", "ends_at", "active_hours", "rule")}),
+        (
+            _("Incentive"),
+            {
+                "fields": (
+                    "discount_type",
+                    "discount_value",
+                    "discount_max_amount",
+                    "discount_min_order_amount",
+                    "discount_sku",
+                    "discount_quantity",
+                    ("discount_buy_sku", "discount_buy_category", "discount_buy_quantity"),
+                    ("discount_get_sku", "discount_get_category", "discount_get_quantity"),
+                    "discount_get_percent",
+                    "discount_tiers",
+                    "discount_skus",
+                    "discount_categories",
+                    "gift_card_amount",
+                    "referral_points",
+                    "referral_min_order_amount",
+                    "referral_reward_campaign",
+                )
+            },
+        ),
+        (_("When and for whom"), {"fields": ("starts_at", "ends_at", "rule")}),
+        (
+            _("Active hours"),
+            {
+                "description": _("Up to four windows in the tenant's time zone; none: at any time."),
+                "fields": [tuple(HOUR_FIELDS[i : i + 3]) for i in range(0, len(HOUR_FIELDS), 3)],
+            },
+        ),
         (
             _("Limits and budgets"),
             {
@@ -258,7 +315,10 @@ class CampaignAdmin(TenantScopedAdmin):
 
     def page_links(self, obj) -> list[tuple[str, str]]:
         """(label, address) of the campaign's own pages, shown with its figures."""
-        return [(_("Generate codes"), reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk]))]
+        return [
+            (_("Generate codes"), reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk])),
+            (_("Codes of this campaign"), reverse("admin:campaigns_code_changelist") + f"?campaign={obj.pk}"),
+        ]
 
     @admin.display(description=_("stats"))
     def stats_at_a_glance(self, obj):
@@ -321,18 +381,6 @@ class CampaignAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # campaigns are disabled, never deleted (redemptions point at them)
-
-    @admin.action(description=_("Enable (launch) the selected campaigns"), permissions=["enable"])
-    def enable_selected(self, request, queryset):
-        for campaign in queryset:
-            services.campaign_enable(campaign=campaign, user=request.user)
-        self.message_user(request, _("Enabled %(n)d campaigns.") % {"n": queryset.count()})
-
-    @admin.action(description=_("Disable (kill switch) the selected campaigns"), permissions=["enable"])
-    def disable_selected(self, request, queryset):
-        for campaign in queryset:
-            services.campaign_disable(campaign=campaign, user=request.user, reason="disabled in the admin")
-        self.message_user(request, _("Disabled %(n)d campaigns.") % {"n": queryset.count()})
 
     def has_enable_permission(self, request):
         return request.user.has_perm(ENABLE_PERMISSION)
@@ -466,7 +514,7 @@ class CodeAdmin(TenantScopedAdminMixin, ImportExportModelAdmin):
     form = CodeAdminForm
     resource_classes = [CodeResource]
     list_display = ("code", "campaign", "member", "redeemed_count", "usage_limit", "balance", "expires_at")
-    list_filter = ("tenant", "campaign__type")
+    list_filter = ("tenant", "campaign__type", CodeCampaignFilter)
     list_select_related = ("campaign", "member")
     search_fields = ("code", "member__external_id")
     raw_id_fields = ("campaign", "member")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import F, Q, QuerySet
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
 
@@ -49,6 +53,114 @@ def campaign_stats(campaign: Campaign) -> dict[str, Any]:
         "redemptions_failed": campaign.redemptions_failed,
         "discount_total": money_str(campaign.discount_used),
         "order_value_total": money_str(campaign.order_value_used),
+    }
+
+
+# --- the console's figures and flags --------------------------------------------------------------------
+
+ENDS_SOON = dt.timedelta(days=7)
+# A limit is "running out" with under 5 % left: used * 20 > limit * 19 (integers and decimals compare exactly).
+LOW_NUMERATOR, LOW_DENOMINATOR = 19, 20
+# (label, counter, limit) of the limits a campaign's counters are held to.
+BUDGETS = (
+    ("redemptions", "redemptions_count", "redemptions_total"),
+    ("discount", "discount_used", "discount_total"),
+    ("order value", "order_value_used", "order_value_total"),
+)
+STATUSES = ("active", "scheduled", "ended", "exhausted", "paused", "disabled")
+
+
+def _live_q(now) -> Q:
+    return (
+        Q(enabled=True)
+        & (Q(starts_at__isnull=True) | Q(starts_at__lte=now))
+        & (Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+    )
+
+
+def campaign_status_q(status: str, now) -> Q:
+    """`campaign_status` as a filter, for the list's status filter (the same rule, in SQL)."""
+    paused = Q(enabled=False, disabled_reason__startswith="circuit_breaker")
+    return {
+        "disabled": Q(enabled=False) & ~paused,
+        "paused": paused,
+        "scheduled": Q(enabled=True, starts_at__gt=now),
+        "ended": Q(enabled=True, ends_at__lte=now) & (Q(starts_at__isnull=True) | Q(starts_at__lte=now)),
+        "exhausted": _live_q(now) & Q(budget_exhausted_at__isnull=False),
+        "active": _live_q(now) & Q(budget_exhausted_at__isnull=True),
+    }[status]
+
+
+def ends_soon_q(now) -> Q:
+    return Q(ends_at__gt=now, ends_at__lte=now + ENDS_SOON)
+
+
+def budget_low_q() -> Q:
+    q = Q(pk__in=[])
+    for _label, used, limit in BUDGETS:
+        q |= Q(**{f"{limit}__isnull": False}) & Q(GreaterThan(F(used) * LOW_DENOMINATOR, F(limit) * LOW_NUMERATOR))
+    return q
+
+
+def budget_bars(campaign: Campaign) -> list[dict[str, Any]]:
+    """Each limit the campaign has, with how much of it is used (for the small bars) and whether it runs out."""
+    bars = []
+    for label, used_field, limit_field in BUDGETS:
+        limit = getattr(campaign, limit_field)
+        if limit is None:
+            continue
+        used = getattr(campaign, used_field)
+        percent = min(Decimal(100), Decimal(used) * 100 / limit) if limit else Decimal(100)
+        bars.append(
+            {
+                "label": label,
+                "used": used,
+                "limit": limit,
+                "left": max(limit - used, 0),
+                "percent": int(percent),
+                "low": used * LOW_DENOMINATOR > limit * LOW_NUMERATOR,
+            }
+        )
+    return bars
+
+
+def campaign_flags(campaign: Campaign, now=None) -> list[str]:
+    """`ends_soon` (ends within 7 days) and `budget_low` (a limit under 5 % left): what a marketer should see."""
+    now = now or timezone.now()
+    flags = []
+    if campaign.ends_at and now < campaign.ends_at <= now + ENDS_SOON:
+        flags.append("ends_soon")
+    if any(bar["low"] for bar in budget_bars(campaign)):
+        flags.append("budget_low")
+    return flags
+
+
+def campaigns_needing_attention(*, campaigns: QuerySet[Campaign], now=None, limit: int = 20) -> list[Campaign]:
+    """The enabled campaigns among `campaigns` (already scoped to the user) that end soon or run out of budget."""
+    now = now or timezone.now()
+    return list(
+        campaigns.filter(_live_q(now))
+        .filter(ends_soon_q(now) | budget_low_q())
+        .select_related("tenant")
+        .order_by("ends_at", "pk")[:limit]
+    )
+
+
+def campaign_numbers(campaign: Campaign) -> dict[str, Any]:
+    """The figures the campaign's own counters hold (no query): what the campaign page shows first."""
+    published, redeemed = campaign.published_count, campaign.redemptions_count
+    budget_left = campaign.discount_total - campaign.discount_used if campaign.discount_total is not None else None
+    return {
+        "published": published,
+        "redeemed": redeemed,
+        "conversion": f"{Decimal(redeemed) * 100 / published:.1f} %" if published else None,
+        "redemptions_failed": campaign.redemptions_failed,
+        "discount_given": money_str(campaign.discount_used),
+        "order_value": money_str(campaign.order_value_used),
+        "budget_left": money_str(budget_left) if budget_left is not None else None,
+        "codes": campaign.codes_count,
+        "bars": budget_bars(campaign),
+        "flags": campaign_flags(campaign),
     }
 
 

@@ -20,6 +20,7 @@ Bounds of the document (the admin form is checked by the same `_clean`, so both 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -456,14 +457,21 @@ ADMIN_SETTINGS = ("code_usage_limit", "code_expires_at", "owner")
 
 
 def campaign_update(
-    *, campaign: Campaign, data: dict, user=None, admin_settings: dict | None = None, answer: Answer | None = None
+    *,
+    campaign: Campaign,
+    data: dict,
+    user=None,
+    admin_settings: dict | None = None,
+    answer: Answer | None = None,
+    reason: str = "",
 ) -> Campaign:
     """A partial update (`PATCH`); `codes: {"count", "pattern"}` adds codes; `enabled` enables or disables.
 
     `admin_settings` (the admin form's own fields, `ADMIN_SETTINGS`) are written in the same locked
     transaction and history record as the document's values; so is the enabling or disabling (as
     `campaign_enable` / `campaign_disable` would do it), so that `answer(campaign)`, called inside that one
-    transaction just before its commit, commits with everything the update did.
+    transaction just before its commit, commits with everything the update did. `reason` (the admin's bulk
+    changes ask for one) becomes the history record's change reason.
     """
     errors = FieldErrors()
     values = _clean(data, instance=campaign, errors=errors)
@@ -483,7 +491,7 @@ def campaign_update(
         errors.raise_if_any(*INVALID)
         for key, value in {**values, **(admin_settings or {})}.items():
             setattr(locked, key, value)
-        locked._change_reason = "updated"
+        locked._change_reason = (reason or "updated")[:100]
         locked.save(update_fields=[*values.keys(), *(admin_settings or {}), "updated_at"])
         if codes_spec:
             _create_codes(locked, codes_spec, errors)
@@ -497,23 +505,24 @@ def campaign_update(
     return locked
 
 
-def _enable_locked(locked: Campaign, *, user=None) -> None:
+def _enable_locked(locked: Campaign, *, user=None, reason: str = "") -> None:
     locked.enabled = True
     locked.disabled_reason = ""
     locked.disabled_at = None
-    locked._change_reason = f"enabled by {getattr(user, 'username', 'api')}"
+    locked._change_reason = (f"enabled: {reason}" if reason else f"enabled by {getattr(user, 'username', 'api')}")[:100]
     locked.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
     events.campaign_enabled(locked, user=user)
 
 
-def campaign_enable(*, campaign: Campaign, user=None, answer: Answer | None = None) -> Campaign:
-    """Enable a campaign; `answer(campaign)` is called inside the transaction just before its commit."""
+def campaign_enable(*, campaign: Campaign, user=None, reason: str = "", answer: Answer | None = None) -> Campaign:
+    """Enable a campaign; `answer(campaign)` is called inside the transaction just before its commit; `reason`
+    goes into the history record."""
     if not _can_enable(user):
         raise ApplicationError("permission_denied", "You may not launch campaigns.", status=403)
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
         if not locked.enabled:
-            _enable_locked(locked, user=user)
+            _enable_locked(locked, user=user, reason=reason)
         if answer is not None:
             answer(locked)
     return locked
@@ -541,6 +550,61 @@ def campaign_disable(*, campaign: Campaign, user=None, reason: str = "", answer:
         if answer is not None:
             answer(locked)
     return locked
+
+
+# The settings a clone copies: everything a marketer configured, not the codes, counters or kill switch state.
+CLONED_FIELDS = (
+    "description",
+    "type",
+    "starts_at",
+    "ends_at",
+    "active_hours",
+    "rule",
+    "discount",
+    "gift_card_amount",
+    "config",
+    "redemptions_total",
+    "redemptions_per_member",
+    "redemptions_per_member_period",
+    "member_period",
+    "redemptions_per_day",
+    "redemptions_per_week",
+    "redemptions_per_month",
+    "discount_total",
+    "order_value_total",
+    "stacking_category",
+    "exclusive",
+    "combinable_with",
+    "max_codes_per_order",
+    "priority",
+    "code_pattern",
+    "code_usage_limit",
+    "code_expires_at",
+    "breaker_enabled",
+    "breaker_multiple",
+    "breaker_window_minutes",
+    "breaker_min_redemptions",
+)
+CLONE_DISABLED_REASON = "a copy, not launched yet"
+
+
+def campaign_clone(*, campaign: Campaign, user=None, name: str = "") -> Campaign:
+    """A draft copy of `campaign`: disabled (whoever clones, launching stays a separate right), no codes,
+    counters at zero, owned by `user`."""
+    values = {field: copy.deepcopy(getattr(campaign, field)) for field in CLONED_FIELDS}
+    with transaction.atomic(durable=True):
+        clone = Campaign(
+            tenant=campaign.tenant,
+            name=(name or f"{campaign.name} (copy)")[:200],
+            enabled=False,
+            disabled_reason=CLONE_DISABLED_REASON,
+            owner=user if getattr(user, "pk", None) else campaign.owner,
+            **values,
+        )
+        clone._change_reason = f"cloned from campaign {campaign.pk}"
+        clone.save()
+        events.campaign_created(clone)
+    return clone
 
 
 # --- publications -----------------------------------------------------------------------------------

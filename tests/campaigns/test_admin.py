@@ -30,13 +30,12 @@ def add_form(tenant, **overrides):
         "description": "",
         "type": "discount",
         "enabled": "on",
-        "discount": '{"type": "percent", "value": "10"}',
-        "config": "{}",
-        "active_hours": "[]",
+        "discount_type": "percent",
+        "discount_value": "10",
         "rule": "",
         "member_period": "",
         "stacking_category": "",
-        "combinable_with": "null",
+        "combinable_with": "",
         "priority": "0",
         "breaker_enabled": "on",
         "breaker_multiple": "5",
@@ -77,7 +76,8 @@ def test_junior_marketer_cannot_launch_from_the_admin(client, tenant):
     marketer = staff("Marketer")
     assign_perm("members.access_tenant", marketer, tenant)
     client.force_login(marketer)
-    client.post(changelist, {"action": "enable_selected", "_selected_action": [campaign.pk]})
+    confirm = {"action": "enable_selected", "_selected_action": [campaign.pk], "confirm": "yes", "reason": "launch"}
+    client.post(changelist, confirm)
     campaign.refresh_from_db()
     assert campaign.enabled is True
 
