@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config import staff_security
 from config.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    *staff_security.urlpatterns,  # /admin/two-factor/, before the admin's catch-all
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
 ]
