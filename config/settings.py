@@ -122,6 +122,8 @@ AUTHENTICATION_BACKENDS = [
     "guardian.backends.ObjectPermissionBackend",
 ]
 GUARDIAN_RAISE_403 = True
+# A version is restored through its service (members.admin_history), never by saving the historical row.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 ANONYMOUS_USER_NAME = None  # no guardian anonymous user: every staff action is by a named person
 
 AUTH_PASSWORD_VALIDATORS = [
