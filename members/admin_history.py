@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -46,6 +46,8 @@ class HistoryAdminMixin:
     # --- the reason field -------------------------------------------------------------------------------
 
     def _reason_wanted(self, request, obj) -> bool:
+        if getattr(request, "_history_version_page", False):
+            return False
         return self.has_change_permission(request, obj) if obj is not None else self.has_add_permission(request)
 
     def get_fieldsets(self, request, obj=None):
@@ -58,9 +60,11 @@ class HistoryAdminMixin:
         return fieldsets
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        fields = kwargs.get("fields")
+        fields = kwargs["fields"] if "fields" in kwargs else flatten_fieldsets(self.get_fieldsets(request, obj))
         if fields:
             kwargs["fields"] = [f for f in fields if f != REASON_FIELD]
+        else:
+            kwargs["fields"] = fields
         form = super().get_form(request, obj, change=change, **kwargs)
         reason = forms.CharField(
             label=_("Reason for this change"),
@@ -105,6 +109,7 @@ class HistoryAdminMixin:
         if request.method == "POST":
             raise PermissionDenied  # a version is restored only through the revert page (its service)
         obj = self._scoped_object(request, object_id)
+        request._history_version_page = True
         history = self.model.history
         record = get_object_or_404(history.filter(**{self.model._meta.pk.attname: unquote(object_id)}), pk=version_id)
         previous = record.prev_record
