@@ -459,7 +459,8 @@ class ProgramPartAdmin(DeclaredOnlyHistoryMixin, TenantScopedAdmin):
 
     def has_revert_permission(self, request, obj) -> bool:
         # Tiers and rules change in their program's declaration: reverting one needs change rights on the program.
-        return self.history_revert is not None and request.user.has_perm("loyalty.change_program", obj.program)
+        user, perm = request.user, "loyalty.change_program"
+        return self.history_revert is not None and (user.has_perm(perm) or user.has_perm(perm, obj.program))
 
 
 @admin.register(Tier)
