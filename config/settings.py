@@ -293,6 +293,7 @@ AXES_VERBOSE = False
 # may set one up. Off by default so that the demo and local runs need no authenticator app.
 OTP_REQUIRED_FOR_ADMINS = env.bool("OTP_REQUIRED_FOR_ADMINS", default=False)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Loyalty back office")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # no one reads another user's TOTP key in the admin (nor its QR code)
 
 # --- HTTPS (the README's production configuration turns these on; `check --deploy` is clean with it) ------
 # Off by default so that `make demo`, `make run` and the tests work over plain http on 127.0.0.1.

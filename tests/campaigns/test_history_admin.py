@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection, reset_queries
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
@@ -188,9 +190,11 @@ def test_history_page_query_count_does_not_grow_with_versions(client, edited, dj
     _marketer, campaign = edited
     url = reverse("admin:campaigns_campaign_history", args=[campaign.pk])
     client.get(url)
-    with django_assert_max_num_queries(20) as few:
+    reset_queries()  # the log is bounded: a full one would capture nothing
+    with CaptureQueriesContext(connection) as few:
         client.get(url)
+    budget = len(few.captured_queries)
     for n in range(5):
         services.campaign_update(campaign=campaign, data={"name": f"N{n}"})
-    with django_assert_max_num_queries(len(few.captured_queries)):
+    with django_assert_max_num_queries(budget):
         client.get(url)
