@@ -138,3 +138,19 @@ def test_audit_page_queries_do_not_grow_with_entries(client, tenant, django_asse
     with django_assert_max_num_queries(budget):
         page = client.get(AUDIT, {"model": "campaigns.campaign"})
     assert page.content.decode().count('class="audit-entry"') == 31
+
+
+def test_staff_points_adjustments_are_on_the_audit_page(client, tenant, other_tenant):
+    from loyalty.ledger.adjustments import points_adjust
+    from tests.factories import earning_setup
+
+    agent = staff("Support agent", tenant, username="sam")
+    _program, _rule, member = earning_setup(tenant)
+    points_adjust(member=member, points=25, reason="apology for the late parcel", staff_user=agent)
+    _p, _r, elsewhere = earning_setup(other_tenant)
+    points_adjust(member=elsewhere, points=40, reason="other tenant", staff_user=UserFactory(is_superuser=True))
+    client.force_login(staff("Analyst", tenant))
+    got = rows(client.get(AUDIT, {"action": "adjustment", "format": "csv"}))
+    assert [(r["user"], r["object"], r["reason / detail"]) for r in got] == [
+        ("sam", "25", "apology for the late parcel")
+    ]
