@@ -74,3 +74,23 @@ def test_one_tier_reverted_alone_and_refused_without_program_rights(client, tena
     assert Tier.objects.get(code="gold").multiplier == Decimal("2.000")
     assert EarningRule.objects.get(program=program).points == 7  # the rest of the declaration is as it was
     assert Program.objects.count() == 1
+
+
+def test_earning_rule_revert_keeps_the_members_cap_usage(tenant):
+    from loyalty.models import EarningCapUsage
+    from loyalty.services.program import earning_rule_revert
+    from tests.factories import MemberFactory
+
+    program = program_declare(tenant=tenant, code="club", document=document(gold_threshold=1000, rule_points=5))
+    rule = EarningRule.objects.get(program=program)
+    first = rule.history.latest()
+    program_declare(tenant=tenant, code="club", document=document(gold_threshold=1000, rule_points=9))
+    member = MemberFactory(tenant=tenant)
+    usage = EarningCapUsage.objects.create(
+        tenant=tenant, rule=rule, member=member, period_start="2026-01-01", points=40
+    )
+    earning_rule_revert(rule=rule, history_id=first.pk, reason="too generous")
+    assert EarningRule.objects.get(pk=rule.pk).points == 5
+    usage.refresh_from_db()
+    assert usage.points == 40
+    assert "too generous" in EarningRule.history.filter(id=rule.pk).latest().history_change_reason
