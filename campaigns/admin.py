@@ -222,6 +222,11 @@ class CampaignAdmin(CampaignGlanceMixin, CampaignBulkActionsMixin, TenantScopedA
         "code_pattern",
     )
     actions = ["enable_selected", "disable_selected", "extend_end_date", "change_limit", "clone_selected"]
+    history_revert_keeps = services.REVERT_KEEPS  # counters and budgets spent: a revert leaves them (history pages)
+
+    def history_revert(self, request, obj, record, reason):
+        services.campaign_revert(campaign=obj, history_id=record.pk, user=request.user, reason=reason)
+
     fieldsets = (
         (None, {"fields": ("tenant", "name", "description", "type", "enabled", "owner", "stats_at_a_glance")}),
         (

@@ -247,3 +247,60 @@ def campaigns_usable_by(user, tenant):
     return get_objects_for_user(
         user, "campaigns.use_campaign", klass=Campaign.objects.filter(tenant=tenant), accept_global_perms=True
     )
+
+
+def campaign_input_document(campaign: Campaign) -> dict[str, Any]:
+    """The campaign's configuration as the document `campaign_update` accepts (no counters, no `enabled`).
+
+    The admin form builds the same from its values (`campaigns.admin.document_from_instance`); a revert
+    declares an earlier version with it, so the earlier values pass the same checks as an edit.
+    """
+
+    def iso(value):
+        return value.isoformat() if value else None
+
+    def money(value):
+        return str(value) if value is not None else None
+
+    doc: dict[str, Any] = {
+        "name": campaign.name,
+        "description": campaign.description,
+        "starts_at": iso(campaign.starts_at),
+        "ends_at": iso(campaign.ends_at),
+        "active_hours": campaign.active_hours or [],
+        "rule": campaign.rule,
+        "priority": campaign.priority,
+        "limits": {
+            "redemptions_total": campaign.redemptions_total,
+            "redemptions_per_member": campaign.redemptions_per_member,
+            "redemptions_per_member_per_period": (
+                {"count": campaign.redemptions_per_member_period, "period": campaign.member_period}
+                if campaign.redemptions_per_member_period
+                else None
+            ),
+            "redemptions_per_day": campaign.redemptions_per_day,
+            "redemptions_per_week": campaign.redemptions_per_week,
+            "redemptions_per_month": campaign.redemptions_per_month,
+            "discount_total": money(campaign.discount_total),
+            "order_value_total": money(campaign.order_value_total),
+        },
+        "stacking": {
+            "category": campaign.stacking_category,
+            "exclusive": campaign.exclusive,
+            "combinable_with": campaign.combinable_with or None,
+            "max_codes_per_order": campaign.max_codes_per_order,
+        },
+        "circuit_breaker": {
+            "enabled": campaign.breaker_enabled,
+            "multiple": str(campaign.breaker_multiple),
+            "window_minutes": campaign.breaker_window_minutes,
+            "min_redemptions": campaign.breaker_min_redemptions,
+        },
+    }
+    if campaign.type in (CampaignType.DISCOUNT, CampaignType.PROMOTION, CampaignType.LOYALTY_REWARD):
+        doc["discount"] = campaign.discount or None
+    if campaign.type == CampaignType.GIFT_CARD:
+        doc["gift_card"] = {"amount": money(campaign.gift_card_amount)}
+    if campaign.type == CampaignType.REFERRAL:
+        doc["referral"] = campaign.config or {}
+    return doc

@@ -44,7 +44,7 @@ from campaigns.models import (
     Period,
     Publication,
 )
-from campaigns.selectors import campaigns_usable_by
+from campaigns.selectors import campaign_input_document, campaigns_usable_by
 from campaigns.sql import campaign_counts_add
 from campaigns.windows import WindowError, check_active_hours, minute_key, schedule_refusal
 from common.answer import Answer
@@ -503,6 +503,49 @@ def campaign_update(
         if answer is not None:
             answer(locked)
     return locked
+
+
+# What a revert never puts back: what happened (counters, usage, budgets spent, the breaker's trip), the
+# kill switch (`enabled`: launching needs its own right) and what identifies the campaign.
+REVERT_KEEPS = (
+    "redemptions_count",
+    "discount_used",
+    "order_value_used",
+    "redemptions_failed",
+    "published_count",
+    "codes_count",
+    "budget_exhausted_at",
+    "enabled",
+    "disabled_reason",
+    "disabled_at",
+    "tenant",
+    "type",
+    "owner",
+    "code_pattern",
+    "created_at",
+    "updated_at",
+)
+
+
+def campaign_revert(*, campaign: Campaign, history_id: int, user=None, reason: str = "") -> Campaign:
+    """Put the campaign's configuration back to an earlier version (one of `campaign.history`).
+
+    Goes through `campaign_update` with that version's document, so it passes the same checks under the same
+    lock (a limit below what is already used is refused); `REVERT_KEEPS` stay as they are, and usage counters
+    live in other tables. The new version's reason names the version and the staff's reason.
+    """
+    record = Campaign.history.filter(id=campaign.pk, history_id=history_id).first()
+    if record is None:
+        raise ApplicationError("not_found", "No such version of this campaign.", status=404)
+    earlier = record.instance
+    settings = {"code_usage_limit": earlier.code_usage_limit, "code_expires_at": earlier.code_expires_at}
+    return campaign_update(
+        campaign=campaign,
+        data=campaign_input_document(earlier),
+        user=user,
+        admin_settings=settings,
+        reason=f"revert to #{history_id}: {reason}" if reason else f"revert to #{history_id}",
+    )
 
 
 def _enable_locked(locked: Campaign, *, user=None, reason: str = "") -> None:

@@ -11,6 +11,7 @@ from csp.middleware import CSPMiddleware as _CSPMiddleware
 from django.contrib.auth.middleware import AuthenticationMiddleware as _AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as _MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _SessionMiddleware
+from django_otp.middleware import OTPMiddleware as _OTPMiddleware
 from simple_history.middleware import HistoryRequestMiddleware as _history_request_middleware
 
 API_PREFIX = "/api/v1/"
@@ -53,3 +54,7 @@ def HistoryRequestMiddleware(get_response):  # noqa: N802 (the library's name)
         return get_response(request) if is_api(request) else site(request)
 
     return middleware
+
+
+class OTPMiddleware(_SiteOnly, _OTPMiddleware):
+    pass

@@ -49,6 +49,7 @@ ROLE_RULES: dict[str, list[str]] = {
         "reports.*",
         "members.segment.*",
         "-members.tenant.*",
+        "-reports.auditentry.*",  # the audit page: Admins and Analysts
     ],
     # Builds and edits campaigns but does not launch them, delete them or touch their budgets' kill switch.
     "Junior marketer": [
@@ -61,6 +62,7 @@ ROLE_RULES: dict[str, list[str]] = {
         *LEDGER_VIEW,
         "reports.*.view_*",
         "-members.tenant.*",
+        "-reports.auditentry.*",
     ],
     "Support agent": SUPPORT_AGENT,
     # A support agent who also decides the requests above other agents' limits (four eyes).

@@ -4,6 +4,7 @@ Defaults need no services: SQLite and in-process (eager) Celery. Set DATABASE_UR
 for PostgreSQL, a Redis broker and a Redis cache.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -46,6 +47,9 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "import_export",
+    "axes",  # sign-in attempts, lockouts (its admin unlocks)
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "members",
     "loyalty",
     "campaigns",
@@ -66,11 +70,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.AuthenticationMiddleware",
+    "config.middleware.OTPMiddleware",
+    "config.staff_security.OTPRequiredMiddleware",
     "config.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.HistoryRequestMiddleware",
 ]
 MIDDLEWARE += ["api.middleware.RequestIdMiddleware"]  # Request-Id header; JSON 500s under /api/
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes asks: turns a lockout into its page
 
 ROOT_URLCONF = "config.urls"
 
@@ -109,10 +116,14 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False  # each service owns its transac
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out sign-in before the password is checked (needs `authenticate(request, ...)`).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 GUARDIAN_RAISE_403 = True
+# A version is restored through its service (members.admin_history), never by saving the historical row.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 ANONYMOUS_USER_NAME = None  # no guardian anonymous user: every staff action is by a named person
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -267,6 +278,25 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+SESSION_COOKIE_HTTPONLY = True  # no script reads the session cookie (the CSRF one the admin's forms carry)
+
+# --- Staff sign-in: brute force (django-axes) and the second factor (django-otp) ----------------------------
+# After AXES_FAILURE_LIMIT failed sign-ins for one user name from one address, that pair is refused for
+# AXES_COOLOFF_MINUTES (0: until unlocked in the admin, "Access attempts"). Every failure is kept
+# (AccessFailureLog) for the audit page, as is every sign-in (AccessLog).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+_axes_cooloff = env.int("AXES_COOLOFF_MINUTES", default=30)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=_axes_cooloff) if _axes_cooloff else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_VERBOSE = False
+# Staff of the Admin role (and superusers) must pass a TOTP device to open the admin when this is on; others
+# may set one up. Off by default so that the demo and local runs need no authenticator app.
+OTP_REQUIRED_FOR_ADMINS = env.bool("OTP_REQUIRED_FOR_ADMINS", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Loyalty back office")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # no one reads another user's TOTP key in the admin (nor its QR code)
 
 # --- HTTPS (the README's production configuration turns these on; `check --deploy` is clean with it) ------
 # Off by default so that `make demo`, `make run` and the tests work over plain http on 127.0.0.1.

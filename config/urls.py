@@ -1,10 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config import staff_security
 from config.health import healthz
+from reports.audit import audit_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    *staff_security.urlpatterns,  # /admin/two-factor/, before the admin's catch-all
+    path("admin/audit/", admin.site.admin_view(audit_view), name="audit"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
 ]

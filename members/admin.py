@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 from simple_history.admin import SimpleHistoryAdmin
 
+from members.admin_history import HistoryAdminMixin
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
 from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
 from members.selectors import segment_members
@@ -11,7 +12,7 @@ from members.services import MEMBER_FIELDS, member_fields_errors, member_upsert,
 
 
 @admin.register(Tenant)
-class TenantAdmin(ReinforcedGuardedModelAdminMixin, SimpleHistoryAdmin):
+class TenantAdmin(HistoryAdminMixin, ReinforcedGuardedModelAdminMixin, SimpleHistoryAdmin):
     list_display = ("slug", "name", "currency", "time_zone", "frozen", "frozen_reason")
     list_filter = ("frozen", "currency")
     search_fields = ("slug", "name")

@@ -10,6 +10,7 @@ from guardian.admin import ReinforcedGuardedModelAdminMixin
 from guardian.shortcuts import get_objects_for_user
 from simple_history.admin import SimpleHistoryAdmin
 
+from members.admin_history import HistoryAdminMixin
 from members.models import Tenant, TenantOwned
 
 ACCESS_TENANT = "members.access_tenant"
@@ -53,8 +54,11 @@ class TenantScopedAdminMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-class TenantScopedAdmin(TenantScopedAdminMixin, ReinforcedGuardedModelAdminMixin, SimpleHistoryAdmin):
-    """The base for configuration and master data: tenant scope, per-object rights, history."""
+class TenantScopedAdmin(
+    TenantScopedAdminMixin, HistoryAdminMixin, ReinforcedGuardedModelAdminMixin, SimpleHistoryAdmin
+):
+    """The base for configuration and master data: tenant scope, per-object rights, history (with reasons, diffs
+    and service-made reverts: `members.admin_history`)."""
 
     list_select_related = ("tenant",)
 

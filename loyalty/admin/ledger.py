@@ -25,6 +25,7 @@ from loyalty.ledger import points_adjust
 from loyalty.ledger.adjustments import staff_adjustment_limit, staff_adjustment_used
 from loyalty.models import Account, AdjustmentLimit, ExpiryWarning, LedgerEntry, PendingPoints
 from members.admin import MemberAdmin
+from members.admin_history import HistoryAdminMixin
 from members.admin_tenancy import TenantScopedReadOnlyAdmin
 
 ADJUST_PERMISSION = "loyalty.adjust_points"
@@ -153,7 +154,7 @@ class AccountAdmin(TenantScopedReadOnlyAdmin):
 
 
 @admin.register(AdjustmentLimit)
-class AdjustmentLimitAdmin(SimpleHistoryAdmin):
+class AdjustmentLimitAdmin(HistoryAdminMixin, SimpleHistoryAdmin):
     """Per role and per user: a user's own limit replaces their roles'; no limit at all means unlimited."""
 
     list_display = ("__str__", "group", "user", "per_action", "per_day", "apologies_per_day")

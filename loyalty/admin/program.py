@@ -26,7 +26,7 @@ from common.errors import ApplicationError
 from loyalty.expiry import normalize_policy
 from loyalty.models import EarningRule, MemberTier, Order, OrderItem, OrderReturn, Program, Tier, TierChange
 from loyalty.selectors import program_document
-from loyalty.services.program import program_declare
+from loyalty.services.program import earning_rule_revert, program_declare, program_revert, tier_revert
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
 
 
@@ -321,7 +321,8 @@ class _Refused(Exception):
 
 
 class DeclaredOnlyHistoryMixin:
-    """History versions are shown, never reverted: a revert would save one row outside the declaration."""
+    """A version is never restored by saving its row (that would save one row outside the declaration): the
+    revert page (`members.admin_history`) declares the program again with the earlier version in it."""
 
     def revert_disabled(self, request, obj=None):
         return True
@@ -342,6 +343,9 @@ class ProgramAdmin(DeclaredOnlyHistoryMixin, TenantScopedAdmin):
     change_list_template = "admin/loyalty/program/change_list.html"
 
     form = ProgramForm
+
+    def history_revert(self, request, obj, record, reason):
+        program_revert(program=obj, history_id=record.pk, reason=reason)
 
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))
@@ -453,6 +457,11 @@ class ProgramPartAdmin(DeclaredOnlyHistoryMixin, TenantScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_revert_permission(self, request, obj) -> bool:
+        # Tiers and rules change in their program's declaration: reverting one needs change rights on the program.
+        user, perm = request.user, "loyalty.change_program"
+        return self.history_revert is not None and (user.has_perm(perm) or user.has_perm(perm, obj.program))
+
 
 @admin.register(Tier)
 class TierAdmin(ProgramPartAdmin):
@@ -461,6 +470,9 @@ class TierAdmin(ProgramPartAdmin):
     list_select_related = ("program", "tenant")
     search_fields = ("code", "name")
 
+    def history_revert(self, request, obj, record, reason):
+        tier_revert(tier=obj, history_id=record.pk, reason=reason)
+
 
 @admin.register(EarningRule)
 class EarningRuleAdmin(ProgramPartAdmin):
@@ -468,6 +480,9 @@ class EarningRuleAdmin(ProgramPartAdmin):
     list_filter = ("active", "trigger", "program__tenant")
     list_select_related = ("program", "tenant")
     search_fields = ("code", "name", "rule", "event_name")
+
+    def history_revert(self, request, obj, record, reason):
+        earning_rule_revert(rule=obj, history_id=record.pk, reason=reason)
 
 
 @admin.register(MemberTier)

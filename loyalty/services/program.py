@@ -16,12 +16,16 @@ the same from the API and the admin), with the path of each number past its boun
     earning_rules[].rule                the rule language's limits (`loyalty.rules`: length, terms, nesting)
 """
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from common.answer import Answer
+from common.errors import ApplicationError
+from common.history import change_reason
 from common.money import quantize_money
 from common.validation import MAX_INT, NON_FIELD, FieldErrors, decimal_maximum, path
 from loyalty import earning
@@ -255,3 +259,62 @@ def program_declare(*, tenant: Tenant, code: str, document: dict, answer: Answer
         if answer is not None:
             answer(program)
     return program
+
+
+# --- reverts: an earlier version declared again (the one path, with the same checks) ------------------------
+# Tiers and earning rules hold configuration only; what members did with them (tier statuses, tier changes,
+# cap usage, ledger entries) lives in other tables and is never touched by a revert.
+
+
+def _declare_as(program: Program, document: dict, reason: str) -> Program:
+    with change_reason(reason):
+        return program_declare(tenant=program.tenant, code=program.code, document=document)
+
+
+def program_revert(*, program: Program, history_id: int, reason: str = "") -> Program:
+    """Declare the program, its tiers and its earning rules as they were after its version `history_id`.
+
+    A declaration saves the program first, then its tiers and rules: the state after that version is the one
+    just before the program's next version (or now).
+    """
+    from loyalty.selectors import program_document
+
+    record = Program.history.filter(id=program.pk, history_id=history_id).first()
+    if record is None:
+        raise ApplicationError("not_found", "No such version of this program.", status=404)
+    following = record.next_record
+    at = following.history_date - dt.timedelta(microseconds=1) if following else timezone.now()
+    tiers = sorted(Tier.history.as_of(at).filter(program_id=program.pk), key=lambda t: (t.threshold, t.rank))
+    rules = sorted(EarningRule.history.as_of(at).filter(program_id=program.pk), key=lambda r: (r.priority, r.code))
+    document = program_document(record.instance, tiers=tiers, rules=rules)
+    label = f"revert to #{history_id}"
+    return _declare_as(program, document, f"{label}: {reason}" if reason else label)
+
+
+def _part_revert(model, *, part, history_id: int, reason: str, key: str) -> Program:
+    from loyalty.selectors import program_document
+
+    record = model.history.filter(id=part.pk, history_id=history_id).first()
+    if record is None:
+        raise ApplicationError("not_found", "No such version.", status=404)
+    program = part.program
+    tiers = list(Tier.objects.filter(program=program).order_by("threshold", "rank"))
+    rules = list(EarningRule.objects.filter(program=program).order_by("priority", "code"))
+    parts = tiers if key == "tiers" else rules
+    earlier = record.instance
+    parts[:] = [earlier if p.pk == part.pk else p for p in parts]
+    if key == "tiers":
+        parts.sort(key=lambda t: (t.threshold, t.rank))
+    document = program_document(program, tiers=tiers, rules=rules)
+    label = f"revert {earlier.code} to #{history_id}"
+    return _declare_as(program, document, f"{label}: {reason}" if reason else label)
+
+
+def tier_revert(*, tier: Tier, history_id: int, reason: str = "") -> Program:
+    """Put one tier back to an earlier version, declaring its program with it (its code is its key)."""
+    return _part_revert(Tier, part=tier, history_id=history_id, reason=reason, key="tiers")
+
+
+def earning_rule_revert(*, rule: EarningRule, history_id: int, reason: str = "") -> Program:
+    """Put one earning rule back to an earlier version, declaring its program with it (its code is its key)."""
+    return _part_revert(EarningRule, part=rule, history_id=history_id, reason=reason, key="rules")

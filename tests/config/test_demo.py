@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from config.demo import ROLE_USERS, load_demo
 from loyalty.models import LedgerEntry, Order
@@ -26,7 +27,9 @@ def test_demo_loader_is_idempotent():
 def test_demo_logins_work_and_are_scoped_to_the_demo_tenant():
     logins = load_demo(member_count=3)
     for username, role in ROLE_USERS.items():
-        user = authenticate(username=username, password=logins.passwords[username])
+        user = authenticate(
+            RequestFactory().post("/admin/login/"), username=username, password=logins.passwords[username]
+        )
         assert user is not None, username
         assert user.groups.get().name == role
         assert list(tenants_for_user(user)) == [logins.tenant]
