@@ -356,3 +356,17 @@ def test_admin_refuses_a_campaign_of_another_tenant(client, campaign):
     data = {"campaign": foreign.pk, "kind": "member_joined", "enabled": "on", "repeat": "once"}
     response = client.post(reverse("admin:campaigns_campaigntrigger_add"), data)
     assert response.status_code == 200 and not CampaignTrigger.objects.exists()
+
+
+def test_segment_entry_of_a_dynamic_segment_follows_its_criteria(campaign):
+    tenant = campaign.tenant
+    segment = Segment.objects.create(tenant=tenant, code="fr", name="France", criteria={"country": ["FR"]})
+    member = consenting(tenant, country="GB")
+    trigger(campaign, "segment_entered", segment=segment)
+    with time_machine.travel(dt.datetime(2026, 5, 1, 12, tzinfo=UTC), tick=False):
+        assert triggers_run_daily(tenant_id=tenant.pk) == 0
+    member.country = "FR"
+    member.save()
+    with time_machine.travel(dt.datetime(2026, 5, 2, 12, tzinfo=UTC), tick=False):
+        assert triggers_run_daily(tenant_id=tenant.pk) == 1
+    assert firings(member=member) == [("published", "")]
