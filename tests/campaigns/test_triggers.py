@@ -370,3 +370,19 @@ def test_segment_entry_of_a_dynamic_segment_follows_its_criteria(campaign):
     with time_machine.travel(dt.datetime(2026, 5, 2, 12, tzinfo=UTC), tick=False):
         assert triggers_run_daily(tenant_id=tenant.pk) == 1
     assert firings(member=member) == [("published", "")]
+
+
+def test_support_agents_see_firings_but_cannot_add_triggers(client, campaign, django_capture_on_commit_callbacks):
+    trigger(campaign, "member_joined")
+    with django_capture_on_commit_callbacks(execute=True):
+        member_upsert(tenant=campaign.tenant, external_id="c-1", email="c1@example.com", marketing_consent=True)
+    agent = UserFactory()
+    agent.groups.add(Group.objects.get(name="Support agent"))
+    assign_perm("members.access_tenant", agent, campaign.tenant)
+    client.force_login(agent)
+    firing = TriggerFiring.objects.get()
+    assert client.get(reverse("admin:campaigns_triggerfiring_change", args=[firing.pk])).status_code == 200
+    assert client.get(reverse("admin:campaigns_campaigntrigger_changelist")).status_code == 200
+    data = {"campaign": campaign.pk, "kind": "member_joined", "enabled": "on", "repeat": "once"}
+    assert client.post(reverse("admin:campaigns_campaigntrigger_add"), data).status_code == 403
+    assert CampaignTrigger.objects.count() == 1
