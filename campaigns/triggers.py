@@ -29,7 +29,7 @@ from common import events
 from common.errors import ApplicationError
 from common.side_effects import enqueue
 from common.validation import FieldErrors
-from loyalty.models import Order
+from loyalty.models import Order, Tier
 from members.models import Member, Tenant
 from members.selectors import segment_members
 
@@ -66,8 +66,11 @@ def trigger_check(*, trigger: CampaignTrigger) -> dict[str, str]:
     kind = trigger.kind
     if trigger.campaign_id and trigger.tenant_id and trigger.campaign.tenant_id != trigger.tenant_id:
         errors["campaign"] = "must be a campaign of the trigger's tenant"
-    if kind == TriggerKind.TIER_REACHED and not trigger.tier_code:
-        errors["tier_code"] = "required for a tier trigger"
+    if kind == TriggerKind.TIER_REACHED:
+        if not trigger.tier_code:
+            errors["tier_code"] = "required for a tier trigger"
+        elif not Tier.objects.filter(tenant_id=trigger.tenant_id, code=trigger.tier_code).exists():
+            errors["tier_code"] = "no tier of the tenant has this code"
     if kind == TriggerKind.NTH_ORDER and not trigger.order_number:
         errors["order_number"] = "required: 1 for the first paid order"
     if kind == TriggerKind.ORDER_AMOUNT and (trigger.min_amount is None or trigger.min_amount <= 0):

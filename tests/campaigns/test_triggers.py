@@ -387,3 +387,19 @@ def test_support_agents_see_firings_but_cannot_add_triggers(client, campaign, dj
     data = {"campaign": campaign.pk, "kind": "member_joined", "enabled": "on", "repeat": "once"}
     assert client.post(reverse("admin:campaigns_campaigntrigger_add"), data).status_code == 403
     assert CampaignTrigger.objects.count() == 1
+
+
+def test_admin_trigger_list_is_a_constant_number_of_queries_and_checks_tier_codes(
+    client, campaign, django_assert_max_num_queries
+):
+    for kind, fields in (("member_joined", {}), ("custom_event", {"event_name": "x"}), ("birthday", {})):
+        trigger(campaign, kind, **fields)
+    client.force_login(marketer_of(campaign.tenant))
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("admin:campaigns_campaigntrigger_changelist"))
+    assert response.status_code == 200 and response.context["cl"].result_count == 3
+    data = {"campaign": campaign.pk, "kind": "tier_reached", "tier_code": "platinum", "enabled": "on", "repeat": "once"}
+    response = client.post(reverse("admin:campaigns_campaigntrigger_add"), data)
+    assert response.status_code == 200 and "no tier of the tenant has this code" in response.content.decode()
+    TierFactory(program__tenant=campaign.tenant, code="platinum")
+    assert client.post(reverse("admin:campaigns_campaigntrigger_add"), data).status_code == 302
