@@ -323,6 +323,7 @@ class CampaignAdmin(CampaignGlanceMixin, CampaignBulkActionsMixin, TenantScopedA
         return [
             (_("Generate codes"), reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk])),
             (_("Codes of this campaign"), reverse("admin:campaigns_code_changelist") + f"?campaign={obj.pk}"),
+            *admin_triggers.campaign_trigger_links(obj),  # what its triggers did (campaigns.admin_triggers)
         ]
 
     @admin.display(description=_("stats"))
@@ -593,3 +594,6 @@ class CampaignAlertAdmin(TenantScopedReadOnlyAdmin):
 class CodeGenerationJobAdmin(TenantScopedReadOnlyAdmin):
     list_display = ("campaign", "pattern", "count", "created", "status", "created_at", "finished_at")
     list_filter = ("status", "tenant")
+
+
+from campaigns import admin_triggers  # noqa: E402 - the triggers' console, registered with this one

@@ -270,3 +270,111 @@ class CodeGenerationJob(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}: {self.created}/{self.count}"
+
+
+# --- automatic distributions: a campaign's triggers and their firings (logic in `campaigns.triggers`) ----------
+
+
+class TriggerKind(models.TextChoices):
+    MEMBER_JOINED = "member_joined", _("Member joined")
+    TIER_REACHED = "tier_reached", _("Tier reached")
+    NTH_ORDER = "nth_order", _("First or Nth paid order")
+    ORDER_AMOUNT = "order_amount", _("Paid order of at least an amount")
+    CUSTOM_EVENT = "custom_event", _("Custom event")
+    BIRTHDAY = "birthday", _("Birthday (daily, tenant time zone)")
+    SEGMENT_ENTERED = "segment_entered", _("Entered a segment (daily)")
+
+
+class TriggerRepeat(models.TextChoices):
+    ONCE = "once", _("Once per member")
+    EVERY_TIME = "every_time", _("Every time")
+    EVERY_N_DAYS = "every_n_days", _("At most once per N days")
+
+
+class CampaignTrigger(TenantOwned):
+    """When something happens to a member, publish them a code of `campaign` (through the publication service)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="triggers")
+    kind = models.CharField(max_length=20, choices=TriggerKind.choices)
+    enabled = models.BooleanField(default=True)
+    tier_code = models.CharField(max_length=50, blank=True, help_text=_("Tier reached: the tier's code."))
+    order_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Nth paid order: 1 for the first order, 3 for the third...")
+    )
+    min_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text=_("Order amount: at least this much.")
+    )
+    event_name = models.CharField(max_length=100, blank=True, help_text=_("Custom event: the event's name."))
+    segment = models.ForeignKey(
+        "members.Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text=_("Segment")
+    )
+    repeat = models.CharField(
+        max_length=15,
+        choices=TriggerRepeat.choices,
+        default=TriggerRepeat.ONCE,
+        help_text=_("Once per member, every time it happens (each birthday, each order), or at most every N days."),
+    )
+    repeat_days = models.PositiveIntegerField(null=True, blank=True, help_text=_("N, for 'at most once per N days'."))
+    # Segment entry: the first daily run only records who is in already (they did not enter).
+    segment_baseline_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Daily kinds: the tenant's local day last checked (the hourly sweep skips a trigger checked today).
+    checked_on = models.DateField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "kind", "enabled"], name="trigger_tenant_kind")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(repeat="every_n_days") | Q(repeat_days__gte=1), name="trigger_repeat_days_set"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} -> {self.campaign_id}"
+
+
+class TriggerFiring(TenantOwned):
+    """One occurrence of a trigger for a member: published, or skipped and why. Unique per occurrence key.
+
+    The key is what makes "once" hold under retries and overlapping runs: `once` for a once-per-member trigger,
+    otherwise the occurrence (the order id, the event id, the local year of a birthday, the day of an entry).
+    """
+
+    class State(models.TextChoices):
+        PUBLISHED = "published", _("Published")
+        SKIPPED = "skipped", _("Skipped")
+
+    trigger = models.ForeignKey(CampaignTrigger, on_delete=models.CASCADE, related_name="firings")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="trigger_firings", db_index=False)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    occurrence_key = models.CharField(max_length=120)
+    state = models.CharField(max_length=10, choices=State.choices)
+    reason = models.CharField(max_length=40, blank=True)
+    publication = models.ForeignKey(Publication, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trigger", "member", "occurrence_key"], name="trigger_firing_once")
+        ]
+        # The unique (trigger, member, key) serves the "already published to this member" reads.
+        indexes = [models.Index(fields=["campaign", "state"], name="trigger_firing_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_id}/{self.member_id}/{self.occurrence_key}: {self.state}"
+
+
+class TriggerSegmentMember(models.Model):
+    """Who was in a segment-entry trigger's segment at its last daily run: today's members minus these entered."""
+
+    trigger = models.ForeignKey(CampaignTrigger, on_delete=models.CASCADE, related_name="+", db_index=False)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trigger", "member"], name="trigger_segment_member_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} in {self.trigger_id}"

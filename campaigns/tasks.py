@@ -2,8 +2,9 @@
 
 from celery import shared_task
 
-from campaigns import services
+from campaigns import services, triggers
 from campaigns.emails import code_email_send
+from common.side_effects import publish_task
 
 
 @shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=29 * 60)
@@ -24,3 +25,24 @@ def circuit_breaker_sweep() -> list[int]:
 def send_code_email(publication_id: int, message: str = "") -> bool:
     """The code's email to its member (consent checked at sending time); retried while the mail server is down."""
     return code_email_send(publication_id=publication_id, message=message)
+
+
+@shared_task(acks_late=True, time_limit=120, soft_time_limit=110)
+def fire_event_triggers(tenant_id: int, event_type: str, data: dict) -> int:
+    """After a member joined, reached a tier, paid an order or did a custom event: the campaign triggers it fires."""
+    return len(triggers.triggers_fire_for_event(tenant_id=tenant_id, event_type=event_type, data=data))
+
+
+@shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=29 * 60)
+def run_tenant_daily_triggers(tenant_id: int) -> int:
+    """One tenant's birthday and segment-entry triggers for its local today (a no-op once done today)."""
+    return triggers.triggers_run_daily(tenant_id=tenant_id)
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def daily_triggers_sweep() -> int:
+    """Hourly (beat): a task per tenant with daily triggers, so each is run soon after the tenant's midnight."""
+    tenant_ids = triggers.tenants_with_daily_triggers()
+    for tenant_id in tenant_ids:
+        publish_task(run_tenant_daily_triggers, tenant_id)
+    return len(tenant_ids)

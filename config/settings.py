@@ -213,6 +213,8 @@ CELERY_BEAT_SCHEDULE = {
     "tiers-reevaluate": {"task": "loyalty.tasks.reevaluate_tiers", "schedule": 86400.0},
     # Campaigns: pause campaigns whose redemption rate or budget burn runs away.
     "campaigns-circuit-breaker": {"task": "campaigns.tasks.circuit_breaker_sweep", "schedule": 60.0},
+    # Campaign triggers on birthdays and segment entry: once per tenant-local day, checked hourly.
+    "campaigns-daily-triggers": {"task": "campaigns.tasks.daily_triggers_sweep", "schedule": 3600.0},
     # Support: evaluation traces older than TRACE_RETENTION_DAYS go.
     "evaluation-traces-prune": {"task": "rewards.tasks.prune_evaluation_traces", "schedule": 3600.0},
 }

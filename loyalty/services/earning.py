@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from common.answer import Answer
 from common.errors import ApplicationError
+from common.events import publish
 from common.money import quantize_money
 from common.plain_sql import insert_with_children
 from common.validation import MAX_INT, FieldErrors, decimal_maximum, path
@@ -393,6 +394,8 @@ def _order_record_locked(
         },
     )
     insert_with_children(row, [OrderItem(**item) for item in order.items], "order")  # one statement on PostgreSQL
+    # In-process only (no outbox row): campaign triggers on paid orders listen to it.
+    publish(tenant, "order.paid", {"member_id": member.pk, "order_id": order.order_id, "amount": str(order.amount)})
     return _order_result(row, created=True)
 
 
@@ -445,6 +448,8 @@ def custom_event_record(
         row = CustomEvent.objects.create(
             tenant=tenant, member=member, name=event, metadata=metadata or {}, occurred_at=occurred
         )
+        # In-process only (no outbox row): campaign triggers on custom events listen to it.
+        publish(tenant, "custom_event.recorded", {"member_id": member.pk, "event_id": row.pk, "name": event})
         if account is None or member.is_suspended:
             reason = SUSPENDED if member.is_suspended else ""
             result = EventResult(event=row, points_earned=0, points_pending=0, entries=[], tier=None, reason=reason)
