@@ -24,6 +24,7 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
 
 from campaigns import services
+from campaigns.admin_rights import CampaignRightsMixin
 from campaigns.models import Campaign, CampaignAlert, CampaignType, Code, CodeGenerationJob, Publication
 from campaigns.selectors import campaign_stats, campaign_status
 from common.errors import ApplicationError
@@ -163,7 +164,7 @@ class GenerateCodesForm(forms.Form):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(TenantScopedAdmin):
+class CampaignAdmin(CampaignRightsMixin, TenantScopedAdmin):
     form = CampaignAdminForm
     list_display = (
         "name",

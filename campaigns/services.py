@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from campaigns import codes as code_gen
 from campaigns import events
+from campaigns.discount_cap import discount_cap_errors
 from campaigns.incentives import ConfigError, incentive_for
 from campaigns.lock_objects import campaign_for_update
 from campaigns.models import (
@@ -357,6 +358,16 @@ def _can_enable(user) -> bool:
     return user is None or user.has_perm(ENABLE_PERMISSION)
 
 
+def _junior_cap(values: dict[str, Any], *, tenant, instance: Campaign | None, user, errors: FieldErrors) -> None:
+    """Who may not launch campaigns (a junior marketer) may not save a discount above the tenant's cap either."""
+    if _can_enable(user):
+        return
+    discount = values.get("discount", instance.discount if instance else None)
+    amount = values.get("gift_card_amount", instance.gift_card_amount if instance else None)
+    for key, message in discount_cap_errors(tenant=tenant, discount=discount, gift_card_amount=amount).items():
+        errors.add(key, message)
+
+
 def _create_codes(campaign: Campaign, spec: dict[str, Any], errors: FieldErrors) -> None:
     """Inside the caller's transaction: the shared code, or generated codes (inline or by a task)."""
     balance = campaign.gift_card_amount if campaign.type == CampaignType.GIFT_CARD else None
@@ -426,6 +437,7 @@ def campaign_create(*, tenant, data: dict, user=None, answer: Answer | None = No
     codes_spec = (
         _clean_codes(data, values.get("type", CampaignType.DISCOUNT), errors) if isinstance(data, dict) else None
     )
+    _junior_cap(values, tenant=tenant, instance=None, user=user, errors=errors)
     errors.raise_if_any(*INVALID)
     enabled = values.pop("enabled", True)
     reason = ""
@@ -467,6 +479,7 @@ def campaign_update(
     errors = FieldErrors()
     values = _clean(data, instance=campaign, errors=errors)
     codes_spec = _clean_codes(data, campaign.type, errors) if isinstance(data, dict) else None
+    _junior_cap(values, tenant=campaign.tenant, instance=campaign, user=user, errors=errors)
     errors.raise_if_any(*INVALID)
     unknown = set(admin_settings or {}) - set(ADMIN_SETTINGS)
     if unknown:
@@ -496,23 +509,25 @@ def campaign_update(
     return locked
 
 
-def _enable_locked(locked: Campaign, *, user=None) -> None:
+def _enable_locked(locked: Campaign, *, user=None, reason: str = "") -> None:
     locked.enabled = True
     locked.disabled_reason = ""
     locked.disabled_at = None
-    locked._change_reason = f"enabled by {getattr(user, 'username', 'api')}"
+    locked._change_reason = (reason or f"enabled by {getattr(user, 'username', 'api')}")[:100]
     locked.save(update_fields=["enabled", "disabled_reason", "disabled_at", "updated_at"])
     events.campaign_enabled(locked, user=user)
 
 
-def campaign_enable(*, campaign: Campaign, user=None, answer: Answer | None = None) -> Campaign:
-    """Enable a campaign; `answer(campaign)` is called inside the transaction just before its commit."""
+def campaign_enable(*, campaign: Campaign, user=None, answer: Answer | None = None, reason: str = "") -> Campaign:
+    """Enable a campaign; `answer(campaign)` is called inside the transaction just before its commit.
+
+    `reason`, when given, is the history's change reason (an approved activation request names both people)."""
     if not _can_enable(user):
         raise ApplicationError("permission_denied", "You may not launch campaigns.", status=403)
     with transaction.atomic(durable=True):
         locked = campaign_for_update(campaign=campaign)
         if not locked.enabled:
-            _enable_locked(locked, user=user)
+            _enable_locked(locked, user=user, reason=reason)
         if answer is not None:
             answer(locked)
     return locked

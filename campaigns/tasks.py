@@ -24,3 +24,11 @@ def circuit_breaker_sweep() -> list[int]:
 def send_code_email(publication_id: int, message: str = "") -> bool:
     """The code's email to its member (consent checked at sending time); retried while the mail server is down."""
     return code_email_send(publication_id=publication_id, message=message)
+
+
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
+def notify_activation_approvers(request_id: int) -> int:
+    """Email the marketers who may approve an activation request; returns how many were written to."""
+    from campaigns.activation import activation_approvers_notify
+
+    return activation_approvers_notify(request_id=request_id)

@@ -49,6 +49,7 @@ ROLE_RULES: dict[str, list[str]] = {
         "reports.*",
         "members.segment.*",
         "-members.tenant.*",
+        "-campaigns.campaign.*_every_campaign",  # their own campaigns and those granted to them
     ],
     # Builds and edits campaigns but does not launch them, delete them or touch their budgets' kill switch.
     "Junior marketer": [
@@ -56,6 +57,7 @@ ROLE_RULES: dict[str, list[str]] = {
         "campaigns.*.add_*",
         "campaigns.*.change_*",
         "-campaigns.*.enable_*",
+        "-campaigns.campaign.*_every_campaign",
         "members.*.view_*",
         "rewards.*.view_*",
         *LEDGER_VIEW,
@@ -65,7 +67,8 @@ ROLE_RULES: dict[str, list[str]] = {
     "Support agent": SUPPORT_AGENT,
     # A support agent who also decides the requests above other agents' limits (four eyes).
     "Support lead": [*SUPPORT_AGENT, "rewards.approvalrequest.approve_*"],
-    "Analyst": ["*.view_*", "reports.*", "-members.tenant.access_*"],
+    # Sees lists and reports; not staff accounts (password hashes, who holds which right) nor sessions.
+    "Analyst": ["*.view_*", "reports.*", "-members.tenant.access_*", "-auth.*", "-guardian.*", "-sessions.*"],
 }
 
 
