@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext as _
 
+from common.money import money_str
+
 HUNDRED = Decimal("100")
 
 
@@ -58,7 +60,7 @@ def discount_cap_errors(*, tenant, discount, gift_card_amount=None) -> dict[str,
     if percent is not None and percent > max_percent:
         errors["discount"] = _(
             "at most %(max)s %% for a junior marketer; a marketer allowed to launch campaigns may set more"
-        ) % {"max": max_percent.normalize()}
+        ) % {"max": format(max_percent.normalize(), "f")}
     max_amount = tenant.junior_max_discount_amount
     for key, value in (("discount", amount), ("gift_card.amount", gift)):
         if value is None or value <= 0 or key in errors:
@@ -69,7 +71,7 @@ def discount_cap_errors(*, tenant, discount, gift_card_amount=None) -> dict[str,
             ) % {"tenant": tenant.name}
         elif value > max_amount:
             errors[key] = _("at most %(max)s %(currency)s for a junior marketer") % {
-                "max": max_amount,
+                "max": money_str(max_amount),
                 "currency": tenant.currency,
             }
     return errors

@@ -45,8 +45,11 @@ def change_form(campaign, **overrides):
     return data
 
 
-def changelist(client):
-    return client.get(reverse("admin:campaigns_campaign_changelist")).content.decode()
+def changelist(client) -> list[str]:
+    """The names of the campaigns the list shows."""
+    page = client.get(reverse("admin:campaigns_campaign_changelist"))
+    assert page.status_code == 200
+    return [c.name for c in page.context["cl"].result_list]
 
 
 def grant(client, campaign, user, perms):
@@ -86,7 +89,7 @@ def test_a_marketer_reaches_another_marketers_campaign_only_once_granted_from_it
     client.force_login(owner)
     assert grant(client, campaign, other, []).status_code == 302  # revoked
     client.force_login(other)
-    assert change_url(campaign) not in changelist(client)
+    assert "Renamed by other" not in changelist(client)
 
 
 def test_a_view_grant_opens_the_page_read_only_and_a_post_is_refused(client, tenant):
@@ -166,5 +169,5 @@ def test_the_campaign_list_costs_a_constant_number_of_queries(client, tenant, dj
         changelist(client)
     CampaignFactory.create_batch(10, tenant=tenant, owner=marketer)
     with django_assert_max_num_queries(30):
-        page = changelist(client)
-    assert page.count("/change/") >= 13
+        names = changelist(client)
+    assert len(names) == 13
