@@ -50,6 +50,7 @@ ROLE_RULES: dict[str, list[str]] = {
         "members.segment.*",
         "-members.tenant.*",
         "-campaigns.campaign.*_every_campaign",  # their own campaigns and those granted to them
+        "-integrations.*integrationapikey.*",  # a key's id holds its hash: API keys are the Admins' alone
     ],
     # Builds and edits campaigns but does not launch them, delete them or touch their budgets' kill switch.
     "Junior marketer": [
@@ -68,7 +69,15 @@ ROLE_RULES: dict[str, list[str]] = {
     # A support agent who also decides the requests above other agents' limits (four eyes).
     "Support lead": [*SUPPORT_AGENT, "rewards.approvalrequest.approve_*"],
     # Sees lists and reports; not staff accounts (password hashes, who holds which right) nor sessions.
-    "Analyst": ["*.view_*", "reports.*", "-members.tenant.access_*", "-auth.*", "-guardian.*", "-sessions.*"],
+    "Analyst": [
+        "*.view_*",
+        "reports.*",
+        "-members.tenant.access_*",
+        "-auth.*",
+        "-guardian.*",
+        "-sessions.*",
+        "-integrations.*integrationapikey.*",
+    ],
 }
 
 
