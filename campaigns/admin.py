@@ -29,6 +29,7 @@ from campaigns.models import Campaign, CampaignAlert, CampaignType, Code, CodeGe
 from campaigns.selectors import campaign_stats, campaign_status
 from common.errors import ApplicationError
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedAdminMixin, TenantScopedReadOnlyAdmin, tenants_for_user
+from members.form_once import one_time, submitted_once
 from members.models import Member
 
 ENABLE_PERMISSION = services.ENABLE_PERMISSION
@@ -357,17 +358,20 @@ class CampaignAdmin(CampaignRightsMixin, TenantScopedAdmin):
         campaign = self._campaign_or_404(request, pk)
         if not self.has_change_permission(request, campaign):
             raise PermissionDenied
-        form = GenerateCodesForm(request.POST or None, initial={"pattern": campaign.code_pattern or "SPR-####-????"})
+        form = one_time(
+            GenerateCodesForm(request.POST or None, initial={"pattern": campaign.code_pattern or "SPR-####-????"})
+        )
         if request.method == "POST" and form.is_valid():
             try:
-                job = services.code_generation_start(
-                    campaign=campaign,
-                    count=form.cleaned_data["count"],
-                    pattern=form.cleaned_data["pattern"],
-                    user=request.user,
-                )
+                with submitted_once(form, user=request.user, name="code generation"):
+                    job = services.code_generation_start(
+                        campaign=campaign,
+                        count=form.cleaned_data["count"],
+                        pattern=form.cleaned_data["pattern"],
+                        user=request.user,
+                    )
             except ApplicationError as exc:
-                form.add_error("pattern", exc.message)
+                form.add_error(None if exc.code == "already_submitted" else "pattern", exc.message)
             else:
                 self.message_user(request, _("Generating %(n)d codes (job %(job)s).") % {"n": job.count, "job": job.pk})
                 return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))

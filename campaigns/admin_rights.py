@@ -79,9 +79,7 @@ def reaches(request, campaign: Campaign, *, change: bool) -> bool:
 
 def may_grant(request, campaign: Campaign) -> bool:
     user = request.user
-    return user.is_superuser or (
-        user.has_perm(GRANT) and (user.has_perm(CHANGE_EVERY) or campaign.owner_id == user.pk)
-    )
+    return user.is_superuser or (user.has_perm(GRANT) and (user.has_perm(CHANGE_EVERY) or campaign.owner_id == user.pk))
 
 
 class _GrantableOnly:

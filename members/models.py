@@ -1,6 +1,7 @@
 import zoneinfo
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -181,3 +182,19 @@ class SegmentMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} in {self.segment_id}"
+
+
+class FormSubmission(models.Model):
+    """A one-time token of an admin form that changes balances, codes or budgets, claimed when it is carried out.
+
+    The unique token makes a second POST of the same form (a double click, a browser retry) find it taken and
+    change nothing (`members.form_once`). Not tenant data: it only remembers that a form was sent.
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    form = models.CharField(max_length=100)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.form} {self.token[:8]}"

@@ -13,7 +13,7 @@ from common.errors import ApplicationError
 from tests.campaigns.test_admin import add_form
 from tests.campaigns.test_admin_rights import change_form, change_url, staff_of
 from tests.concurrency.test_ledger_concurrency import run_threads
-from tests.factories import CampaignFactory, TenantFactory
+from tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -159,7 +159,9 @@ def test_a_junior_cannot_save_a_discount_above_the_cap_in_the_form(client, tenan
     campaign.refresh_from_db()
     assert campaign.discount["value"] == "20"
     client.force_login(marketer)  # who may launch may also give more
-    assert client.post(url, add_form(tenant, name="Big", discount='{"type": "percent", "value": "40"}')).status_code == 302
+    assert (
+        client.post(url, add_form(tenant, name="Big", discount='{"type": "percent", "value": "40"}')).status_code == 302
+    )
 
 
 def test_the_cap_in_money_is_the_tenants_setting(client, tenant, people):
