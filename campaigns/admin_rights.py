@@ -37,6 +37,8 @@ from campaigns.models import ActivationRequest, Campaign
 from campaigns.services import ENABLE_PERMISSION
 from common.errors import ApplicationError
 from members.admin_tenancy import TenantScopedReadOnlyAdmin, tenants_for_user
+from members.form_once import FIELD as FORM_TOKEN
+from members.form_once import one_time, token_claim, token_release
 
 VIEW_EVERY = "campaigns.view_every_campaign"
 CHANGE_EVERY = "campaigns.change_every_campaign"
@@ -121,14 +123,20 @@ class CampaignRightsMixin:
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        if request.user.has_perm(ENABLE_PERMISSION):
-            return form
+        capped = not request.user.has_perm(ENABLE_PERMISSION)
 
-        class JuniorCapForm(form):
+        class CampaignRightsForm(form):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                one_time(self)
+                # Not required: the page sets absolute values, so a replay without the token sets the same
+                # values again; the token (which the page always sends) stops a browser retry or double click.
+                self.fields[FORM_TOKEN].required = False
+
             def clean(self):
                 cleaned = super().clean()
                 tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
-                if tenant is None or self.errors:
+                if not capped or tenant is None or self.errors:
                     return cleaned
                 discount = cleaned.get("discount", self.instance.discount)
                 amount = cleaned.get("gift_card_amount", self.instance.gift_card_amount)
@@ -139,7 +147,22 @@ class CampaignRightsMixin:
                     self.add_error(field if field in self.fields else None, message)
                 return cleaned
 
-        return JuniorCapForm
+        return CampaignRightsForm
+
+    def _changeform_view(self, request, object_id, form_url, extra_context):
+        """A second POST of the same page (its one-time token taken) changes nothing and says so."""
+        token = request.POST.get(FORM_TOKEN) if request.method == "POST" else None
+        if not token:
+            return super()._changeform_view(request, object_id, form_url, extra_context)
+        try:
+            claim = token_claim(token, user=request.user, name="campaign page")
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.WARNING)
+            return HttpResponseRedirect(request.get_full_path())
+        response = super()._changeform_view(request, object_id, form_url, extra_context)
+        if not isinstance(response, HttpResponseRedirect):  # shown again with its errors: nothing was saved
+            token_release(claim)
+        return response
 
     # --- the campaign page: rights link, activation request --------------------------------------------
 

@@ -34,21 +34,30 @@ def one_time(form: forms.Form) -> forms.Form:
     return form
 
 
+def token_claim(token: str, *, user, name: str) -> FormSubmission:
+    """Take `token` for good (a unique insert); `already_submitted` when it was taken before."""
+    try:
+        with transaction.atomic():
+            return FormSubmission.objects.create(
+                token=token, user=user if getattr(user, "pk", None) else None, form=name[:100]
+            )
+    except IntegrityError as exc:
+        raise ApplicationError("already_submitted", str(ALREADY_SUBMITTED), status=409) from exc
+
+
+def token_release(claim: FormSubmission) -> None:
+    """Give a token back when nothing was carried out (the form is shown again, to be corrected)."""
+    FormSubmission.objects.filter(pk=claim.pk).delete()
+
+
 @contextmanager
 def submitted_once(form: forms.Form, *, user, name: str = ""):
     """Claim the form's token for the block; raise `already_submitted` if it was claimed before.
 
     An exception leaving the block (a refusal by the service) gives the token back."""
-    token = form.cleaned_data[FIELD]
-    try:
-        with transaction.atomic():
-            claim = FormSubmission.objects.create(
-                token=token, user=user if getattr(user, "pk", None) else None, form=name or type(form).__name__
-            )
-    except IntegrityError as exc:
-        raise ApplicationError("already_submitted", str(ALREADY_SUBMITTED), status=409) from exc
+    claim = token_claim(form.cleaned_data[FIELD], user=user, name=name or type(form).__name__)
     try:
         yield claim
     except BaseException:
-        FormSubmission.objects.filter(pk=claim.pk).delete()
+        token_release(claim)
         raise
