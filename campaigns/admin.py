@@ -27,6 +27,7 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.widgets import ForeignKeyWidget
 
 from campaigns import services
+from campaigns.admin_rights import CampaignRightsMixin
 from campaigns.console.bulk import CampaignBulkActionsMixin
 from campaigns.console.forms import HOUR_FIELDS, LIMIT_HELP, IncentiveFieldsMixin
 from campaigns.console.glance import (
@@ -41,6 +42,7 @@ from campaigns.models import Campaign, CampaignAlert, CampaignType, Code, CodeGe
 from campaigns.selectors import campaign_stats, campaign_status
 from common.errors import ApplicationError
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedAdminMixin, TenantScopedReadOnlyAdmin, tenants_for_user
+from members.form_once import one_time, submitted_once
 from members.models import Member
 
 ENABLE_PERMISSION = services.ENABLE_PERMISSION
@@ -188,7 +190,7 @@ class GenerateCodesForm(forms.Form):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(CampaignGlanceMixin, CampaignBulkActionsMixin, TenantScopedAdmin):
+class CampaignAdmin(CampaignRightsMixin, CampaignGlanceMixin, CampaignBulkActionsMixin, TenantScopedAdmin):
     form = CampaignAdminForm
     list_display = (
         "name",
@@ -410,17 +412,20 @@ class CampaignAdmin(CampaignGlanceMixin, CampaignBulkActionsMixin, TenantScopedA
         campaign = self._campaign_or_404(request, pk)
         if not self.has_change_permission(request, campaign):
             raise PermissionDenied
-        form = GenerateCodesForm(request.POST or None, initial={"pattern": campaign.code_pattern or "SPR-####-????"})
+        form = one_time(
+            GenerateCodesForm(request.POST or None, initial={"pattern": campaign.code_pattern or "SPR-####-????"})
+        )
         if request.method == "POST" and form.is_valid():
             try:
-                job = services.code_generation_start(
-                    campaign=campaign,
-                    count=form.cleaned_data["count"],
-                    pattern=form.cleaned_data["pattern"],
-                    user=request.user,
-                )
+                with submitted_once(form, user=request.user, name="code generation"):
+                    job = services.code_generation_start(
+                        campaign=campaign,
+                        count=form.cleaned_data["count"],
+                        pattern=form.cleaned_data["pattern"],
+                        user=request.user,
+                    )
             except ApplicationError as exc:
-                form.add_error("pattern", exc.message)
+                form.add_error(None if exc.code == "already_submitted" else "pattern", exc.message)
             else:
                 self.message_user(request, _("Generating %(n)d codes (job %(job)s).") % {"n": job.count, "job": job.pk})
                 return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))

@@ -120,6 +120,10 @@ class Campaign(TenantOwned):
             ("enable_campaign", "Can enable (launch) and disable campaigns"),
             # Granted per campaign (django-guardian) to support agents: the campaigns of their apology coupons.
             ("use_campaign", "Can give this campaign's codes to members (support)"),
+            # Without these, a user reaches only the campaigns they own or were granted (campaigns.admin_rights).
+            ("view_every_campaign", "Can see every campaign of its tenants, not only its own and those granted"),
+            ("change_every_campaign", "Can change every campaign of its tenants, not only its own and those granted"),
+            ("grant_campaign", "Can grant and revoke other users' rights on the campaigns it may change"),
         ]
         indexes = [models.Index(fields=["tenant", "type", "enabled"])]
         constraints = [
@@ -378,3 +382,43 @@ class TriggerSegmentMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} in {self.trigger_id}"
+
+
+class ActivationRequest(TenantOwned):
+    """A junior marketer's request that a marketer with the enable right launch a campaign (four eyes).
+
+    Approval enables the campaign through `campaign_enable` in the same transaction as the conditional UPDATE
+    that moves the request out of `pending` (two approvers at once: one enables); the database refuses a
+    decision by the requester, as `rewards.ApprovalRequest` does.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        APPROVED = "approved", _("Approved: campaign enabled")
+        REJECTED = "rejected", _("Rejected")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="activation_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=300, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("requested_by")),
+                name="activation_not_by_requester",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign"], condition=Q(state="pending"), name="activation_one_pending_per_campaign"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "state", "requested_at"], name="activation_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} ({self.get_state_display()})"

@@ -46,3 +46,11 @@ def daily_triggers_sweep() -> int:
     for tenant_id in tenant_ids:
         publish_task(run_tenant_daily_triggers, tenant_id)
     return len(tenant_ids)
+
+
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
+def notify_activation_approvers(request_id: int) -> int:
+    """Email the marketers who may approve an activation request; returns how many were written to."""
+    from campaigns.activation import activation_approvers_notify
+
+    return activation_approvers_notify(request_id=request_id)

@@ -227,9 +227,11 @@ def _ensure_orders(tenant: Tenant, members: list[Member], rng: random.Random, no
 
 
 def _ensure_campaigns(tenant: Tenant, members: list[Member], now: dt.datetime) -> None:
+    # The demo marketer owns them: a marketer reaches the campaigns they own or were granted.
+    marketer = get_user_model().objects.filter(username="marketer").first()
     for data in _campaigns(now):
         if not Campaign.objects.for_tenant(tenant).filter(name=data["name"]).exists():
-            campaign_create(tenant=tenant, data=data)
+            campaign_create(tenant=tenant, data=data, user=marketer)
     spring = Campaign.objects.for_tenant(tenant).get(name="Spring 15")
     for member in members[:20]:
         publication_create(tenant=tenant, campaign=spring, member=member, channel="email")

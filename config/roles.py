@@ -50,6 +50,8 @@ ROLE_RULES: dict[str, list[str]] = {
         "members.segment.*",
         "-members.tenant.*",
         "-reports.auditentry.*",  # the audit page: Admins and Analysts
+        "-campaigns.campaign.*_every_campaign",  # their own campaigns and those granted to them
+        "-integrations.*integrationapikey.*",  # a key's id holds its hash: API keys are the Admins' alone
     ],
     # Builds and edits campaigns but does not launch them, delete them or touch their budgets' kill switch.
     "Junior marketer": [
@@ -57,6 +59,7 @@ ROLE_RULES: dict[str, list[str]] = {
         "campaigns.*.add_*",
         "campaigns.*.change_*",
         "-campaigns.*.enable_*",
+        "-campaigns.campaign.*_every_campaign",
         "members.*.view_*",
         "rewards.*.view_*",
         *LEDGER_VIEW,
@@ -67,7 +70,16 @@ ROLE_RULES: dict[str, list[str]] = {
     "Support agent": SUPPORT_AGENT,
     # A support agent who also decides the requests above other agents' limits (four eyes).
     "Support lead": [*SUPPORT_AGENT, "rewards.approvalrequest.approve_*"],
-    "Analyst": ["*.view_*", "reports.*", "-members.tenant.access_*"],
+    # Sees lists and reports; not staff accounts (password hashes, who holds which right) nor sessions.
+    "Analyst": [
+        "*.view_*",
+        "reports.*",
+        "-members.tenant.access_*",
+        "-auth.*",
+        "-guardian.*",
+        "-sessions.*",
+        "-integrations.*integrationapikey.*",
+    ],
 }
 
 

@@ -124,6 +124,9 @@ class IntegrationAPIKeyAdmin(TenantScopedAdmin):
         self.message_user(request, ngettext("%d key revoked.", "%d keys revoked.", count) % count)
 
 
+MANAGE_WEBHOOKS_PERMISSION = "integrations.change_webhookendpoint"
+
+
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=500, assume_scheme="https")
     event_types = forms.MultipleChoiceField(choices=[(t, t) for t in EVENT_TYPES], widget=forms.CheckboxSelectMultiple)
@@ -158,6 +161,13 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
     readonly_fields = ("enabled", "disabled_at", "disabled_reason", "created_at")
     inlines = [WebhookDeliveryInline]
     actions = ["enable_endpoints", "disable_endpoints"]
+
+    def get_fields(self, request, obj=None):
+        """The signing secret only for who manages endpoints: a view-only role would read it off the page."""
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm(MANAGE_WEBHOOKS_PERMISSION):
+            return fields
+        return [f for f in fields if f != "secret"]
 
     @admin.display(description=_("state"))
     def state(self, obj):

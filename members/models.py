@@ -1,7 +1,9 @@
 import zoneinfo
+from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -30,6 +32,23 @@ class Tenant(models.Model):
         default=False, help_text=_("Kill switch: refuses every redemption and earning of this tenant at once.")
     )
     frozen_reason = models.CharField(max_length=300, blank=True)
+    # What a junior marketer (who may not launch campaigns) may give at most: a percentage, and an amount in
+    # the tenant's currency for fixed-amount discounts and gift cards (empty: juniors set no such amount).
+    junior_max_discount_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("20"),
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text=_("The largest percentage discount a junior marketer may save."),
+    )
+    junior_max_discount_amount = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("The largest fixed discount or gift card amount (tenant currency) a junior marketer may save."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords()
@@ -163,3 +182,19 @@ class SegmentMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} in {self.segment_id}"
+
+
+class FormSubmission(models.Model):
+    """A one-time token of an admin form that changes balances, codes or budgets, claimed when it is carried out.
+
+    The unique token makes a second POST of the same form (a double click, a browser retry) find it taken and
+    change nothing (`members.form_once`). Not tenant data: it only remembers that a form was sent.
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    form = models.CharField(max_length=100)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.form} {self.token[:8]}"

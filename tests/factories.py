@@ -177,3 +177,10 @@ def earning_setup(tenant=None, *, expiry=None, **rule_fields):
     rule = EarningRuleFactory(program=program, **rule_fields)
     member = MemberFactory(tenant=tenant)
     return program, rule, member
+
+
+def form_token() -> str:
+    """A fresh one-time token for a guarded admin form (`members.form_once`), as the rendered form carries."""
+    import secrets
+
+    return secrets.token_urlsafe(24)

@@ -25,6 +25,7 @@ from loyalty.models import LedgerEntry, Tier
 from loyalty.services.tiers import tier_assign
 from members import admin as members_admin
 from members.admin_tenancy import tenants_for_user
+from members.form_once import one_time, submitted_once
 from members.models import Member
 from members.services import member_set_status
 from rewards.admin.redemption import APPLY_PERMISSION, ROLLBACK_PERMISSION
@@ -148,13 +149,14 @@ class MemberAdmin(members_admin.MemberAdmin):
         if not request.user.has_perm(PUBLISH_PERMISSION):
             raise PermissionDenied
         campaigns = campaigns_usable_by(request.user, member.tenant).order_by("name")
-        form = ApologyForm(request.POST or None, campaigns=campaigns)
+        form = one_time(ApologyForm(request.POST or None, campaigns=campaigns))
         if request.method == "POST" and form.is_valid():
             campaign, reason = form.cleaned_data["campaign"], form.cleaned_data["reason"]
             try:
-                publication, created, emailed, approval = apology_give_or_request(
-                    campaign=campaign, member=member, staff_user=request.user, reason=reason
-                )
+                with submitted_once(form, user=request.user, name="apology coupon"):
+                    publication, created, emailed, approval = apology_give_or_request(
+                        campaign=campaign, member=member, staff_user=request.user, reason=reason
+                    )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -191,13 +193,14 @@ class MemberAdmin(members_admin.MemberAdmin):
         member = self._member(request, pk)
         if not request.user.has_perm(ADJUST_PERMISSION):
             raise PermissionDenied
-        form = AdjustPointsForm(request.POST or None)
+        form = one_time(AdjustPointsForm(request.POST or None))
         if request.method == "POST" and form.is_valid():
             points, reason = form.cleaned_data["points"], form.cleaned_data["reason"]
             try:
-                entry, approval = adjustment_apply_or_request(
-                    member=member, points=points, reason=reason, staff_user=request.user
-                )
+                with submitted_once(form, user=request.user, name="points adjustment"):
+                    entry, approval = adjustment_apply_or_request(
+                        member=member, points=points, reason=reason, staff_user=request.user
+                    )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:

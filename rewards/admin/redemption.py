@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from common.errors import ApplicationError
 from loyalty.models import Order
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
+from members.form_once import one_time, submitted_once
 from members.models import Member
 from rewards.admin.explain import explain_link
 from rewards.models import GiftCardTransaction, Redemption, RedemptionCode, ReferralGrant, Reward, RewardPurchase
@@ -143,7 +144,7 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
             raise PermissionDenied
         # The member story links here with the tenant and member filled in (GET), so no id is typed.
         initial = request.GET.dict() if request.method == "GET" else None
-        form = ApplyForm(request.POST or None, initial=initial, tenants=tenants_for_user(request.user))
+        form = one_time(ApplyForm(request.POST or None, initial=initial, tenants=tenants_for_user(request.user)))
         preview = member = None
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -163,9 +164,10 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
                     if "apply" not in request.POST:  # first the preview: nothing is written
                         preview = {"result": validate(**arguments, trace=False).as_dict(), "as_of": as_of}
                     else:
-                        redemption = redeem(
-                            **arguments, order_id=data["order_id"], channel="admin", staff_user=request.user
-                        )
+                        with submitted_once(form, user=request.user, name="redemption after the fact"):
+                            redemption = redeem(
+                                **arguments, order_id=data["order_id"], channel="admin", staff_user=request.user
+                            )
                 except ApplicationError as exc:
                     reasons = [f"{c['code']}: {c['reason']}" for c in exc.details.get("codes", []) if not c["valid"]]
                     form.add_error(None, f"{exc.message} {'; '.join(reasons)}")
@@ -187,10 +189,11 @@ class RedemptionAdmin(TenantScopedReadOnlyAdmin):
         redemption = get_object_or_404(self.get_queryset(request), pk=pk)
         if not request.user.has_perm(ROLLBACK_PERMISSION):
             raise PermissionDenied
-        form = RollbackForm(request.POST or None)
+        form = one_time(RollbackForm(request.POST or None))
         if request.method == "POST" and form.is_valid():
             try:
-                redemption_rollback(redemption=redemption, reason=form.cleaned_data["reason"], user=request.user)
+                with submitted_once(form, user=request.user, name="rollback"):
+                    redemption_rollback(redemption=redemption, reason=form.cleaned_data["reason"], user=request.user)
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:

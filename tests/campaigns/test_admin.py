@@ -7,7 +7,7 @@ from campaigns.admin import CodeResource
 from campaigns.models import Campaign, CampaignAlert, Code, CodeGenerationJob
 from rewards.models import Redemption
 from rewards.services.redemption import redeem
-from tests.factories import CampaignFactory, CodeFactory, EngineMemberFactory, UserFactory
+from tests.factories import CampaignFactory, CodeFactory, EngineMemberFactory, UserFactory, form_token
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +75,7 @@ def test_junior_marketer_cannot_launch_from_the_admin(client, tenant):
     assert campaign.enabled is False
     marketer = staff("Marketer")
     assign_perm("members.access_tenant", marketer, tenant)
+    assign_perm("campaigns.change_campaign", marketer, campaign)  # a marketer reaches campaigns owned or granted
     client.force_login(marketer)
     confirm = {"action": "enable_selected", "_selected_action": [campaign.pk], "confirm": "yes", "reason": "launch"}
     client.post(changelist, confirm)
@@ -87,7 +88,7 @@ def test_bulk_generation_from_the_admin_runs_as_a_task(client, superuser, tenant
     client.force_login(superuser)
     url = reverse("admin:campaigns_campaign_generate_codes", args=[campaign.pk])
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(url, {"count": 500, "pattern": "ADM-####-????"})
+        response = client.post(url, {"count": 500, "pattern": "ADM-####-????", "form_token": form_token()})
     assert response.status_code == 302
     assert CodeGenerationJob.objects.get().status == "done"
     assert Code.objects.filter(campaign=campaign, code__startswith="ADM-").count() == 500
@@ -141,7 +142,7 @@ def test_redemption_rollback_from_the_admin(client, tenant):
     assign_perm("members.access_tenant", agent, tenant)
     client.force_login(agent)
     url = reverse("admin:rewards_redemption_rollback", args=[redemption.pk])
-    assert client.post(url, {"reason": "customer complaint"}).status_code == 302
+    assert client.post(url, {"reason": "customer complaint", "form_token": form_token()}).status_code == 302
     redemption.refresh_from_db()
     assert redemption.status == Redemption.Status.ROLLED_BACK and redemption.rollback.user == agent
     analyst = staff("Analyst")
@@ -158,7 +159,13 @@ def test_support_agent_applies_codes_after_the_fact(client, tenant):
     assign_perm("members.access_tenant", agent, tenant)
     client.force_login(agent)
     url = reverse("admin:rewards_redemption_apply")
-    form = {"tenant": tenant.pk, "member": member.external_id, "order_id": "late-1", "amount": "40.00"}
+    form = {
+        "tenant": tenant.pk,
+        "member": member.external_id,
+        "order_id": "late-1",
+        "amount": "40.00",
+        "form_token": form_token(),
+    }
     page = client.post(url, {**form, "codes": "NOPE-1", "apply": "1"}).content.decode()
     assert "NOPE-1: code_not_found" in page and not Redemption.objects.exists()
     assert client.post(url, {**form, "codes": code.code.lower(), "apply": "1"}).status_code == 302

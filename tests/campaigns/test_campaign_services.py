@@ -181,7 +181,7 @@ def test_junior_marketer_and_support_agent_cannot_launch(tenant):
         assert caught.value.status == 403
         # What they create waits for a marketer to launch it.
         created = campaign_create(
-            tenant=tenant, data={"name": "Draft", "discount": {"type": "amount", "value": "1"}}, user=user
+            tenant=tenant, data={"name": "Draft", "discount": {"type": "percent", "value": "5"}}, user=user
         )
         assert created.enabled is False
     marketer = UserFactory()

@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
-from campaigns.models import CampaignTrigger, Channel, Code, Publication, TriggerFiring
+from campaigns.models import Campaign, CampaignTrigger, Channel, Code, Publication, TriggerFiring
 from campaigns.triggers import campaign_trigger_summary, triggers_run_daily
 from loyalty.services.earning import custom_event_record
 from members.models import Segment, SegmentMember
@@ -326,7 +326,9 @@ def test_admin_lists_firings_of_own_tenants_filterable_in_constant_queries(
         for n in range(4):
             member_upsert(tenant=tenant, external_id=f"c-{n}", email=f"c{n}@example.com", marketing_consent=n > 0)
         member_upsert(tenant=other.tenant, external_id="x-1", email="x@example.com", marketing_consent=True)
-    client.force_login(marketer_of(tenant))
+    marketer = marketer_of(tenant)
+    Campaign.objects.filter(pk=campaign.pk).update(owner=marketer)  # a marketer opens the campaigns they own
+    client.force_login(marketer)
     url = reverse("admin:campaigns_triggerfiring_changelist")
     with django_assert_max_num_queries(15):
         response = client.get(url, {"campaign__id__exact": campaign.pk, "state__exact": "skipped"})

@@ -19,6 +19,7 @@ from tests.factories import (
     WebhookEndpointFactory,
     api_key_for,
     earning_setup,
+    form_token,
 )
 from tests.integrations.webhook_receiver import Receiver
 from tests.outage import DEAD_REDIS, ThrowawayRedis, celery_broker, redis_cache
@@ -237,7 +238,7 @@ def test_bulk_code_generation_from_the_admin_is_recorded_with_the_broker_down(cl
     caplog.set_level(logging.WARNING)
     url = reverse("admin:campaigns_campaign_generate_codes", args=[campaign.pk])
     with celery_broker(DEAD_REDIS):
-        response = client.post(url, {"count": 500, "pattern": "ADM-####-????"})
+        response = client.post(url, {"count": 500, "pattern": "ADM-####-????", "form_token": form_token()})
     assert response.status_code == 302
     assert CodeGenerationJob.objects.get(campaign=campaign).status == "pending"  # waits for a worker
     assert any("generate_codes_job" in r.getMessage() for r in caplog.records), caplog.text

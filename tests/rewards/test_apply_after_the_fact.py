@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from rewards.models import Redemption
 from rewards.services.checkout import order_checkout
-from tests.factories import CampaignFactory, CodeFactory, earning_setup
+from tests.factories import CampaignFactory, CodeFactory, earning_setup, form_token
 from tests.rewards.test_member_story import agent_of
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,13 @@ def late(tenant):
 def test_the_codes_are_judged_at_the_orders_time_previewed_then_applied(client, tenant, late):
     member = late
     client.force_login(agent_of(tenant))
-    form = {"tenant": tenant.pk, "member": member.external_id, "order_id": "o-late", "amount": "70.00"}
+    form = {
+        "tenant": tenant.pk,
+        "member": member.external_id,
+        "order_id": "o-late",
+        "amount": "70.00",
+        "form_token": form_token(),
+    }
     # The agent picks the member's order from the list (its time comes with it).
     page = client.get(URL, {"tenant": tenant.pk, "member": member.external_id})
     assert [o.order_id for o in page.context["orders"]] == ["o-late"]
@@ -56,7 +62,13 @@ def test_the_codes_are_judged_at_the_orders_time_previewed_then_applied(client, 
 def test_as_of_now_the_ended_campaign_refuses_and_a_future_time_is_refused(client, tenant, late):
     member = late
     client.force_login(agent_of(tenant))
-    form = {"tenant": tenant.pk, "member": member.external_id, "order_id": "o-new", "amount": "70.00"}
+    form = {
+        "tenant": tenant.pk,
+        "member": member.external_id,
+        "order_id": "o-new",
+        "amount": "70.00",
+        "form_token": form_token(),
+    }
     page = client.post(URL, {**form, "codes": "APRIL-1", "preview": "1"})  # no recorded order o-new: now
     assert page.context["preview"]["result"]["codes"][0]["reason"] == "campaign_ended"
     assert 'name="apply"' not in page.content.decode()  # nothing to apply after a refused preview

@@ -10,7 +10,7 @@ from loyalty.models import LedgerEntry
 from rewards.models import ApprovalRequest
 from rewards.services.approvals import adjustment_apply_or_request, approval_decide
 from tests.concurrency.test_ledger_concurrency import run_threads
-from tests.factories import MemberFactory, ProgramFactory, TenantFactory
+from tests.factories import MemberFactory, ProgramFactory, TenantFactory, form_token
 from tests.rewards.test_member_story import agent_of
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,9 @@ def test_above_the_limit_the_adjustment_waits_and_approvers_are_told(
     client.force_login(agent)
     url = reverse("admin:members_member_adjust", args=[member.pk])
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client.post(url, {"points": 800, "reason": "lost parcel, big order"}, follow=True)
+        answer = client.post(
+            url, {"points": 800, "reason": "lost parcel, big order", "form_token": form_token()}, follow=True
+        )
     assert "a second person will approve or reject it" in answer.content.decode()
     request = ApprovalRequest.objects.get()
     assert (request.points, request.requested_by, request.state) == (800, agent, "pending")
@@ -137,13 +139,13 @@ def test_the_second_apology_of_the_day_waits_and_approval_gives_the_code_once_wi
     client.force_login(agent)
     first = client.post(
         reverse("admin:members_member_apology", args=[member.pk]),
-        {"campaign": campaign.pk, "reason": "late parcel", "confirm": "on"},
+        {"campaign": campaign.pk, "reason": "late parcel", "confirm": "on", "form_token": form_token()},
     )
     assert first.status_code == 302 and member.publications.count() == 1
     with django_capture_on_commit_callbacks(execute=True):
         answer = client.post(
             reverse("admin:members_member_apology", args=[second.pk]),
-            {"campaign": campaign.pk, "reason": "broken item", "confirm": "on"},
+            {"campaign": campaign.pk, "reason": "broken item", "confirm": "on", "form_token": form_token()},
             follow=True,
         )
     assert "a second person will approve or reject this one" in answer.content.decode()

@@ -26,6 +26,7 @@ from tests.factories import (
     TierFactory,
     UserFactory,
     earning_setup,
+    form_token,
 )
 
 pytestmark = pytest.mark.django_db
@@ -201,11 +202,19 @@ def test_an_agent_gives_an_apology_coupon_from_a_campaign_they_may_use(
     page = client.get(url)
     assert list(page.context["form"].fields["campaign"].queryset) == [allowed]
     # A direct POST with a campaign the agent may not use is refused like the missing choice.
-    refused = client.post(url, {"campaign": other.pk, "reason": "late parcel", "confirm": "on"})
+    refused = client.post(
+        url, {"campaign": other.pk, "reason": "late parcel", "confirm": "on", "form_token": form_token()}
+    )
     assert refused.status_code == 200 and not member.publications.exists()
-    assert not client.post(url, {"campaign": allowed.pk, "reason": " ", "confirm": "on"}).context["form"].is_valid()
+    assert (
+        not client.post(url, {"campaign": allowed.pk, "reason": " ", "confirm": "on", "form_token": form_token()})
+        .context["form"]
+        .is_valid()
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        done = client.post(url, {"campaign": allowed.pk, "reason": "late parcel", "confirm": "on"})
+        done = client.post(
+            url, {"campaign": allowed.pk, "reason": "late parcel", "confirm": "on", "form_token": form_token()}
+        )
     assert done.status_code == 302 and done["Location"].endswith("#codes")
     publication = member.publications.get()
     assert (publication.code.code, publication.channel) == ("SORRY-1", "support")
@@ -225,7 +234,9 @@ def test_no_email_without_consent_and_no_page_without_the_right(
     client.force_login(marketer)
     url = reverse("admin:members_member_apology", args=[member.pk])
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client.post(url, {"campaign": campaign.pk, "reason": "goodwill", "confirm": "on"})
+        answer = client.post(
+            url, {"campaign": campaign.pk, "reason": "goodwill", "confirm": "on", "form_token": form_token()}
+        )
     assert answer.status_code == 302
     assert member.publications.get().code.code == "QUIET-1" and mailoutbox == []
     client.force_login(agent_of(tenant, role="Analyst"))
@@ -237,18 +248,23 @@ def test_an_agent_suspends_and_reactivates_a_member_with_a_reason(client, tenant
     agent = agent_of(tenant)
     client.force_login(agent)
     url = reverse("admin:members_member_status", args=[member.pk])
-    assert not client.post(url, {"reason": "", "confirm": "on"}).context["form"].is_valid()
-    assert client.post(url, {"reason": "chargeback fraud", "confirm": "on"}).status_code == 302
+    assert not client.post(url, {"reason": "", "confirm": "on", "form_token": form_token()}).context["form"].is_valid()
+    assert (
+        client.post(url, {"reason": "chargeback fraud", "confirm": "on", "form_token": form_token()}).status_code == 302
+    )
     member.refresh_from_db()
     assert member.is_suspended and member.status_reason == "chargeback fraud"
     story = client.get(story_url(member)).content.decode()
     assert "Suspended since" in story and "Suspended: chargeback fraud" in story
     assert member.history.first().history_user == agent
-    assert client.post(url, {"reason": "cleared by the bank", "confirm": "on"}).status_code == 302
+    assert (
+        client.post(url, {"reason": "cleared by the bank", "confirm": "on", "form_token": form_token()}).status_code
+        == 302
+    )
     member.refresh_from_db()
     assert member.status == "active"
     client.force_login(agent_of(tenant, role="Analyst"))  # may read, may not change
-    assert client.post(url, {"reason": "x", "confirm": "on"}).status_code == 403
+    assert client.post(url, {"reason": "x", "confirm": "on", "form_token": form_token()}).status_code == 403
     member.refresh_from_db()
     assert member.status == "active"
 
