@@ -18,7 +18,7 @@ def code_email_send(*, publication_id: int, message: str = "") -> bool:
     publication = (
         Publication.objects.select_related("member", "campaign", "code", "tenant").filter(pk=publication_id).first()
     )
-    if publication is None or not publication.member.email or not publication.member.marketing_consent:
+    if publication is None or not publication.member.email or not publication.member.email_consent:
         return False
     context = {
         "tenant": publication.tenant,

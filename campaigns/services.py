@@ -584,7 +584,7 @@ def apology_code_give(*, campaign: Campaign, member, staff_user, reason: str) ->
     publication, created = publication_create(
         tenant=member.tenant, campaign=campaign, member=member, channel=Channel.SUPPORT
     )
-    emailed = bool(member.email and member.marketing_consent)
+    emailed = bool(member.email and member.email_consent)
     if emailed:
         enqueue(send_code_email, publication.pk)
     return publication, created, emailed
