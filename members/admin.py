@@ -10,7 +10,6 @@ from members.models import CONSENT_CHANNELS, ConsentChange, CustomEvent, Member,
 from members.selectors import segment_members
 from members.services import MEMBER_FIELDS, member_fields_errors, member_upsert, tenant_set_frozen
 
-
 CONSENT_HISTORY_ROWS = 20
 CONSENT_FIELDS = tuple(f"{channel}_consent" for channel in CONSENT_CHANNELS)
 
