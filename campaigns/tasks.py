@@ -2,8 +2,9 @@
 
 from celery import shared_task
 
-from campaigns import services
+from campaigns import distribution, reminders, services
 from campaigns.emails import code_email_send
+from common.side_effects import publish_task
 
 
 @shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=29 * 60)
@@ -24,3 +25,18 @@ def circuit_breaker_sweep() -> list[int]:
 def send_code_email(publication_id: int, message: str = "") -> bool:
     """The code's email to its member (consent checked at sending time); retried while the mail server is down."""
     return code_email_send(publication_id=publication_id, message=message)
+
+
+@shared_task(acks_late=True, time_limit=15 * 60, soft_time_limit=14 * 60)
+def run_segment_send(send_id: int) -> bool:
+    """A few batches of a send to a segment, then queue itself again while members are pending (idempotent)."""
+    more = distribution.segment_send_run(send_id=send_id)
+    if more:
+        publish_task(run_segment_send, send_id)
+    return more
+
+
+@shared_task(time_limit=10 * 60, soft_time_limit=9 * 60)
+def reminders_sweep() -> dict:
+    """Every few minutes (beat): write the reminders that fell due and send them, in batches; safe to overlap."""
+    return reminders.reminders_send_due().as_dict()

@@ -202,6 +202,8 @@ CELERY_BEAT_SCHEDULE = {
     "tiers-reevaluate": {"task": "loyalty.tasks.reevaluate_tiers", "schedule": 86400.0},
     # Campaigns: pause campaigns whose redemption rate or budget burn runs away.
     "campaigns-circuit-breaker": {"task": "campaigns.tasks.circuit_breaker_sweep", "schedule": 60.0},
+    # Campaigns: reminder sequences, one sweep over their state table (writes what fell due, sends it in batches).
+    "campaigns-reminders-sweep": {"task": "campaigns.tasks.reminders_sweep", "schedule": 300.0},
     # Support: evaluation traces older than TRACE_RETENTION_DAYS go.
     "evaluation-traces-prune": {"task": "rewards.tasks.prune_evaluation_traces", "schedule": 3600.0},
 }
