@@ -258,7 +258,10 @@ class CampaignAdmin(TenantScopedAdmin):
 
     def page_links(self, obj) -> list[tuple[str, str]]:
         """(label, address) of the campaign's own pages, shown with its figures."""
-        return [(_("Generate codes"), reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk]))]
+        return [
+            (_("Generate codes"), reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk])),
+            *distribution_links(obj),
+        ]
 
     @admin.display(description=_("stats"))
     def stats_at_a_glance(self, obj):
@@ -540,3 +543,6 @@ class CampaignAlertAdmin(TenantScopedReadOnlyAdmin):
 class CodeGenerationJobAdmin(TenantScopedReadOnlyAdmin):
     list_display = ("campaign", "pattern", "count", "created", "status", "created_at", "finished_at")
     list_filter = ("status", "tenant")
+
+
+from campaigns.admin_distribution import distribution_links  # noqa: E402 - registers the distribution pages

@@ -304,7 +304,10 @@ class SegmentSend(TenantOwned):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        permissions = [("start_segmentsend", "Can send a campaign's codes to a segment")]
+        permissions = [
+            ("start_segmentsend", "Can send a campaign's codes to a segment"),
+            ("export_publications", "Can export a campaign's publications and codes (CSV, with members' emails)"),
+        ]
         indexes = [models.Index(fields=["campaign", "-created_at"], name="segment_send_campaign")]
 
     def __str__(self) -> str:

@@ -50,6 +50,27 @@ class SweepResult:
 # --- the steps (admin) ------------------------------------------------------------------------------------
 
 
+def _clean_step(errors: FieldErrors, campaign, days_after, message, subject, step) -> tuple[str, str]:
+    ok = isinstance(days_after, int) and not isinstance(days_after, bool) and 1 <= days_after <= MAX_DAYS
+    errors.check(ok, "days_after", f"must be 1 to {MAX_DAYS}")
+    message = errors.text(message, "message", required=True, max_length=5000, strip=True)
+    subject = errors.text(subject, "subject", max_length=200, strip=True)
+    taken = ReminderStep.objects.filter(campaign=campaign, days_after=days_after if ok else -1)
+    if step is not None and step.pk is not None:
+        taken = taken.exclude(pk=step.pk)
+    errors.check(not (ok and taken.exists()), "days_after", "this campaign already has a reminder on that day")
+    return message, subject
+
+
+def reminder_step_errors(
+    *, campaign: Campaign, days_after, message, subject: str = "", step: ReminderStep | None = None
+) -> dict[str, str]:
+    """What `reminder_step_save` would refuse ({field: message}), for forms that check before saving."""
+    errors = FieldErrors()
+    _clean_step(errors, campaign, days_after, message, subject, step)
+    return errors.details
+
+
 def reminder_step_save(
     *,
     campaign: Campaign,
@@ -62,16 +83,10 @@ def reminder_step_save(
 ) -> ReminderStep:
     """Create or change a step of a campaign's reminder sequence; 400 `validation_error` with the fields at fault."""
     errors = FieldErrors()
-    errors.check(isinstance(days_after, int) and 1 <= days_after <= MAX_DAYS, "days_after", f"must be 1 to {MAX_DAYS}")
-    message = errors.text(message, "message", required=True, max_length=5000, strip=True)
-    subject = errors.text(subject, "subject", max_length=200, strip=True)
-    taken = ReminderStep.objects.filter(campaign=campaign, days_after=days_after)
-    if step is not None:
-        taken = taken.exclude(pk=step.pk)
-    errors.check(not taken.exists(), "days_after", "this campaign already has a reminder on that day")
+    message, subject = _clean_step(errors, campaign, days_after, message, subject, step)
     errors.raise_if_any("validation_error", "The reminder is not valid.")
     with transaction.atomic(durable=True):
-        if step is None:
+        if step is None or step.pk is None:
             step = ReminderStep(tenant_id=campaign.tenant_id, campaign=campaign)
         elif step.campaign_id != campaign.pk:
             raise ApplicationError("validation_error", "A reminder stays with its campaign.")
