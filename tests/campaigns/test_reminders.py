@@ -109,3 +109,25 @@ def test_steps_are_checked(sequence):
     assert set(refused.value.details) == {"days_after", "message"}
     with pytest.raises(ApplicationError):
         reminder_step_save(campaign=campaign, days_after=0, message="x")
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_the_beat_sweep_sends_through_a_real_worker(celery_worker_app, tenant):
+    from campaigns.tasks import reminders_sweep
+    from config.tasks import ping
+
+    campaign = CampaignFactory(tenant=tenant)
+    CodeFactory(campaign=campaign)
+    with at(-1):
+        reminder_step_save(campaign=campaign, days_after=3, message="From the worker.")
+    member = MemberFactory(tenant=tenant, email_consent=True)
+    with at(0):
+        publication_create(tenant=tenant, campaign=campaign, member=member)
+    with time_machine.travel(T0 + dt.timedelta(days=3.5), tick=True):  # a ticking clock: the result wait needs it
+        reminders_sweep.delay()
+        reminders_sweep.delay()
+        # The solo worker takes tasks in order: once this answers, both sweeps have run (they keep no result).
+        assert ping.delay().get(timeout=30)["pong"] is True
+    assert ReminderDelivery.objects.get().state == "sent"
+    assert [m.to for m in mail.outbox] == [[member.email]] and "From the worker." in mail.outbox[0].body

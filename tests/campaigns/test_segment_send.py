@@ -125,3 +125,22 @@ def test_a_second_start_while_one_runs_is_refused_and_other_tenants_segments_too
         segment_send_start(campaign=campaign, segment=foreign)
     assert "segment" in refused.value.details
     assert SegmentSendRecipient.objects.count() == 0
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_send_runs_through_a_real_worker(celery_worker_app, tenant):
+    import time
+
+    campaign = CampaignFactory(tenant=tenant)
+    CodeFactory.create_batch(5, campaign=campaign)
+    MemberFactory.create_batch(4, tenant=tenant, country="GB", email_consent=True)
+    send = segment_send_start(campaign=campaign, segment=gb_segment(tenant))  # commits: the task is queued
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        send.refresh_from_db()
+        if send.status == "done":
+            break
+        time.sleep(0.2)
+    assert send.status == "done"
+    assert segment_send_progress(send)["sent"] == 4 and len(mail.outbox) == 4
