@@ -16,12 +16,13 @@ from rewards.services.catalog import reward_purchase, reward_purchase_document
 
 
 class ConsentInputSerializer(InputSerializer):
+    unknown_fields = "refused"  # a misspelt channel would otherwise leave the member's consent unchanged
+
     email = serializers.BooleanField(required=False)
     sms = serializers.BooleanField(required=False)
     push = serializers.BooleanField(required=False)
 
     def to_internal_value(self, data):
-        # A misspelt channel would otherwise be dropped silently and the member's consent left unchanged.
         if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
             raise serializers.ValidationError({name: [_("Unknown channel.")] for name in unknown})
         return super().to_internal_value(data)
