@@ -326,6 +326,7 @@ class CampaignAdmin(CampaignRightsMixin, CampaignGlanceMixin, CampaignBulkAction
             (_("Generate codes"), reverse("admin:campaigns_campaign_generate_codes", args=[obj.pk])),
             (_("Codes of this campaign"), reverse("admin:campaigns_code_changelist") + f"?campaign={obj.pk}"),
             *admin_triggers.campaign_trigger_links(obj),  # what its triggers did (campaigns.admin_triggers)
+            *distribution_links(obj),
         ]
 
     @admin.display(description=_("stats"))
@@ -602,3 +603,4 @@ class CodeGenerationJobAdmin(TenantScopedReadOnlyAdmin):
 
 
 from campaigns import admin_triggers  # noqa: E402 - the triggers' console, registered with this one
+from campaigns.admin_distribution import distribution_links  # noqa: E402 - registers the distribution pages

@@ -18,7 +18,7 @@ def code_email_send(*, publication_id: int, message: str = "") -> bool:
     publication = (
         Publication.objects.select_related("member", "campaign", "code", "tenant").filter(pk=publication_id).first()
     )
-    if publication is None or not publication.member.email or not publication.member.marketing_consent:
+    if publication is None or not publication.member.email or not publication.member.email_consent:
         return False
     context = {
         "tenant": publication.tenant,
@@ -31,6 +31,27 @@ def code_email_send(*, publication_id: int, message: str = "") -> bool:
     email = EmailMultiAlternatives(
         subject, render_to_string("emails/code_given.txt", context), to=[publication.member.email]
     )
+    email.attach_alternative(render_to_string("emails/code_given.html", context), "text/html")
+    email.send()
+    return True
+
+
+def code_reminder_send(*, delivery) -> bool:
+    """A reminder of a code still unused (a `ReminderDelivery` with its step, code, member, campaign, tenant
+    loaded); False when the member does not consent to email now. Same branded layout as the code's email."""
+    member = delivery.member
+    if not member.email or not member.email_consent:
+        return False
+    context = {
+        "tenant": delivery.tenant,
+        "member": member,
+        "campaign": delivery.campaign,
+        "code": delivery.code,
+        "message": delivery.step.message,
+        "reminder": True,
+    }
+    subject = delivery.step.subject or render_to_string("emails/code_reminder_subject.txt", context).strip()
+    email = EmailMultiAlternatives(subject, render_to_string("emails/code_given.txt", context), to=[member.email])
     email.attach_alternative(render_to_string("emails/code_given.html", context), "text/html")
     email.send()
     return True

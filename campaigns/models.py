@@ -422,3 +422,142 @@ class ActivationRequest(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.campaign} ({self.get_state_display()})"
+
+
+# --- distribution: sends to a segment, reminder sequences (see `campaigns.distribution`, `campaigns.reminders`) ---
+
+
+class SegmentSend(TenantOwned):
+    """One "send a code of this campaign to every member of that segment now", run by a task in batches.
+
+    Its members are listed once, when it starts, as `SegmentSendRecipient` rows (one per member, unique): the
+    run works through the pending rows only, so running it again, or twice at once, sends nobody twice.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting to start")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
+        STOPPED = "stopped", _("Stopped (the campaign refused further codes)")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="segment_sends")
+    segment = models.ForeignKey("members.Segment", on_delete=models.PROTECT, related_name="+")
+    message = models.TextField(blank=True, help_text=_("Shown above the code in the email (optional)."))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    stop_reason = models.CharField(max_length=300, blank=True)
+    recipients_listed = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [
+            ("start_segmentsend", "Can send a campaign's codes to a segment"),
+            ("export_publications", "Can export a campaign's publications and codes (CSV, with members' emails)"),
+        ]
+        indexes = [models.Index(fields=["campaign", "-created_at"], name="segment_send_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} -> segment {self.segment_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.RUNNING)
+
+
+class SegmentSendRecipient(models.Model):
+    """A member of a segment send and what happened to them; the unique (send, member) is the "only once"."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        CLAIMED = "claimed", _("Being sent")
+        SENT = "sent", _("Sent")
+        SKIPPED_CONSENT = "skipped_consent", _("Skipped: no email consent")
+        SKIPPED_HELD = "skipped_held", _("Skipped: already holds a code of the campaign")
+        FAILED = "failed", _("Failed")
+
+    send = models.ForeignKey(SegmentSend, on_delete=models.CASCADE, related_name="recipients", db_index=False)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_index=False)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    claim = models.CharField(max_length=32, blank=True)
+    publication = models.ForeignKey(
+        Publication, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    error = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["send", "member"], name="segment_send_recipient_once")]
+        indexes = [models.Index(fields=["send", "state", "id"], name="segment_send_recipient_state")]
+
+    def __str__(self) -> str:
+        return f"{self.send_id}:{self.member_id} {self.state}"
+
+
+class ReminderStep(TenantOwned):
+    """A follow-up of a campaign: N days after a code was published, email its member if it is still unused.
+
+    Not retroactive: a step reminds only publications that become due after it was created, so adding a step
+    to a running campaign does not email everyone who got a code months ago.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="reminder_steps")
+    days_after = models.PositiveSmallIntegerField(help_text=_("Days after the code was published."))
+    subject = models.CharField(max_length=200, blank=True, help_text=_("Empty: a standard subject."))
+    message = models.TextField(help_text=_("The text of this reminder, shown above the code."))
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["campaign", "days_after"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "days_after"], name="reminder_step_one_per_day"),
+            models.CheckConstraint(condition=Q(days_after__gte=1), name="reminder_step_days_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return _("Day %(days)s reminder") % {"days": self.days_after}
+
+
+class ReminderDelivery(TenantOwned):
+    """The state of one reminder step for one publication: written by the sweep once due, then claimed, sent or
+    stopped. The unique (step, publication) makes every reminder at most once, whatever the number of sweeps."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Due")
+        CLAIMED = "claimed", _("Being sent")
+        SENT = "sent", _("Sent")
+        STOPPED = "stopped", _("Stopped")
+        FAILED = "failed", _("Failed")
+
+    step = models.ForeignKey(ReminderStep, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
+    publication = models.ForeignKey(Publication, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+", db_index=False)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_index=False)
+    code = models.ForeignKey(Code, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    stop_reason = models.CharField(max_length=40, blank=True)
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "publication"], name="reminder_delivery_once")]
+        indexes = [
+            models.Index(fields=["state", "due_at"], name="reminder_delivery_due"),
+            models.Index(fields=["member", "-sent_at"], name="reminder_delivery_member"),
+            models.Index(fields=["campaign", "state"], name="reminder_delivery_campaign"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}:{self.publication_id} {self.state}"

@@ -716,7 +716,7 @@ def apology_code_give(
     publication, created = publication_create(
         tenant=member.tenant, campaign=campaign, member=member, channel=Channel.SUPPORT, answer=count_against_the_day
     )
-    emailed = bool(member.email and member.marketing_consent)
+    emailed = bool(member.email and member.email_consent)
     if emailed:
         enqueue(send_code_email, publication.pk)
     return publication, created, emailed

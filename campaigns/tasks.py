@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from campaigns import services, triggers
+from campaigns import distribution, reminders, services, triggers
 from campaigns.emails import code_email_send
 from common.side_effects import publish_task
 
@@ -54,3 +54,18 @@ def notify_activation_approvers(request_id: int) -> int:
     from campaigns.activation import activation_approvers_notify
 
     return activation_approvers_notify(request_id=request_id)
+
+
+@shared_task(acks_late=True, time_limit=15 * 60, soft_time_limit=14 * 60)
+def run_segment_send(send_id: int) -> bool:
+    """A few batches of a send to a segment, then queue itself again while members are pending (idempotent)."""
+    more = distribution.segment_send_run(send_id=send_id)
+    if more:
+        publish_task(run_segment_send, send_id)
+    return more
+
+
+@shared_task(time_limit=10 * 60, soft_time_limit=9 * 60)
+def reminders_sweep() -> dict:
+    """Every few minutes (beat): write the reminders that fell due and send them, in batches; safe to overlap."""
+    return reminders.reminders_send_due().as_dict()

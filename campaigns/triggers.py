@@ -54,7 +54,7 @@ CHUNK = 500
 
 def _may_email(member: Member) -> bool:
     """The one consent check of automatic distributions (the code goes out by email)."""
-    return bool(member.email) and member.marketing_consent
+    return bool(member.email) and member.email_consent  # suspended and erased members have their own reasons
 
 
 # --- configuration --------------------------------------------------------------------------------

@@ -215,6 +215,8 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-circuit-breaker": {"task": "campaigns.tasks.circuit_breaker_sweep", "schedule": 60.0},
     # Campaign triggers on birthdays and segment entry: once per tenant-local day, checked hourly.
     "campaigns-daily-triggers": {"task": "campaigns.tasks.daily_triggers_sweep", "schedule": 3600.0},
+    # Campaigns: reminder sequences, one sweep over their state table (writes what fell due, sends it in batches).
+    "campaigns-reminders-sweep": {"task": "campaigns.tasks.reminders_sweep", "schedule": 300.0},
     # Support: evaluation traces older than TRACE_RETENTION_DAYS go.
     "evaluation-traces-prune": {"task": "rewards.tasks.prune_evaluation_traces", "schedule": 3600.0},
 }

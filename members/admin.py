@@ -1,14 +1,18 @@
 from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from members.admin_history import HistoryAdminMixin
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedReadOnlyAdmin, tenants_for_user
-from members.models import CustomEvent, Member, Segment, SegmentMember, Tenant
+from members.models import CONSENT_CHANNELS, ConsentChange, CustomEvent, Member, Segment, SegmentMember, Tenant
 from members.selectors import segment_members
 from members.services import MEMBER_FIELDS, member_fields_errors, member_upsert, tenant_set_frozen
+
+CONSENT_HISTORY_ROWS = 20
+CONSENT_FIELDS = tuple(f"{channel}_consent" for channel in CONSENT_CHANNELS)
 
 
 @admin.register(Tenant)
@@ -54,7 +58,14 @@ class MemberAdminForm(forms.ModelForm):
 
     class Meta:
         model = Member
-        fields = ("tenant", "external_id", *MEMBER_FIELDS, "referred_by")
+        # Consent is asked per channel; `marketing_consent` follows them (see `member_upsert`).
+        fields = (
+            "tenant",
+            "external_id",
+            *(name for name in MEMBER_FIELDS if name != "marketing_consent"),
+            *CONSENT_FIELDS,
+            "referred_by",
+        )
 
     def clean(self):
         cleaned = super().clean()
@@ -78,12 +89,44 @@ class MemberAdmin(TenantScopedAdmin):
     """
 
     form = MemberAdminForm
-    list_display = ("external_id", "email", "name", "country", "tenant", "marketing_consent", "created_at")
-    list_filter = ("tenant", "marketing_consent", "country")
+    list_display = ("external_id", "email", "name", "country", "tenant", "email_consent", "sms_consent", "created_at")
+    list_filter = ("tenant", "email_consent", "sms_consent", "push_consent", "country")
     search_fields = ("external_id", "email", "name", "phone", "referral_code")
-    readonly_fields = ("referral_code", "marketing_consent_changed_at", "created_at", "updated_at")
+    readonly_fields = (
+        "referral_code",
+        "marketing_consent",
+        "marketing_consent_changed_at",
+        "email_consent_changed_at",
+        "sms_consent_changed_at",
+        "push_consent_changed_at",
+        "consent_history",
+        "created_at",
+        "updated_at",
+    )
     raw_id_fields = ("referred_by",)
     inlines = [CustomEventInline]
+
+    @admin.display(description=_("consent history"))
+    def consent_history(self, obj):
+        """The latest consent changes, newest first: what the member agreed to, when, and through what."""
+        if obj is None or obj.pk is None:
+            return "-"
+        changes = obj.consent_changes.select_related("staff_user").order_by("-changed_at", "-pk")[:CONSENT_HISTORY_ROWS]
+        rows = format_html_join(
+            "",
+            "<li>{}: {} {} ({}{})</li>",
+            (
+                (
+                    c.changed_at,
+                    c.channel,
+                    _("yes") if c.granted else _("no"),
+                    c.get_source_display(),
+                    f", {c.staff_user.get_username()}" if c.staff_user else "",
+                )
+                for c in changes
+            ),
+        )
+        return format_html("<ul>{}</ul>", rows) if rows else "-"
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Not wrapped in a transaction as ModelAdmin does: the service owns its (durable) transaction, and the
@@ -100,10 +143,23 @@ class MemberAdmin(TenantScopedAdmin):
             for name in MEMBER_FIELDS
             if name in form.cleaned_data and (not change or name in form.changed_data)
         }
+        consent = {
+            name.removesuffix("_consent"): form.cleaned_data[name]
+            for name in CONSENT_FIELDS
+            if name in form.cleaned_data and (not change or name in form.changed_data)
+        }
+        if consent:
+            fields["consent"] = consent
         referrer = form.cleaned_data.get("referred_by")
         if not change and referrer is not None:
             fields["referred_by"] = referrer.external_id
-        member, _created = member_upsert(tenant=obj.tenant, external_id=obj.external_id, **fields)
+        member, _created = member_upsert(
+            tenant=obj.tenant,
+            external_id=obj.external_id,
+            consent_source=ConsentChange.Source.ADMIN,
+            staff_user=request.user,
+            **fields,
+        )
         obj.pk = member.pk
         obj._state.adding = False
         obj.refresh_from_db()

@@ -81,6 +81,9 @@ class TenantOwned(models.Model):
         abstract = True
 
 
+CONSENT_CHANNELS = ("email", "sms", "push")
+
+
 class Member(TenantOwned):
     """A loyalty member of one tenant, known to the touchpoints by their external id."""
 
@@ -98,8 +101,17 @@ class Member(TenantOwned):
     city = models.CharField(max_length=100, blank=True)
     birth_date = models.DateField(null=True, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    # Consent per channel, each with the time it last changed (every change is also a `ConsentChange` row).
+    # `marketing_consent` is kept for the API and the segment criteria: `member_upsert` keeps it true when
+    # any channel is, and writing it sets every channel. Senders read the channel's field, never this one.
     marketing_consent = models.BooleanField(default=False)
     marketing_consent_changed_at = models.DateTimeField(null=True, blank=True)
+    email_consent = models.BooleanField(default=False, db_default=False)
+    email_consent_changed_at = models.DateTimeField(null=True, blank=True)
+    sms_consent = models.BooleanField(default=False, db_default=False)
+    sms_consent_changed_at = models.DateTimeField(null=True, blank=True)
+    push_consent = models.BooleanField(default=False, db_default=False)
+    push_consent_changed_at = models.DateTimeField(null=True, blank=True)
     referral_code = models.CharField(max_length=20)
     referred_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
@@ -122,6 +134,13 @@ class Member(TenantOwned):
     @property
     def is_suspended(self) -> bool:
         return self.status == self.Status.SUSPENDED
+
+    def consents_to(self, channel: str) -> bool:
+        """Whether the member accepts marketing on `channel` (email, sms, push) now."""
+        return channel in CONSENT_CHANNELS and bool(getattr(self, f"{channel}_consent"))
+
+    def can_be_emailed(self) -> bool:
+        return bool(self.email) and self.email_consent and self.status == self.Status.ACTIVE
 
 
 class CustomEvent(TenantOwned):
@@ -198,3 +217,32 @@ class FormSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.form} {self.token[:8]}"
+
+
+class ConsentChange(TenantOwned):
+    """One change of a member's consent on one channel: when, to what, and who or what changed it.
+
+    Append-only; read by the member page and the data export (proof of consent for GDPR).
+    """
+
+    class Source(models.TextChoices):
+        API = "api", _("API")
+        ADMIN = "admin", _("Admin")
+        COCKPIT = "cockpit", _("Member cockpit")
+        IMPORT = "import", _("Import")
+        MIGRATION = "migration", _("Migrated from marketing consent")
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_changes")
+    channel = models.CharField(max_length=10, choices=[(c, c) for c in CONSENT_CHANNELS])
+    granted = models.BooleanField()
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
+    changed_at = models.DateTimeField()
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-changed_at"], name="consent_change_member_time")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.channel}={'yes' if self.granted else 'no'}"

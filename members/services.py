@@ -12,7 +12,7 @@ from common.answer import Answer
 from common.errors import ApplicationError
 from common.events import publish
 from common.validation import FieldErrors, field_error
-from members.models import Member, Segment, SegmentMember, Tenant
+from members.models import CONSENT_CHANNELS, ConsentChange, Member, Segment, SegmentMember, Tenant
 from members.selectors import validate_criteria
 
 
@@ -67,10 +67,23 @@ def member_fields_errors(fields: dict[str, Any]) -> dict[str, str]:
 TEXT_LIMITS = {"name": 200, "phone": 40, "city": 100}
 
 
+def _clean_consent(value: Any, errors: FieldErrors) -> dict[str, bool]:
+    consent = errors.mapping(value, "consent", required=True, default={})
+    for channel in sorted(set(consent) - set(CONSENT_CHANNELS)):
+        errors.add(f"consent.{channel}", f"unknown channel: must be one of {', '.join(CONSENT_CHANNELS)}")
+    return {
+        channel: errors.boolean(consent[channel], f"consent.{channel}", required=True)
+        for channel in CONSENT_CHANNELS
+        if channel in consent
+    }
+
+
 def _clean_member_fields(fields: dict[str, Any], errors: FieldErrors) -> dict[str, Any]:
-    for name in sorted(set(fields) - set(MEMBER_FIELDS) - {"referred_by"}):
+    for name in sorted(set(fields) - set(MEMBER_FIELDS) - {"referred_by", "consent"}):
         errors.add(name, "unknown field")
     clean: dict[str, Any] = {}
+    if "consent" in fields:
+        clean["consent"] = _clean_consent(fields["consent"], errors)
     for name in MEMBER_FIELDS:
         if name not in fields:
             continue
@@ -98,12 +111,21 @@ def _clean_member_fields(fields: dict[str, Any], errors: FieldErrors) -> dict[st
 
 
 def member_upsert(
-    *, tenant: Tenant, external_id: str, answer: Answer | None = None, **fields: Any
+    *,
+    tenant: Tenant,
+    external_id: str,
+    answer: Answer | None = None,
+    consent_source: str = ConsentChange.Source.API,
+    staff_user=None,
+    **fields: Any,
 ) -> tuple[Member, bool]:
     """Create or update a member by external id; returns (member, created). Emits `member.created`.
 
     Email is required on create. `referred_by` names the referrer by external id or referral code (set once).
-    The consent time is stamped whenever `marketing_consent` changes. The referral code is generated unique
+    Consent: `marketing_consent` sets every channel, then `consent` ({"email": bool, "sms": .., "push": ..})
+    sets the channels it names; each channel that changes is stamped and recorded as a `ConsentChange`
+    (with `consent_source` and `staff_user`), and `marketing_consent` then reads true when any channel is.
+    The referral code is generated unique
     per tenant. Raises ApplicationError("invalid_member", details={field: message}) for bad input.
     `answer((member, created))` is called inside the transaction just before its commit (see `common.answer`).
     """
@@ -119,6 +141,8 @@ def member_upsert(
                 clean=clean,
                 referred_by=fields.get("referred_by"),
                 answer=answer,
+                consent_source=consent_source,
+                staff_user=staff_user,
             )
         except IntegrityError:
             if attempt == 2:
@@ -127,7 +151,14 @@ def member_upsert(
 
 
 def _member_upsert(
-    *, tenant: Tenant, external_id: str, clean: dict[str, Any], referred_by: Any, answer: Answer | None
+    *,
+    tenant: Tenant,
+    external_id: str,
+    clean: dict[str, Any],
+    referred_by: Any,
+    answer: Answer | None,
+    consent_source: str,
+    staff_user,
 ) -> tuple[Member, bool]:
     now = timezone.now()
     with transaction.atomic(durable=True):
@@ -137,11 +168,12 @@ def _member_upsert(
             if not clean.get("email"):
                 raise field_error("invalid_member", "An email is required for a new member.", "email", "required")
             member = Member(tenant=tenant, external_id=external_id)
-        consent_before = member.marketing_consent
+        wanted = dict.fromkeys(CONSENT_CHANNELS, clean["marketing_consent"]) if "marketing_consent" in clean else {}
+        wanted.update(clean.get("consent", {}))
         for name, value in clean.items():
-            setattr(member, name, value)
-        if "marketing_consent" in clean and (created or clean["marketing_consent"] != consent_before):
-            member.marketing_consent_changed_at = now
+            if name not in ("marketing_consent", "consent"):
+                setattr(member, name, value)
+        changes = _consent_apply(member, wanted, now=now, created=created)
         if referred_by not in (None, "") and member.referred_by_id is None:
             if not isinstance(referred_by, str):
                 raise field_error("invalid_member", "Unknown referrer.", "referred_by", "unknown")
@@ -163,6 +195,7 @@ def _member_upsert(
                 if not Member.objects.for_tenant(tenant).filter(referral_code=member.referral_code).exists():
                     break
         member.save()
+        _consent_record(member, changes, source=consent_source, staff_user=staff_user)
         if created:
             publish(
                 tenant,
@@ -179,6 +212,62 @@ def _member_upsert(
         if answer is not None:
             answer(result)
         return result
+
+
+def _consent_apply(member: Member, wanted: dict[str, bool], *, now, created: bool = False) -> list[tuple[str, bool]]:
+    """Set the channels of `wanted` on `member` (not saved): -> the (channel, granted) that changed.
+
+    A new member's stated consent is recorded even when it is the default (no), as proof of what was said.
+    """
+    changes = []
+    for channel, granted in wanted.items():
+        if created or getattr(member, f"{channel}_consent") != granted:
+            setattr(member, f"{channel}_consent", granted)
+            setattr(member, f"{channel}_consent_changed_at", now)
+            changes.append((channel, granted))
+    any_channel = any(getattr(member, f"{channel}_consent") for channel in CONSENT_CHANNELS)
+    if changes and (created or any_channel != member.marketing_consent):
+        member.marketing_consent = any_channel
+        member.marketing_consent_changed_at = now
+    return changes
+
+
+def _consent_record(member: Member, changes: list[tuple[str, bool]], *, source: str, staff_user=None) -> None:
+    if changes:
+        ConsentChange.objects.bulk_create(
+            ConsentChange(
+                tenant_id=member.tenant_id,
+                member=member,
+                channel=channel,
+                granted=granted,
+                source=source,
+                changed_at=getattr(member, f"{channel}_consent_changed_at"),
+                staff_user=staff_user,
+            )
+            for channel, granted in changes
+        )
+
+
+def member_consent_set(
+    *, member: Member, consent: dict[str, bool], source: str = ConsentChange.Source.API, staff_user=None
+) -> Member:
+    """Change a member's consent on the channels named in `consent` (the cockpit, an unsubscribe link, support).
+
+    Refuses unknown channels and non-booleans with 400 `invalid_member`; a channel already so is not recorded.
+    """
+    errors = FieldErrors()
+    wanted = _clean_consent(consent, errors)
+    errors.raise_if_any("invalid_member", "The consent is not valid.")
+    with transaction.atomic(durable=True):
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        changes = _consent_apply(member, wanted, now=timezone.now())
+        if changes:
+            member._change_reason = "consent: " + ", ".join(f"{c}={'yes' if g else 'no'}" for c, g in changes)
+            if staff_user is not None:
+                member._history_user = staff_user
+            member.save()
+            _consent_record(member, changes, source=source, staff_user=staff_user)
+    return member
 
 
 # --- segments -----------------------------------------------------------------------------------

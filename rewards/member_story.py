@@ -18,6 +18,7 @@ from django.utils import timezone
 from simple_history.utils import get_history_model_for_model
 
 from campaigns.models import Code, Publication
+from campaigns.reminders import member_reminders
 from campaigns.selectors import campaign_status
 from loyalty.ledger.selectors import ledger_entries, member_account, member_points_summary
 from loyalty.models import LedgerEntry, Order, TierChange
@@ -125,6 +126,7 @@ def member_story(member: Member, *, pages: dict[str, Any], filters: LedgerFilter
         "codes": Publication.objects.filter(tenant_id=tenant_id, member=member)
         .select_related("code", "campaign")
         .order_by("-published_at", "-pk"),
+        "reminders": member_reminders(member),
         "redemptions": Redemption.objects.filter(tenant_id=tenant_id, member=member)
         .select_related("staff_user", "rollback")
         .prefetch_related("lines__code", "lines__campaign")

@@ -75,6 +75,11 @@ class EngineMemberFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Member {n}")
     country = "GB"
     referral_code = factory.Sequence(lambda n: f"REF{n:06d}")
+    # Consent per channel follows `marketing_consent` unless a test sets a channel (as `member_upsert` writes it).
+    marketing_consent = False
+    email_consent = factory.SelfAttribute("marketing_consent")
+    sms_consent = factory.SelfAttribute("marketing_consent")
+    push_consent = factory.SelfAttribute("marketing_consent")
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):
@@ -132,6 +137,11 @@ class MemberFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda o: f"{o.external_id}@example.com")
     name = factory.Sequence(lambda n: f"Member {n}")
     referral_code = factory.Sequence(lambda n: f"REF-{n:05d}")
+    # Consent per channel follows `marketing_consent` unless a test sets a channel (as `member_upsert` writes it).
+    marketing_consent = False
+    email_consent = factory.SelfAttribute("marketing_consent")
+    sms_consent = factory.SelfAttribute("marketing_consent")
+    push_consent = factory.SelfAttribute("marketing_consent")
 
 
 class ProgramFactory(factory.django.DjangoModelFactory):

@@ -15,6 +15,31 @@ from rewards.selectors import STATUSES, member_reward_sections
 from rewards.services.catalog import reward_purchase, reward_purchase_document
 
 
+class ConsentInputSerializer(InputSerializer):
+    unknown_fields = "refused"  # a misspelt channel would otherwise leave the member's consent unchanged
+
+    email = serializers.BooleanField(required=False)
+    sms = serializers.BooleanField(required=False)
+    push = serializers.BooleanField(required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError({name: [_("Unknown channel.")] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ConsentSerializer(serializers.Serializer):
+    email = serializers.BooleanField()
+    sms = serializers.BooleanField()
+    push = serializers.BooleanField()
+
+
+class ConsentChangedAtSerializer(serializers.Serializer):
+    email = serializers.DateTimeField(allow_null=True)
+    sms = serializers.DateTimeField(allow_null=True)
+    push = serializers.DateTimeField(allow_null=True)
+
+
 class MemberInputSerializer(InputSerializer):
     email = serializers.CharField(required=False, allow_blank=True, help_text=_("Required on create."))
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
@@ -23,7 +48,10 @@ class MemberInputSerializer(InputSerializer):
     city = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     birth_date = DateField(required=False, allow_null=True)
     attributes = serializers.DictField(required=False, allow_null=True)
-    marketing_consent = serializers.BooleanField(required=False)
+    marketing_consent = serializers.BooleanField(
+        required=False, help_text=_("Sets every channel's consent (then `consent` sets the channels it names).")
+    )
+    consent = ConsentInputSerializer(required=False, help_text=_("Consent per channel; omitted channels stay."))
     referred_by = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, help_text=_("External id or referral code of the referrer.")
     )
@@ -50,7 +78,9 @@ class MemberOutputSerializer(serializers.Serializer):
     city = serializers.CharField(allow_blank=True)
     birth_date = serializers.DateField(allow_null=True)
     attributes = serializers.DictField()
-    marketing_consent = serializers.BooleanField()
+    marketing_consent = serializers.BooleanField(help_text=_("True when the member consents on any channel."))
+    consent = ConsentSerializer()
+    consent_changed_at = ConsentChangedAtSerializer(help_text=_("When each channel's consent last changed."))
     status = serializers.ChoiceField(
         choices=["active", "suspended", "erased"],
         help_text=_("A suspended member's codes are refused (`member_suspended`) and their orders earn nothing."),

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0005_hot_path_prune_covered_indexes'),
+        ('campaigns', '0006_distribution'),
         ('members', '0002_member_status'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -34,7 +34,7 @@ from loyalty.models import (
     PointLot,
     Program,
 )
-from members.models import Tenant
+from members.models import Member, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,12 @@ def pending_release_due(*, now: dt.datetime | None = None, batch_size: int = 500
     return result
 
 
-def _send_expiry_email(to: str, subject: str, body: str) -> None:
+def _send_expiry_email(member_id: int, subject: str, body: str) -> None:
+    # Consent is read now, when sending (after commit), not when the warning was written.
+    to = Member.objects.filter(pk=member_id, email_consent=True).exclude(email="").values_list("email", flat=True)
+    to = to.first()
+    if to is None:
+        return
     try:
         send_mail(subject, body, None, [to])
     except Exception:  # an unreachable mail server must not undo the warning; it is logged
@@ -243,10 +248,10 @@ def expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
                     "expires_at": warning.expires_at.isoformat(),
                 },
             )
-            if member.email:
+            if member.email and member.email_consent:
                 after_commit(
                     _send_expiry_email,
-                    member.email,
+                    member.pk,
                     f"{warning.points} {program.points_name} expire soon",
                     f"Hello {member.name or member.external_id},\n\n{warning.points} {program.points_name} of "
                     f"{program.name} expire on {warning.expires_at.astimezone(warning.tenant.tz):%Y-%m-%d}.\n",

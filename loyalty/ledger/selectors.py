@@ -12,7 +12,7 @@ from django.utils import timezone
 from loyalty.models import Account, LedgerEntry, PointLot, Program
 from loyalty.selectors import member_tier
 from loyalty.sql import default_program_id
-from members.models import Member
+from members.models import CONSENT_CHANNELS, Member
 
 EXPIRING_LISTED = 10
 
@@ -69,6 +69,10 @@ def ledger_entries(member: Member, program: Program | None = None) -> QuerySet[L
     return entries.order_by("-created_at", "-pk")
 
 
+def _iso(value):
+    return value.isoformat() if value else None
+
+
 def member_detail(member: Member, program: Program | None = None) -> dict[str, Any]:
     """The member object of the contract (with tier and points) in three queries."""
     tier = member_tier(member, program)
@@ -82,6 +86,10 @@ def member_detail(member: Member, program: Program | None = None) -> dict[str, A
         "birth_date": member.birth_date.isoformat() if member.birth_date else None,
         "attributes": member.attributes,
         "marketing_consent": member.marketing_consent,
+        "consent": {channel: getattr(member, f"{channel}_consent") for channel in CONSENT_CHANNELS},
+        "consent_changed_at": {
+            channel: _iso(getattr(member, f"{channel}_consent_changed_at")) for channel in CONSENT_CHANNELS
+        },
         "status": member.status,
         "tier": {"code": tier.code, "name": tier.name} if tier else None,
         "points": member_points_summary(member, program),

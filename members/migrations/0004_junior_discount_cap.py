@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('members', '0002_member_status'),
+        ('members', '0003_consent_per_channel'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

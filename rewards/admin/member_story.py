@@ -185,7 +185,7 @@ class MemberAdmin(members_admin.MemberAdmin):
             _("Apology coupon for %(member)s") % {"member": member},
             member,
             form=form,
-            consents=bool(member.email and member.marketing_consent),
+            consents=bool(member.email and member.email_consent),
         )
 
     def adjust_view(self, request, pk: int):
@@ -241,7 +241,7 @@ class MemberAdmin(members_admin.MemberAdmin):
         publication = member.publications.select_related("code").filter(pk=publication_id).first()
         if publication is None:
             raise Http404
-        if not (member.email and member.marketing_consent):
+        if not (member.email and member.email_consent):
             self.message_user(request, _("The member does not consent to email: nothing sent."), messages.WARNING)
         else:
             publication_resend(publication=publication)
@@ -338,7 +338,7 @@ class MemberAdmin(members_admin.MemberAdmin):
             can_change=self.has_change_permission(request, member),
             can_give_codes=user.has_perm(PUBLISH_PERMISSION),
             can_assign_tier=user.has_perm(ASSIGN_TIER_PERMISSION),
-            can_resend=user.has_perm(PUBLISH_PERMISSION) and bool(member.email and member.marketing_consent),
+            can_resend=user.has_perm(PUBLISH_PERMISSION) and bool(member.email and member.email_consent),
         )
 
 

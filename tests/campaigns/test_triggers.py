@@ -75,7 +75,7 @@ def test_member_joined_fires_once_and_emails_the_code(tenant, campaign, django_c
 
 def test_tier_reached_fires_for_its_tier_only(tenant, campaign, django_capture_on_commit_callbacks):
     program, _rule, member = earning_setup(tenant)
-    member.marketing_consent = True
+    member.marketing_consent = member.email_consent = True
     member.save()
     TierFactory(program=program, code="silver", threshold=50)
     TierFactory(program=program, code="gold", threshold=500)

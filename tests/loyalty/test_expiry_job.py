@@ -120,7 +120,7 @@ def test_end_of_month_policy_over_a_leap_day(tenant):
 
 def test_expiry_warning_is_sent_once_per_lot_window(tenant, published, django_capture_on_commit_callbacks):
     setup(tenant, {"policy": "days", "days": 30}, expiry_warning_days=7)
-    member = MemberFactory(tenant=tenant, email="ada@example.com")
+    member = MemberFactory(tenant=tenant, email="ada@example.com", email_consent=True)
     pay(tenant, member, "a", "10.00", dt.datetime(2026, 1, 1, tzinfo=UTC))
     pay(tenant, member, "b", "5.00", dt.datetime(2026, 1, 20, tzinfo=UTC))
     with time_machine.travel(dt.datetime(2026, 1, 20, tzinfo=UTC), tick=False):
@@ -134,3 +134,21 @@ def test_expiry_warning_is_sent_once_per_lot_window(tenant, published, django_ca
     assert [d["points"] for e, d in published if e == "points.expiring_soon"] == [10]
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ada@example.com"]
     assert "10 points" in mail.outbox[0].subject
+
+
+def test_expiry_warning_email_waits_for_email_consent_at_sending_time(
+    tenant, published, django_capture_on_commit_callbacks
+):
+    from members.services import member_consent_set
+
+    setup(tenant, {"policy": "days", "days": 30}, expiry_warning_days=7)
+    member = MemberFactory(tenant=tenant, email="ada@example.com", email_consent=True)
+    pay(tenant, member, "a", "10.00", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    with time_machine.travel(dt.datetime(2026, 1, 26, tzinfo=UTC), tick=False):
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            assert send_expiry_warnings.delay().get() == {"warnings": 1}
+        member_consent_set(member=member, consent={"email": False})  # withdrawn before the email leaves
+        for callback in callbacks:
+            callback()
+    assert [d["points"] for e, d in published if e == "points.expiring_soon"] == [10]
+    assert mail.outbox == []

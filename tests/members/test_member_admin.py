@@ -46,24 +46,31 @@ def test_changing_consent_in_the_admin_stamps_the_time(admin_client, tenant):
     member = MemberFactory(tenant=tenant, marketing_consent=False)
     url = reverse("admin:members_member_change", args=[member.pk])
     with time_machine.travel("2026-11-20 10:00:00+00:00", tick=False):
-        response = admin_client.post(url, _post_data(admin_client.get(url), marketing_consent="on"))
+        response = admin_client.post(url, _post_data(admin_client.get(url), sms_consent="on"))
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
     member.refresh_from_db()
-    assert member.marketing_consent is True
+    assert (member.sms_consent, member.email_consent, member.marketing_consent) == (True, False, True)
+    assert member.sms_consent_changed_at.isoformat() == "2026-11-20T10:00:00+00:00"
     assert member.marketing_consent_changed_at.isoformat() == "2026-11-20T10:00:00+00:00"
+    assert member.email_consent_changed_at is None
+    change = member.consent_changes.get()
+    assert (change.channel, change.granted, change.source) == ("sms", True, "admin")
+    assert change.staff_user is not None and change.staff_user.is_superuser
     assert member.history.order_by("-history_id").first().history_change_reason == "updated"
 
 
 def test_a_save_without_a_consent_change_keeps_the_consent_time(admin_client, tenant):
-    member = MemberFactory(tenant=tenant, marketing_consent=True)
+    member = MemberFactory(tenant=tenant, marketing_consent=False)
     url = reverse("admin:members_member_change", args=[member.pk])
-    admin_client.post(url, _post_data(admin_client.get(url), marketing_consent="on"))
+    admin_client.post(url, _post_data(admin_client.get(url), email_consent="on"))
     member.refresh_from_db()
-    stamped = member.marketing_consent_changed_at
+    stamped = member.email_consent_changed_at
+    assert stamped is not None
     response = admin_client.post(url, _post_data(admin_client.get(url), name="Renamed"))
     assert response.status_code == 302
     member.refresh_from_db()
-    assert member.name == "Renamed" and member.marketing_consent_changed_at == stamped
+    assert member.name == "Renamed" and member.email_consent_changed_at == stamped
+    assert member.consent_changes.count() == 1
 
 
 def test_external_id_tenant_and_referrer_are_read_only_on_change(admin_client, tenant, other_tenant):
