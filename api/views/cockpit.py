@@ -3,7 +3,6 @@
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers, status
-from rest_framework.response import Response
 
 from api.base import ApiView
 from api.lookups import member_or_404
@@ -42,6 +41,7 @@ class MemberCockpitLinkApi(ApiView):
         responses={201: CockpitLinkOutputSerializer},
         errors={404: ["member_not_found"], 422: ["member_suspended", "member_erased"]},
         write=True,
+        idempotent=True,
         tags=["members"],
     )
     def post(self, request, external_id):
@@ -54,7 +54,11 @@ class MemberCockpitLinkApi(ApiView):
             raise ApplicationError("member_suspended", "This member is suspended: the cockpit is closed to them.")
         if member.status == Member.Status.ERASED:
             raise ApplicationError("member_erased", "This member's data was erased.")
-        link = cockpit_link_make(member=member, next_path=next_path)
-        path = reverse("cockpit:link", kwargs={"tenant_slug": self.tenant.slug, "token": link.token})
-        body = {"url": request.build_absolute_uri(path), "expires_at": link.expires_at}
-        return Response(CockpitLinkOutputSerializer(body).data, status=status.HTTP_201_CREATED)
+
+        def render(link):
+            path = reverse("cockpit:link", kwargs={"tenant_slug": self.tenant.slug, "token": link.token})
+            body = {"url": request.build_absolute_uri(path), "expires_at": link.expires_at}
+            return status.HTTP_201_CREATED, CockpitLinkOutputSerializer(body).data
+
+        # Nothing is written: a retry with the same Idempotency-Key answers the same link (it still works once).
+        return self.answer(render).response(cockpit_link_make(member=member, next_path=next_path))

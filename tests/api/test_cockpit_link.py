@@ -91,3 +91,11 @@ def test_the_read_scope_is_needed(tenant, member):
 def test_a_suspended_member_gets_no_link(api, member):
     member_set_status(member=member, suspended=True, reason="fraud check", staff_user=UserFactory())
     assert_error(link_of(api), 422, "member_suspended")
+
+
+def test_a_retry_with_the_same_idempotency_key_answers_the_same_link(api, member):
+    first = api.post("/api/v1/members/c-42/cockpit-link", {}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = api.post("/api/v1/members/c-42/cockpit-link", {}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert link_of(api).json()["url"] != first.json()["url"]
