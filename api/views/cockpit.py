@@ -2,13 +2,14 @@
 
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 
 from api.base import ApiView
 from api.lookups import member_or_404
 from api.schema import api_schema
 from api.serializers import InputSerializer, validated
 from common.errors import ApplicationError
+from common.validation import field_error
 from members.cockpit_links import cockpit_link_make
 from members.models import Member
 from rewards.cockpit.auth import next_path_allowed
@@ -39,7 +40,7 @@ class MemberCockpitLinkApi(ApiView):
         "saying so (HTTP 403). A suspended or erased member gets no link.",
         request=CockpitLinkInputSerializer,
         responses={201: CockpitLinkOutputSerializer},
-        errors={404: ["member_not_found"], 422: ["member_suspended", "member_erased"]},
+        errors={400: ["invalid_next"], 404: ["member_not_found"], 422: ["member_suspended", "member_erased"]},
         write=True,
         idempotent=True,
         tags=["members"],
@@ -48,7 +49,12 @@ class MemberCockpitLinkApi(ApiView):
         data = validated(CockpitLinkInputSerializer, request.data)
         next_path = data.get("next") or ""
         if next_path and not next_path_allowed(self.tenant, next_path):
-            raise exceptions.ValidationError({"next": [f"Must be a path under /cockpit/{self.tenant.slug}/."]})
+            raise field_error(
+                "invalid_next",
+                "`next` is not a page of this cockpit.",
+                "next",
+                f"must start with /cockpit/{self.tenant.slug}/",
+            )
         member = member_or_404(self.tenant, external_id)
         if member.status == Member.Status.SUSPENDED:
             raise ApplicationError("member_suspended", "This member is suspended: the cockpit is closed to them.")
