@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from api import schema  # noqa: F401  (registers the API-key security scheme)
 from api.base import ApiNotFoundView
-from api.views import campaigns, earning, members, redemptions
+from api.views import campaigns, cockpit, earning, members, redemptions
 from api.views.tenant import TenantDetailApi, TenantFreezeApi, TenantUnfreezeApi
 
 app_name = "api"
@@ -35,6 +35,11 @@ urlpatterns = [
         rf"members/(?P<external_id>{SEGMENT})/reward-redemptions",
         members.MemberRewardRedemptionApi.as_view(),
         "member-reward-redemptions",
+    ),
+    route(
+        rf"members/(?P<external_id>{SEGMENT})/cockpit-link",
+        cockpit.MemberCockpitLinkApi.as_view(),
+        "member-cockpit-link",
     ),
     # Earning and programs
     route("orders", earning.OrderCreateApi.as_view(), "orders"),

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rewards",
     "api",
     "reports",
+    "django_htmx",
     # Last: holds cross-app management commands (the demo loader) and the health view.
     "config",
 ]
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "config.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.HistoryRequestMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 MIDDLEWARE += ["api.middleware.RequestIdMiddleware"]  # Request-Id header; JSON 500s under /api/
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes asks: turns a lockout into its page
@@ -220,6 +222,12 @@ CELERY_BEAT_SCHEDULE = {
     # Support: evaluation traces older than TRACE_RETENTION_DAYS go.
     "evaluation-traces-prune": {"task": "rewards.tasks.prune_evaluation_traces", "schedule": 3600.0},
 }
+# The member cockpit: how long a sign-in link works, and how many sign-in emails one address (email, or the
+# client's IP) may ask for per COCKPIT_SIGN_IN_WINDOW_MINUTES.
+COCKPIT_LINK_MINUTES = env.int("COCKPIT_LINK_MINUTES", default=15)
+COCKPIT_SIGN_IN_PER_EMAIL = env.int("COCKPIT_SIGN_IN_PER_EMAIL", default=5)
+COCKPIT_SIGN_IN_PER_ADDRESS = env.int("COCKPIT_SIGN_IN_PER_ADDRESS", default=30)
+COCKPIT_SIGN_IN_WINDOW_MINUTES = env.int("COCKPIT_SIGN_IN_WINDOW_MINUTES", default=15)
 # How long the evaluation of each validation and redemption attempt is kept for the "Explain" page.
 TRACE_RETENTION_DAYS = env.int("TRACE_RETENTION_DAYS", default=90)
 # Off: no attempt leaves a trace (the explain pages and the failed attempts list stay empty). For a deployment

@@ -11,4 +11,6 @@ urlpatterns = [
     path("admin/audit/", admin.site.admin_view(audit_view), name="audit"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
+    # The member cockpit, one per tenant (members, not staff: its own sign-in, see rewards/cockpit/auth.py).
+    path("cockpit/<slug:tenant_slug>/", include("rewards.cockpit.urls")),
 ]

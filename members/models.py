@@ -49,6 +49,14 @@ class Tenant(models.Model):
         validators=[MinValueValidator(0)],
         help_text=_("The largest fixed discount or gift card amount (tenant currency) a junior marketer may save."),
     )
+    # The member cockpit's branding (empty: the cockpit's own look); what points are called is the program's.
+    logo_url = models.URLField(blank=True, help_text=_("The logo shown at the top of the member cockpit."))
+    brand_colour = models.CharField(
+        max_length=7,
+        blank=True,
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour such as #0b5cad."))],
+        help_text=_("The cockpit's header colour; the text on it is black or white, whichever reads better."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords()
@@ -246,3 +254,21 @@ class ConsentChange(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.channel}={'yes' if self.granted else 'no'}"
+
+
+class CockpitLinkUse(TenantOwned):
+    """A cockpit sign-in link that was opened: the unique nonce makes each link work once.
+
+    The link itself is a signed value (`members.cockpit_links`), so nothing is stored when one is sent; this row
+    is written when it is used, and a second use hits the unique constraint.
+    """
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    nonce = models.CharField(max_length=32)
+    used_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["nonce"], name="cockpit_link_used_once")]
+
+    def __str__(self) -> str:
+        return f"cockpit link of {self.member_id} used at {self.used_at:%Y-%m-%d %H:%M}"

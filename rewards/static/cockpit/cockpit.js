@@ -1,0 +1,17 @@
+// The cockpit's copy buttons: copy the code named by data-copy and say so (no inline script: CSP).
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("button.copy");
+  if (!button || !navigator.clipboard) return;
+  navigator.clipboard.writeText(button.dataset.copy).then(function () {
+    var status = document.getElementById("copy-status");
+    if (!status) {
+      status = document.createElement("p");
+      status.id = "copy-status";
+      status.className = "visually-hidden";
+      status.setAttribute("role", "status");
+      document.body.appendChild(status);
+    }
+    status.textContent = button.dataset.copy + " ✓";
+    button.classList.add("copied");
+  });
+});
