@@ -220,8 +220,8 @@ class ReportApiView(ApiView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         if response.status_code >= 400:  # errors keep the contract's JSON body, whatever was asked for
-            response.accepted_renderer = renderers.JSONRenderer()
-            response.accepted_media_type = "application/json"
+            request.accepted_renderer = renderers.JSONRenderer()
+            request.accepted_media_type = "application/json"
         return super().finalize_response(request, response, *args, **kwargs)
 
     def report(self, request) -> tuple[Report, dict]:
