@@ -164,3 +164,11 @@ def test_empty_tenant_answers_zeros(tenant):
     body = get(client, "summary", RANGE).json()
     assert body["orders"]["aov"] == "0.00" and body["campaigns"]["conversion_rate"] == "0.0000"
     assert len(get(client, "timeseries", {**RANGE, "interval": "day"}).json()["periods"]) == 31
+
+
+@pytest.mark.parametrize("params,headers", [({**RANGE, "format": "xml"}, {}), (RANGE, {"HTTP_ACCEPT": "image/png"})])
+def test_an_unknown_format_is_an_error_body(api, tenant, params, headers):
+    response = get(api, "summary", params, **headers)
+    assert response.status_code in (404, 406)
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"]["code"] in ("not_found", "not_acceptable")
