@@ -172,3 +172,15 @@ def test_summary_takes_a_constant_number_of_queries(tenant, history, django_asse
         h.entry(member, "earn", 12, scenario.at(3, 1 + i))
     with django_assert_max_num_queries(len(small.captured_queries)):
         summary(tenant)
+
+
+def test_dynamic_segment_filter(tenant, history):
+    from members.models import Segment
+
+    h, n = history
+    # All-time spend net of returns: A 180.00, B 60.00, C 45.00, D 15.00: only A reaches 100.
+    big = Segment.objects.create(tenant=tenant, code="big", name="Big", criteria={"min_spend": "100"})
+    a = n["a"].pk
+    got = summary(tenant, segment=big)
+    assert got["orders"] == expected_orders(h, keep=lambda o: o.member_id == a)
+    assert got["members"]["with_orders"] == 1
