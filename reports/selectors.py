@@ -547,9 +547,9 @@ class Report:
         active: dict[str, int] = {}
         for n in (30, 90):
             since = end - dt.timedelta(days=n)
-            ordered = Order.objects.filter(member_id=OuterRef("pk"), occurred_at__gte=since, occurred_at__lt=end)
-            if self.filters.location is not None:
-                ordered = ordered.filter(location=self.filters.location)
+            ordered = self.orders(in_range=False).filter(
+                member_id=OuterRef("pk"), occurred_at__gte=since, occurred_at__lt=end
+            )
             entries = LedgerEntry.objects.filter(
                 account__member_id=OuterRef("pk"), created_at__gte=since, created_at__lt=end
             )
