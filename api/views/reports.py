@@ -11,7 +11,7 @@ from api.base import ApiView
 from api.lookups import campaign_or_404
 from api.schema import api_schema
 from api.serializers import validated
-from common.errors import NotFound
+from common.errors import ApplicationError, NotFound
 from loyalty.models import Tier
 from members.models import Segment
 from reports.selectors import Report, ReportFilters, ReportRange, report_database
@@ -66,13 +66,6 @@ class ReportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=["json", "csv"], required=False, help_text=_("`csv` answers CSV (as `Accept: text/csv` does).")
     )
-
-    def validate(self, attrs):
-        if attrs["from"] > attrs["to"]:
-            raise serializers.ValidationError({"to": [_("`to` must not be before `from`.")]})
-        if (attrs["to"] - attrs["from"]).days >= MAX_DAYS:
-            raise serializers.ValidationError({"to": [_("The range may span at most %(n)d days.") % {"n": MAX_DAYS}]})
-        return attrs
 
 
 ReportQuerySerializer._declared_fields = {
@@ -192,7 +185,10 @@ class ReportTimeseriesSerializer(serializers.Serializer):
     periods = ReportPeriodSerializer(many=True)
 
 
-REPORT_ERRORS = {400: ["validation_error"], 404: ["campaign_not_found", "segment_not_found", "tier_not_found"]}
+REPORT_ERRORS = {
+    400: ["validation_error", "invalid_range"],
+    404: ["campaign_not_found", "segment_not_found", "tier_not_found"],
+}
 
 SUMMARY_DESCRIPTION = """Figures of the tenant over the days `from`..`to` (inclusive, in the tenant's time zone),
 as defined in the API contract, and equal to the raw sums over the underlying rows.
@@ -226,6 +222,13 @@ class ReportApiView(ApiView):
 
     def report(self, request) -> tuple[Report, dict]:
         query = validated(self.query_serializer, request.query_params)
+        if query["from"] > query["to"]:
+            raise ApplicationError(
+                "invalid_range", str(_("`to` must not be before `from`.")), {"to": [query["to"].isoformat()]}, 400
+            )
+        if (query["to"] - query["from"]).days >= MAX_DAYS:
+            message = str(_("The range may span at most %(n)d days.")) % {"n": MAX_DAYS}
+            raise ApplicationError("invalid_range", message, {"max_days": MAX_DAYS}, 400)
         db = report_database()
         tenant = self.tenant
         campaign_id = segment = tier_code = None
