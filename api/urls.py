@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from api import schema  # noqa: F401  (registers the API-key security scheme)
 from api.base import ApiNotFoundView
-from api.views import campaigns, cockpit, earning, members, redemptions
+from api.views import campaigns, cockpit, earning, members, redemptions, reports
 from api.views.tenant import TenantDetailApi, TenantFreezeApi, TenantUnfreezeApi
 
 app_name = "api"
@@ -62,6 +62,9 @@ urlpatterns = [
         "redemption-rollback",
     ),
     route("rewards", redemptions.RewardCatalogApi.as_view(), "rewards"),
+    # Reports
+    route("reports/summary", reports.ReportSummaryApi.as_view(), "reports-summary"),
+    route("reports/timeseries", reports.ReportTimeseriesApi.as_view(), "reports-timeseries"),
 ]
 
 # Last: any other path under /api/v1/ is a 404 with the error body (not Django's HTML page).

@@ -8,6 +8,7 @@ import datetime
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -115,6 +116,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if _prepare.lower() != "off":
         DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=int(_prepare))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # each service owns its transaction
+# Reports read from a replica when one is configured (reports.selectors.report_database); writes never go there.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -221,6 +226,9 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-reminders-sweep": {"task": "campaigns.tasks.reminders_sweep", "schedule": 300.0},
     # Support: evaluation traces older than TRACE_RETENTION_DAYS go.
     "evaluation-traces-prune": {"task": "rewards.tasks.prune_evaluation_traces", "schedule": 3600.0},
+    # Reports: fold new rows into the daily rollups; at night recompute the last days from raw rows.
+    "reports-rollups-fold": {"task": "reports.tasks.fold_rollups", "schedule": 300.0},
+    "reports-rollups-recheck": {"task": "reports.tasks.recheck_rollups", "schedule": crontab(hour=3, minute=30)},
 }
 # The member cockpit: how long a sign-in link works, and how many sign-in emails one address (email, or the
 # client's IP) may ask for per COCKPIT_SIGN_IN_WINDOW_MINUTES.

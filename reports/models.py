@@ -1,6 +1,82 @@
-"""Reports own no data of their own here but the rights to see them."""
+"""The reports' own tables: the daily rollups, one row per tenant, day (in the tenant's time zone) and dimension,
+and the right to see the audit page.
+
+Written only by `reports.rollups` (set-based INSERT ... SELECT ... ON CONFLICT DO UPDATE). Each source table has
+a `RollupWatermark`: the rollups hold exactly the source rows with an id up to it, so a report adds the raw rows
+above it (the tail) and every figure stays equal to the raw sum. The rollups keep only dimensions a row carries
+for good (an order's location, a redemption's integration): the member's tier or segment change after the fact,
+so those filters are served from raw rows (see `reports.selectors`).
+"""
+
+from decimal import Decimal
 
 from django.db import models
+
+from members.models import Tenant
+
+
+class RollupWatermark(models.Model):
+    """The highest source row id folded into the rollups, per source table (all tenants at once)."""
+
+    source = models.CharField(max_length=40, unique=True)
+    last_id = models.BigIntegerField(default=0)
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.source} up to {self.last_id}"
+
+
+class DailyOrders(models.Model):
+    """Orders by the day of their `occurred_at` (late orders land in their own day), returns by the day recorded."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    location = models.CharField(max_length=100, blank=True)
+    orders = models.IntegerField(default=0)
+    value = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0.00"))
+    returned = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0.00"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "location"], name="daily_orders_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.location}: {self.orders} orders"
+
+
+class DailyPoints(models.Model):
+    """Signed points of the ledger entries by the day they were created and their kind."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    kind = models.CharField(max_length=10)
+    points = models.BigIntegerField(default=0)
+    abs_points = models.BigIntegerField(default=0)
+    entries = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "day", "kind"], name="daily_points_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.kind}: {self.points}"
+
+
+class DailyRedemptions(models.Model):
+    """Successful redemptions by the day they were made: +1 when made, -1 when rolled back (on the same day)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    integration_name = models.CharField(max_length=200, blank=True)
+    redemptions = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "integration_name"], name="daily_redemptions_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.integration_name}: {self.redemptions}"
 
 
 class AuditEntry(models.Model):

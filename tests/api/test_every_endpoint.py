@@ -135,6 +135,15 @@ def _probe_publication(tenant):
     return "post", "/api/v1/publications", {"campaign": campaign_id, "member": "nobody"}, unchanged
 
 
+def _probe_report(path):
+    def probe(tenant):
+        campaign_id, unchanged = _campaign(tenant)
+        query = {"from": "2026-03-01", "to": "2026-03-31", "campaign": campaign_id}
+        return "get", f"/api/v1/reports/{path}", query, unchanged
+
+    return probe
+
+
 # Endpoints with no object in their path: a probe naming another tenant's object in the body or query
 # (which must answer 404), or the reason the endpoint cannot reach another tenant.
 NO_PATH_OBJECT: dict = {
@@ -156,6 +165,8 @@ NO_PATH_OBJECT: dict = {
     ),
     "RewardCatalogApi": _probe_member_in_body("get", "/api/v1/rewards", lambda m: {"member": m}),
     "PublicationCreateApi": _probe_publication,
+    "ReportSummaryApi": _probe_report("summary"),
+    "ReportTimeseriesApi": _probe_report("timeseries"),
 }
 
 # (view, method) that create-or-update by a key from the path: another tenant's id makes a *new*

@@ -1,0 +1,632 @@
+"""The report figures (API.md, "Reports"): a summary and a time series over a range of days in the tenant's zone.
+
+Every figure is an aggregate in the database, never a Python sum over rows, and a fixed number of queries
+whatever the volume. Where they come from:
+
+- From the daily rollups plus the raw rows above each source's watermark (one statement per figure, so the
+  rollup and its tail are read in one snapshot): order count and value, returned amounts (no filter but
+  `location`), points by kind (no filter but `location`/`integration`, which do not narrow points), successful
+  redemptions (no filter but `integration`).
+- From raw rows (indexed aggregates): every figure under a `campaign`, `tier` or `segment` filter (a member's tier
+  and segments are those of now, which a daily rollup cannot hold), and always the discounts (matched to orders
+  by order id), the averages, the outstanding points (by program, for its value), points expiring,
+  gift cards, publications, failed attempts, members and tiers.
+
+Filters: `tier` and `segment` narrow everything to those members. `location` narrows orders, returns and the
+figures made of orders (discount, members' orders, revenue). `integration` narrows redemptions, failed attempts
+and discounts, and orders to those with a successful redemption through it. `campaign` narrows redemptions,
+discounts (its redemption lines), publications, gift cards (its codes), points (entries naming it), and orders to
+those with a successful redemption of it.
+
+Reads go to `report_database()`: the replica when `DATABASE_REPLICA_URL` is set.
+"""
+
+import datetime as dt
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Abs, Coalesce, TruncDate
+from django.utils import timezone
+
+from campaigns.models import Code, Publication
+from loyalty.models import LedgerEntry, MemberTier, Order, OrderReturn, PointLot, Program, Tier, TierChange
+from members.models import Member, Segment, Tenant
+from members.selectors import segment_members
+from reports.models import DailyOrders, DailyPoints, DailyRedemptions, RollupWatermark
+from rewards.models import (
+    EvaluationTrace,
+    GiftCardTransaction,
+    Redemption,
+    RedemptionCode,
+    RedemptionRollback,
+    RewardPurchase,
+)
+
+CENT = Decimal("0.01")
+RATE = Decimal("0.0001")
+ZERO = Decimal("0.00")
+EXPIRING_DAYS = (30, 60, 90)
+SERIES_FIELDS = ("orders", "value", "discount", "points_issued", "points_spent", "points_expired", "redemptions")
+MONEY = DecimalField(max_digits=16, decimal_places=2)
+
+
+def report_database() -> str:
+    """The alias reports read from: "replica" when `DATABASE_REPLICA_URL` configured one, else "default"."""
+    return "replica" if "replica" in settings.DATABASES else "default"
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    campaign_id: int | None = None
+    tier_code: str | None = None
+    segment: Segment | None = None
+    location: str | None = None
+    integration: str | None = None
+
+    @property
+    def narrows_members(self) -> bool:
+        return self.tier_code is not None or self.segment is not None
+
+
+@dataclass(frozen=True)
+class ReportRange:
+    tenant: Tenant
+    first: dt.date
+    last: dt.date
+
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.combine(self.first, dt.time.min, tzinfo=self.tenant.tz)
+
+    @property
+    def end(self) -> dt.datetime:
+        """The first instant after `last` (exclusive)."""
+        return dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time.min, tzinfo=self.tenant.tz)
+
+    def days(self) -> list[dt.date]:
+        return [self.first + dt.timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+
+def money(value) -> str:
+    return str(Decimal(value or 0).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def ratio(numerator, denominator, places: Decimal = RATE) -> str:
+    if not denominator:
+        return str(Decimal(0).quantize(places))
+    return str((Decimal(numerator) / Decimal(denominator)).quantize(places, rounding=ROUND_HALF_UP))
+
+
+def average(total, count) -> str:
+    return money(Decimal(total or 0) / count) if count else money(0)
+
+
+class Report:
+    """The figures of one tenant, range and filters, read from one database alias."""
+
+    def __init__(
+        self, rng: ReportRange, filters: ReportFilters | None = None, *, using: str | None = None, rollups=True
+    ):
+        """`rollups=False` computes every figure from raw rows (what the rollups are checked against)."""
+        self.rollups = rollups
+        self.rng = rng
+        self.tenant = rng.tenant
+        self.filters = filters or ReportFilters()
+        self.db = using or report_database()
+        self.tz = self.tenant.tz
+
+    # --- building blocks ------------------------------------------------------------------------
+
+    def q(self, model) -> QuerySet:
+        return model.objects.using(self.db).filter(tenant_id=self.tenant.pk)
+
+    def members(self) -> QuerySet | None:
+        """The member ids the `tier`/`segment` filters allow (a subquery), or None for everyone."""
+        f = self.filters
+        if not f.narrows_members:
+            return None
+        qs = Member.objects.using(self.db).filter(tenant_id=self.tenant.pk)
+        if f.tier_code is not None:
+            qs = qs.filter(
+                Exists(
+                    MemberTier.objects.filter(member=OuterRef("pk"), tier__code=f.tier_code, tenant_id=self.tenant.pk)
+                )
+            )
+        if f.segment is not None:
+            qs = qs.filter(pk__in=segment_members(f.segment).values("pk"))
+        return qs.values("pk")
+
+    def by_member(self, qs: QuerySet, field: str = "member_id") -> QuerySet:
+        members = self.members()
+        return qs if members is None else qs.filter(**{f"{field}__in": members})
+
+    def succeeded_redemptions(self) -> QuerySet:
+        qs = self.q(Redemption).filter(status=Redemption.Status.SUCCEEDED)
+        if self.filters.integration is not None:
+            qs = qs.filter(integration_name=self.filters.integration)
+        if self.filters.campaign_id is not None:
+            qs = qs.filter(
+                Exists(
+                    RedemptionCode.objects.filter(
+                        redemption=OuterRef("pk"), campaign_id=self.filters.campaign_id, rolled_back=False
+                    )
+                )
+            )
+        return qs
+
+    def orders(self, *, in_range: bool = True) -> QuerySet:
+        qs = self.by_member(self.q(Order))
+        if in_range:
+            qs = qs.filter(occurred_at__gte=self.rng.start, occurred_at__lt=self.rng.end)
+        if self.filters.location is not None:
+            qs = qs.filter(location=self.filters.location)
+        if self.filters.campaign_id is not None or self.filters.integration is not None:
+            qs = qs.filter(Exists(self.succeeded_redemptions().filter(order_id=OuterRef("order_id"))))
+        return qs
+
+    def order_discount(self) -> Subquery:
+        """The discount of the order in `OuterRef`: its successful redemptions (their campaign's lines under a
+        campaign filter)."""
+        if self.filters.campaign_id is not None:
+            lines = RedemptionCode.objects.filter(
+                tenant_id=self.tenant.pk,
+                redemption__order_id=OuterRef("order_id"),
+                redemption__status=Redemption.Status.SUCCEEDED,
+                campaign_id=self.filters.campaign_id,
+                rolled_back=False,
+            )
+            if self.filters.integration is not None:
+                lines = lines.filter(redemption__integration_name=self.filters.integration)
+            total = lines.values("tenant_id").annotate(total=Sum("discount")).values("total")
+        else:
+            total = (
+                self.succeeded_redemptions()
+                .filter(order_id=OuterRef("order_id"))
+                .values("tenant_id")
+                .annotate(total=Sum("discount"))
+                .values("total")
+            )
+        return Coalesce(Subquery(total, output_field=MONEY), Value(ZERO), output_field=MONEY)
+
+    def day_of(self, field: str) -> TruncDate:
+        return TruncDate(field, tzinfo=self.tz)
+
+    def in_created_range(self, qs: QuerySet, field: str = "created_at") -> QuerySet:
+        return qs.filter(**{f"{field}__gte": self.rng.start, f"{field}__lt": self.rng.end})
+
+    @staticmethod
+    def tail_after(source: str) -> Coalesce:
+        mark = RollupWatermark.objects.filter(source=source).values("last_id")[:1]
+        return Coalesce(Subquery(mark, output_field=IntegerField()), Value(0))
+
+    # --- daily figures (the series, and the summary's additive figures) ----------------------------
+
+    def _orders_rollup_ok(self) -> bool:
+        f = self.filters
+        return self.rollups and not (f.narrows_members or f.campaign_id is not None or f.integration is not None)
+
+    def daily_orders(self) -> dict[dt.date, dict[str, Any]]:
+        out: dict[dt.date, dict[str, Any]] = defaultdict(lambda: {"orders": 0, "value": ZERO})
+        if self._orders_rollup_ok():
+            rollup = DailyOrders.objects.using(self.db).filter(
+                tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last
+            )
+            if self.filters.location is not None:
+                rollup = rollup.filter(location=self.filters.location)
+            rollup = rollup.values("day").annotate(n=Sum("orders"), v=Sum("value")).values_list("day", "n", "v")
+            tail = self.orders().filter(id__gt=self.tail_after("order"))
+            tail = tail.annotate(d=self.day_of("occurred_at")).values("d").annotate(n=Count("id"), v=Sum("amount"))
+            rows = rollup.union(tail.values_list("d", "n", "v"), all=True)
+        else:
+            rows = (
+                self.orders()
+                .annotate(d=self.day_of("occurred_at"))
+                .values("d")
+                .annotate(n=Count("id"), v=Sum("amount"))
+                .values_list("d", "n", "v")
+            )
+        for day, count, value in rows:
+            out[day]["orders"] += count or 0
+            out[day]["value"] += Decimal(value or 0)
+        return out
+
+    def daily_discount(self) -> dict[dt.date, Decimal]:
+        rows = (
+            self.orders()
+            .annotate(d=self.day_of("occurred_at"), disc=self.order_discount())
+            .values("d")
+            .annotate(total=Sum("disc"))
+            .values_list("d", "total")
+        )
+        return {day: Decimal(total or 0) for day, total in rows}
+
+    def _points_rollup_ok(self) -> bool:
+        return self.rollups and not (self.filters.narrows_members or self.filters.campaign_id is not None)
+
+    def entries(self) -> QuerySet:
+        qs = self.by_member(self.q(LedgerEntry), "account__member_id")
+        if self.filters.campaign_id is not None:
+            qs = qs.filter(campaign_id=self.filters.campaign_id)
+        return qs
+
+    def daily_points(self) -> dict[dt.date, dict[str, int]]:
+        """Per day: the signed sum and the absolute sum of each kind of entry."""
+        out: dict[dt.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        raw = self.in_created_range(self.entries())
+        if self._points_rollup_ok():
+            rollup = (
+                DailyPoints.objects.using(self.db)
+                .filter(tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last)
+                .values("day", "kind")
+                .annotate(p=Sum("points"), a=Sum("abs_points"))
+                .values_list("day", "kind", "p", "a")
+            )
+            raw = raw.filter(id__gt=self.tail_after("ledger_entry"))
+        else:
+            rollup = None
+        raw = (
+            raw.annotate(d=self.day_of("created_at"))
+            .values("d", "kind")
+            .annotate(p=Sum("points"), a=Sum(Abs("points")))
+            .values_list("d", "kind", "p", "a")
+        )
+        rows = raw if rollup is None else rollup.union(raw, all=True)
+        for day, kind, signed, absolute in rows:
+            out[day][kind] += signed or 0
+            out[day][f"abs_{kind}"] += absolute or 0
+        return out
+
+    def _redemptions_rollup_ok(self) -> bool:
+        return self.rollups and not (self.filters.narrows_members or self.filters.campaign_id is not None)
+
+    def daily_redemptions(self) -> dict[dt.date, int]:
+        out: dict[dt.date, int] = defaultdict(int)
+        if self._redemptions_rollup_ok():
+            integration = self.filters.integration
+            rollup = DailyRedemptions.objects.using(self.db).filter(
+                tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last
+            )
+            made = self.in_created_range(self.q(Redemption)).filter(id__gt=self.tail_after("redemption"))
+            undone = self.q(RedemptionRollback).filter(
+                id__gt=self.tail_after("redemption_rollback"),
+                redemption__created_at__gte=self.rng.start,
+                redemption__created_at__lt=self.rng.end,
+            )
+            if integration is not None:
+                rollup = rollup.filter(integration_name=integration)
+                made = made.filter(integration_name=integration)
+                undone = undone.filter(redemption__integration_name=integration)
+            rows = (
+                rollup.values("day")
+                .annotate(n=Sum("redemptions"))
+                .values_list("day", "n")
+                .union(
+                    made.annotate(d=self.day_of("created_at"))
+                    .values("d")
+                    .annotate(n=Count("id"))
+                    .values_list("d", "n"),
+                    undone.annotate(d=self.day_of("redemption__created_at"))
+                    .values("d")
+                    .annotate(n=-Count("id"))
+                    .values_list("d", "n"),
+                    all=True,
+                )
+            )
+        else:
+            rows = (
+                self.in_created_range(self.by_member(self.succeeded_redemptions()))
+                .annotate(d=self.day_of("created_at"))
+                .values("d")
+                .annotate(n=Count("id"))
+                .values_list("d", "n")
+            )
+        for day, count in rows:
+            out[day] += count or 0
+        return out
+
+    def daily(self) -> dict[dt.date, dict[str, Any]]:
+        """Every series figure for each day of the range (empty days included)."""
+        orders, discount = self.daily_orders(), self.daily_discount()
+        points, redemptions = self.daily_points(), self.daily_redemptions()
+        out = {}
+        for day in self.rng.days():
+            p = points.get(day, {})
+            out[day] = {
+                "orders": orders[day]["orders"] if day in orders else 0,
+                "value": orders[day]["value"] if day in orders else ZERO,
+                "discount": discount.get(day, ZERO),
+                "points_issued": p.get("earn", 0),
+                "points_spent": -p.get("redeem", 0),
+                "points_expired": -p.get("expire", 0),
+                "points_reversed": p.get("abs_reverse", 0),
+                "points_adjusted": p.get("adjust", 0),
+                "redemptions": redemptions.get(day, 0),
+            }
+        return out
+
+    # --- the summary -------------------------------------------------------------------------------
+
+    def returned(self) -> Decimal:
+        if self._orders_rollup_ok():
+            rollup = DailyOrders.objects.using(self.db).filter(
+                tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last
+            )
+            tail = self.in_created_range(self.q(OrderReturn)).filter(id__gt=self.tail_after("order_return"))
+            if self.filters.location is not None:
+                rollup = rollup.filter(location=self.filters.location)
+                tail = tail.filter(order__location=self.filters.location)
+            rows = (
+                rollup.values("tenant_id")
+                .annotate(r=Sum("returned"))
+                .values_list("r")
+                .union(tail.values("tenant_id").annotate(r=Sum("amount")).values_list("r"), all=True)
+            )
+            return sum((Decimal(r or 0) for (r,) in rows), ZERO)
+        qs = self.in_created_range(self.q(OrderReturn)).filter(order__in=self.orders(in_range=False).values("pk"))
+        return qs.aggregate(r=Sum("amount"))["r"] or ZERO
+
+    def orders_block(self, days: dict) -> dict[str, Any]:
+        count = sum(d["orders"] for d in days.values())
+        value = sum((d["value"] for d in days.values()), ZERO)
+        discount = sum((d["discount"] for d in days.values()), ZERO)
+        split = (
+            self.orders()
+            .annotate(disc=self.order_discount())
+            .aggregate(
+                n_disc=Count("id", filter=Q(disc__gt=0)),
+                v_disc=Sum("amount", filter=Q(disc__gt=0)),
+            )
+        )
+        n_disc, v_disc = split["n_disc"] or 0, split["v_disc"] or ZERO
+        return {
+            "count": count,
+            "value": money(value),
+            "discount": money(discount),
+            "net": money(value - discount),
+            "returned": money(self.returned()),
+            "aov": average(value, count),
+            "aov_discounted": average(v_disc, n_disc),
+            "aov_full_price": average(value - v_disc, count - n_disc),
+        }
+
+    def outstanding_by_program(self) -> dict[int, int]:
+        entries = self.entries().filter(created_at__lt=self.rng.end)
+        return {
+            program: points or 0
+            for program, points in entries.values("account__program_id")
+            .annotate(p=Sum("points"))
+            .values_list("account__program_id", "p")
+        }
+
+    def points_block(self, days: dict, now: dt.datetime) -> dict[str, Any]:
+        outstanding = self.outstanding_by_program()
+        programs = Program.objects.using(self.db).filter(tenant_id=self.tenant.pk, pk__in=list(outstanding))
+        value = sum(
+            (Decimal(outstanding[p.pk]) * p.points_value_amount / p.points_value_points for p in programs), Decimal(0)
+        )
+        lots = self.by_member(self.q(PointLot), "account__member_id").filter(
+            remaining__gt=0, expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=max(EXPIRING_DAYS))
+        )
+        if self.filters.campaign_id is not None:
+            lots = lots.filter(entry__campaign_id=self.filters.campaign_id)
+        expiring = lots.aggregate(
+            **{
+                f"d{n}": Coalesce(Sum("remaining", filter=Q(expires_at__lte=now + dt.timedelta(days=n))), 0)
+                for n in EXPIRING_DAYS
+            }
+        )
+        return {
+            "issued": sum(d["points_issued"] for d in days.values()),
+            "spent": sum(d["points_spent"] for d in days.values()),
+            "expired": sum(d["points_expired"] for d in days.values()),
+            "reversed": sum(d["points_reversed"] for d in days.values()),
+            "adjusted": sum(d["points_adjusted"] for d in days.values()),
+            "outstanding": sum(outstanding.values()),
+            "outstanding_value": money(value),
+            "expiring": {str(n): expiring[f"d{n}"] for n in EXPIRING_DAYS},
+        }
+
+    def gift_card_codes(self) -> QuerySet:
+        qs = self.by_member(self.q(Code).filter(initial_balance__isnull=False))
+        if self.filters.campaign_id is not None:
+            qs = qs.filter(campaign_id=self.filters.campaign_id)
+        return qs
+
+    def gift_cards_block(self) -> dict[str, str]:
+        codes = self.gift_card_codes()
+        issued = self.in_created_range(codes).aggregate(v=Sum("initial_balance"))["v"] or ZERO
+        before_end = GiftCardTransaction.objects.using(self.db).filter(
+            tenant_id=self.tenant.pk, code__in=codes.values("pk"), created_at__lt=self.rng.end
+        )
+        moves = before_end.aggregate(
+            spent=Sum(
+                "amount",
+                filter=Q(
+                    kind=GiftCardTransaction.Kind.DEBIT,
+                    redemption__status=Redemption.Status.SUCCEEDED,
+                    redemption__created_at__gte=self.rng.start,
+                    redemption__created_at__lt=self.rng.end,
+                ),
+            ),
+            moved=Sum("amount", filter=~Q(kind=GiftCardTransaction.Kind.ISSUE)),
+        )
+        started = codes.filter(created_at__lt=self.rng.end).aggregate(v=Sum("initial_balance"))["v"] or ZERO
+        return {
+            "issued": money(issued),
+            "spent": money(-(moves["spent"] or ZERO)),
+            "outstanding": money(started + (moves["moved"] or ZERO)),
+        }
+
+    def engaged_members(self) -> QuerySet:
+        """Members who in the range redeemed a code, paid with points or took a catalog reward."""
+        start, end = self.rng.start, self.rng.end
+        lines = RedemptionCode.objects.filter(
+            member_id=OuterRef("pk"),
+            kind=RedemptionCode.Kind.CODE,
+            rolled_back=False,
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        with_points = Redemption.objects.filter(
+            member_id=OuterRef("pk"),
+            status=Redemption.Status.SUCCEEDED,
+            points_used__gt=0,
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        rewards = RewardPurchase.objects.filter(member_id=OuterRef("pk"), created_at__gte=start, created_at__lt=end)
+        qs = self.by_member(Member.objects.using(self.db).filter(tenant_id=self.tenant.pk), "pk")
+        return qs.filter(Exists(lines) | Exists(with_points) | Exists(rewards))
+
+    def campaigns_block(self) -> dict[str, Any]:
+        publications = self.in_created_range(self.by_member(self.q(Publication)), "published_at")
+        if self.filters.campaign_id is not None:
+            publications = publications.filter(campaign_id=self.filters.campaign_id)
+        redeemed_code = RedemptionCode.objects.filter(
+            code_id=OuterRef("code_id"), rolled_back=False, created_at__lt=self.rng.end
+        )
+        engaged = self.engaged_members().values("pk")
+        redeemed = Exists(redeemed_code)
+        counts = publications.aggregate(
+            published=Count("id"),
+            redeemed=Count("id", filter=redeemed),
+            engaged_published=Count("id", filter=Q(member_id__in=engaged)),
+            engaged_redeemed=Count("id", filter=Q(member_id__in=engaged) & redeemed),
+        )
+        traces = self.in_created_range(self.q(EvaluationTrace)).filter(
+            kind=EvaluationTrace.Kind.REDEMPTION, succeeded=False
+        )
+        traces = self.by_member(traces)
+        if self.filters.integration is not None:
+            traces = traces.filter(integration_name=self.filters.integration)
+        failed: Counter = Counter()
+        # Counted in Python: the reasons are a JSON list per attempt, and traces are pruned after
+        # TRACE_RETENTION_DAYS, which bounds the rows read. Each attempt counts once per reason it gave.
+        for reasons in traces.values_list("reasons", flat=True):
+            failed.update(set(reasons or []))
+        if self.filters.campaign_id is not None:
+            failed = Counter()  # a trace does not record which campaign refused it: not attributable
+        return {
+            "published": counts["published"],
+            "redeemed": counts["redeemed"],
+            "conversion_rate": ratio(counts["redeemed"], counts["published"]),
+            "engaged_published": counts["engaged_published"],
+            "engaged_redeemed": counts["engaged_redeemed"],
+            "engaged_conversion_rate": ratio(counts["engaged_redeemed"], counts["engaged_published"]),
+            "redemptions_failed": dict(sorted(failed.items())),
+        }
+
+    def members_block(self, value: Decimal) -> dict[str, Any]:
+        orders = self.orders()
+        per_member = orders.values("member_id").annotate(n=Count("id"))
+        buyers = Member.objects.using(self.db).filter(pk__in=per_member.values("member_id"))
+        repeat = per_member.filter(n__gte=2).values("member_id")
+        engaged = self.engaged_members().values("pk")
+        stats = buyers.aggregate(
+            with_orders=Count("id"),
+            repeat=Count("id", filter=Q(pk__in=repeat)),
+        )
+        engaged_revenue = orders.filter(member_id__in=engaged).aggregate(v=Sum("amount"))["v"] or ZERO
+        end = self.rng.end
+        active: dict[str, int] = {}
+        for n in (30, 90):
+            since = end - dt.timedelta(days=n)
+            ordered = self.orders(in_range=False).filter(
+                member_id=OuterRef("pk"), occurred_at__gte=since, occurred_at__lt=end
+            )
+            entries = LedgerEntry.objects.filter(
+                account__member_id=OuterRef("pk"), created_at__gte=since, created_at__lt=end
+            )
+            qs = self.by_member(Member.objects.using(self.db).filter(tenant_id=self.tenant.pk), "pk")
+            active[f"active_{n}d"] = qs.filter(Exists(ordered) | Exists(entries)).count()
+        return {
+            "with_orders": stats["with_orders"],
+            **active,
+            "repeat_purchase_rate": ratio(stats["repeat"], stats["with_orders"]),
+            "engaged": self.engaged_members().count(),
+            "engaged_revenue": money(engaged_revenue),
+            "regular_revenue": money(value - engaged_revenue),
+        }
+
+    def tiers_block(self) -> list[dict[str, Any]]:
+        statuses = self.by_member(MemberTier.objects.filter(tier_id=OuterRef("pk")))
+        changes = self.by_member(
+            self.in_created_range(TierChange.objects.filter(tenant_id=self.tenant.pk, to_tier_id=OuterRef("pk")))
+        )
+        up = changes.filter(Q(from_tier__isnull=True) | Q(from_tier__rank__lt=F("to_tier__rank")))
+        down = changes.filter(from_tier__rank__gt=F("to_tier__rank"))
+
+        def count(qs):
+            return Coalesce(
+                Subquery(qs.values("tenant_id").annotate(n=Count("id")).values("n"), output_field=IntegerField()), 0
+            )
+
+        tiers = (
+            Tier.objects.using(self.db)
+            .filter(tenant_id=self.tenant.pk)
+            .annotate(n_members=count(statuses), n_up=count(up), n_down=count(down))
+            .order_by("program_id", "rank", "code")
+        )
+        return [
+            {"code": t.code, "name": t.name, "members": t.n_members, "moved_up": t.n_up, "moved_down": t.n_down}
+            for t in tiers
+        ]
+
+    def summary(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        now = now or timezone.now()
+        days = self.daily()
+        orders = self.orders_block(days)
+        return {
+            "from": self.rng.first.isoformat(),
+            "to": self.rng.last.isoformat(),
+            "currency": self.tenant.currency,
+            "orders": orders,
+            "points": self.points_block(days, now),
+            "gift_cards": self.gift_cards_block(),
+            "campaigns": {**self.campaigns_block(), "redemptions": sum(d["redemptions"] for d in days.values())},
+            "members": self.members_block(Decimal(orders["value"])),
+            "tiers": self.tiers_block(),
+        }
+
+    def timeseries(self, interval: str) -> dict[str, Any]:
+        periods: dict[dt.date, dict[str, Any]] = {}
+        for day, figures in self.daily().items():
+            start = period_start(day, interval)
+            period = periods.setdefault(start, {name: (ZERO if name in MONEY_SERIES else 0) for name in SERIES_FIELDS})
+            for name in SERIES_FIELDS:
+                period[name] += figures[name]
+        return {
+            "interval": interval,
+            "periods": [
+                {"start": start.isoformat(), **{k: money(v) if k in MONEY_SERIES else v for k, v in p.items()}}
+                for start, p in periods.items()
+            ],
+        }
+
+
+MONEY_SERIES = {"value", "discount"}
+
+
+def period_start(day: dt.date, interval: str) -> dt.date:
+    """The first day of the period holding `day`: itself, the Monday of its week, the first of its month."""
+    if interval == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if interval == "month":
+        return day.replace(day=1)
+    return day
