@@ -38,8 +38,8 @@ from campaigns.console.glance import (
     StatusFilter,
     TenantFilter,
 )
-from campaigns.models import Campaign, CampaignAlert, CampaignType, Code, CodeGenerationJob, Publication
-from campaigns.selectors import campaign_stats, campaign_status
+from campaigns.models import Campaign, CampaignAlert, Code, CodeGenerationJob, Publication
+from campaigns.selectors import campaign_input_document, campaign_stats, campaign_status
 from common.errors import ApplicationError
 from members.admin_tenancy import TenantScopedAdmin, TenantScopedAdminMixin, TenantScopedReadOnlyAdmin, tenants_for_user
 from members.form_once import one_time, submitted_once
@@ -56,56 +56,6 @@ FIELD_OF = {
     "circuit_breaker.window_minutes": "breaker_window_minutes",
     "circuit_breaker.min_redemptions": "breaker_min_redemptions",
 }
-
-
-def _iso(value):
-    return value.isoformat() if value else None
-
-
-def document_from_instance(obj: Campaign) -> dict:
-    """The API document (`campaign_create` input) for the values of an admin form."""
-    doc = {
-        "name": obj.name,
-        "description": obj.description,
-        "starts_at": _iso(obj.starts_at),
-        "ends_at": _iso(obj.ends_at),
-        "active_hours": obj.active_hours or [],
-        "rule": obj.rule,
-        "priority": obj.priority,
-        "limits": {
-            "redemptions_total": obj.redemptions_total,
-            "redemptions_per_member": obj.redemptions_per_member,
-            "redemptions_per_member_per_period": (
-                {"count": obj.redemptions_per_member_period, "period": obj.member_period}
-                if obj.redemptions_per_member_period
-                else None
-            ),
-            "redemptions_per_day": obj.redemptions_per_day,
-            "redemptions_per_week": obj.redemptions_per_week,
-            "redemptions_per_month": obj.redemptions_per_month,
-            "discount_total": str(obj.discount_total) if obj.discount_total is not None else None,
-            "order_value_total": str(obj.order_value_total) if obj.order_value_total is not None else None,
-        },
-        "stacking": {
-            "category": obj.stacking_category,
-            "exclusive": obj.exclusive,
-            "combinable_with": obj.combinable_with or None,
-            "max_codes_per_order": obj.max_codes_per_order,
-        },
-        "circuit_breaker": {
-            "enabled": obj.breaker_enabled,
-            "multiple": str(obj.breaker_multiple),
-            "window_minutes": obj.breaker_window_minutes,
-            "min_redemptions": obj.breaker_min_redemptions,
-        },
-    }
-    if obj.type in (CampaignType.DISCOUNT, CampaignType.PROMOTION, CampaignType.LOYALTY_REWARD):
-        doc["discount"] = obj.discount or None
-    if obj.type == CampaignType.GIFT_CARD:
-        doc["gift_card"] = {"amount": str(obj.gift_card_amount) if obj.gift_card_amount is not None else None}
-    if obj.type == CampaignType.REFERRAL:
-        doc["referral"] = obj.config or {}
-    return doc
 
 
 def _form_field(key: str) -> str:
@@ -167,7 +117,7 @@ class CampaignAdminForm(IncentiveFieldsMixin, forms.ModelForm):
         probe = Campaign(**{k: v for k, v in cleaned.items() if k in {f.name for f in Campaign._meta.fields}})
         if self.instance.pk:
             probe.type = self.instance.type
-        doc = document_from_instance(probe)
+        doc = campaign_input_document(probe)
         if not self.instance.pk:
             doc["type"] = probe.type
         errors = services.campaign_check(data=doc, campaign=self.instance if self.instance.pk else None)
@@ -370,7 +320,7 @@ class CampaignAdmin(CampaignRightsMixin, CampaignGlanceMixin, CampaignBulkAction
         return self._changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
-        doc = document_from_instance(obj)
+        doc = campaign_input_document(obj)
         try:
             if not change:
                 doc["type"] = obj.type

@@ -252,8 +252,8 @@ def campaigns_usable_by(user, tenant):
 def campaign_input_document(campaign: Campaign) -> dict[str, Any]:
     """The campaign's configuration as the document `campaign_update` accepts (no counters, no `enabled`).
 
-    The admin form builds the same from its values (`campaigns.admin.document_from_instance`); a revert
-    declares an earlier version with it, so the earlier values pass the same checks as an edit.
+    The admin form checks its values with it (built on an unsaved campaign); a revert declares an earlier
+    version with it, so the earlier values pass the same checks as an edit.
     """
 
     def iso(value):
