@@ -1,6 +1,7 @@
 """Reports over the API (scope `read`): the summary and the time series of a range of days, as JSON or CSV."""
 
 import csv
+import datetime as dt
 import io
 
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +18,8 @@ from members.models import Segment
 from reports.selectors import Report, ReportFilters, ReportRange, report_database
 
 MAX_DAYS = 3660  # ten years: a wider range is a 400, not a long query
+# Days a report can name: their midnights in any time zone are datetimes (0001-01-01 in UTC+14 is not).
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9998, 12, 31)
 
 
 class ReportCSVRenderer(renderers.BaseRenderer):
@@ -226,6 +229,10 @@ class ReportApiView(ApiView):
             raise ApplicationError(
                 "invalid_range", str(_("`to` must not be before `from`.")), {"to": [query["to"].isoformat()]}, 400
             )
+        outside = [key for key in ("from", "to") if not FIRST_DAY <= query[key] <= LAST_DAY]
+        if outside:
+            message = str(_("Days from %(first)s to %(last)s only.")) % {"first": FIRST_DAY, "last": LAST_DAY}
+            raise ApplicationError("invalid_range", message, {key: [query[key].isoformat()] for key in outside}, 400)
         if (query["to"] - query["from"]).days >= MAX_DAYS:
             message = str(_("The range may span at most %(n)d days.")) % {"n": MAX_DAYS}
             raise ApplicationError("invalid_range", message, {"max_days": MAX_DAYS}, 400)

@@ -73,9 +73,15 @@ def test_bad_dates_and_filters_are_400(api, tenant, params):
 
 
 @pytest.mark.parametrize(
-    "params", [{"from": "2026-03-31", "to": "2026-03-01"}, {"from": "1900-01-01", "to": "2026-03-31"}]
+    "params",
+    [
+        {"from": "2026-03-31", "to": "2026-03-01"},
+        {"from": "1900-01-01", "to": "2026-03-31"},
+        {"from": "0001-01-01", "to": "0001-01-01"},  # a day whose midnight east of UTC is before year 1
+        {"from": "9999-12-31", "to": "9999-12-31"},
+    ],
 )
-def test_a_backwards_or_too_long_range_is_400(api, tenant, params):
+def test_a_backwards_too_long_or_out_of_calendar_range_is_400(api, tenant, params):
     assert_error(get(api, "summary", params), 400, "invalid_range")
     assert_error(get(api, "timeseries", params), 400, "invalid_range")
 

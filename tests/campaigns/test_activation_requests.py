@@ -139,7 +139,7 @@ def test_two_approvers_at_once_enable_it_once(published):
     assert all(isinstance(e, ApplicationError) and e.code == "already_decided" for e in errors)
     assert Campaign.objects.get(pk=campaign.pk).enabled is True
     assert [kind for kind, _data in published].count("campaign.enabled") == 1
-    assert campaign.history.filter(history_change_reason__startswith="enabled by").count() == 1
+    assert campaign.history.filter(history_change_reason__startswith="enabled: by ").count() == 1
 
 
 # --- the junior's discount cap ------------------------------------------------------------------
