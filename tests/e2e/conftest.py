@@ -40,3 +40,30 @@ def browser():
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's
+
+
+def staff(tenant, role):
+    """A staff user of `role` with access to `tenant`."""
+    from django.contrib.auth.models import Group
+    from guardian.shortcuts import assign_perm
+
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    user.groups.add(Group.objects.get(name=role))
+    assign_perm("members.access_tenant", user, tenant)
+    return user
+
+
+def sign_in(browser, live_server, user):
+    """A new browser context signed in to the admin as `user`; its page on the admin index."""
+    page = browser.new_context().new_page()
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    return page

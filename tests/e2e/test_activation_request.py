@@ -2,32 +2,11 @@
 the campaign's page, and a marketer approves it from the admin index: the campaign is live."""
 
 import pytest
-from django.contrib.auth.models import Group
-from guardian.shortcuts import assign_perm
 
 from campaigns.models import ActivationRequest, Campaign
-from tests.e2e.conftest import shot
-from tests.factories import UserFactory
+from tests.e2e.conftest import shot, sign_in, staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's
-
-
-def staff(tenant, role):
-    user = UserFactory()
-    user.groups.add(Group.objects.get(name=role))
-    assign_perm("members.access_tenant", user, tenant)
-    return user
-
-
-def sign_in(browser, live_server, user):
-    page = browser.new_context().new_page()
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
-    return page
 
 
 def test_a_juniors_activation_request_is_approved_by_a_marketer(browser, live_server, tenant):

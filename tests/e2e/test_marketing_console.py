@@ -6,8 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, Code
-from tests.e2e.conftest import shot
-from tests.e2e.test_support_console import sign_in, staff
+from tests.e2e.conftest import shot, sign_in, staff
 from tests.factories import api_key_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -2,34 +2,15 @@
 through the API, and asks for an adjustment above their limit that a second person approves."""
 
 import pytest
-from django.contrib.auth.models import Group
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
 from loyalty import ledger
 from rewards.models import ApprovalRequest
-from tests.e2e.conftest import shot
-from tests.factories import CampaignFactory, CodeFactory, MemberFactory, ProgramFactory, UserFactory, api_key_for
+from tests.e2e.conftest import shot, sign_in, staff
+from tests.factories import CampaignFactory, CodeFactory, MemberFactory, ProgramFactory, api_key_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory's
-
-
-def staff(tenant, role):
-    user = UserFactory()
-    user.groups.add(Group.objects.get(name=role))
-    assign_perm("members.access_tenant", user, tenant)
-    return user
-
-
-def sign_in(browser, live_server, user):
-    page = browser.new_context().new_page()
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
-    return page
 
 
 def test_an_agent_finds_a_member_gives_a_coupon_and_a_lead_approves_a_large_adjustment(browser, live_server, tenant):
