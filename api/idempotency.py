@@ -14,9 +14,10 @@ crash between the two would leave effects without an answer, and the retry that 
 over would apply them again. With `Answer` the effects and the answer commit together or not at all.
 Refusals (4xx) write nothing, so they are stored after their rollback (`complete`) as before.
 
-A view whose service stores every answer in its own transaction, refusals included (the redemption), claims
-*deferred* (`claim(deferred=True)`): the row is written once, completed, in the transaction of the effects,
-and the same unique constraint makes a late twin roll back and replay the first answer.
+A view whose service stores every answer in its own transaction, refusals included (the redemption, the
+order), claims *deferred* (`claim(deferred=True)`): nothing is read or written before the work; the row is
+written once, completed, in the transaction of the effects, and the same unique constraint makes a retry or a
+late twin roll its work back and replay the first answer.
 
 The request is identified by method, path (trailing slash ignored) and the JSON body in canonical form
 (key order and whitespace do not matter); the same key with another request is 409 `idempotency_key_reused`.
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -40,7 +42,7 @@ from api.errors import ApiError, error_body
 from api.parsers import json_depth_exceeds
 from integrations.idempotency import retention
 from integrations.models import IdempotencyRecord
-from integrations.sql import idempotency_claim, idempotency_record, idempotency_store
+from integrations.sql import idempotency_claim, idempotency_claim_then, idempotency_record, idempotency_store
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -101,13 +103,14 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 def claim(request, *, integration, deferred: bool = False) -> Claim | None:
     """Claim the request's key, or raise `IdempotentReplay` / a 409. None when there is no key.
 
-    `deferred` (a view whose service stores its every answer in its own transaction, refusals included): when
-    the key is new, nothing is written now. The record is inserted once, completed, with the answer and in
-    the same transaction as the effects (`store_in_transaction`); the unique constraint still arbitrates: a
-    twin that committed first makes this request's transaction roll back (`TwinAnswered`) and it replays the
-    twin's answer. So a new key costs one read here instead of a write, a commit and a later update, and a
-    crash leaves nothing to take over (a retry simply runs). A twin runs its work to the end before it learns
-    of the other (it waits on the same row locks first), which is rare and wastes only that work.
+    `deferred` (a view whose service stores its every answer in its own transaction, refusals included): nothing
+    is read or written now. The record is inserted once, completed, with the answer and in the same
+    transaction as the effects (`store_in_transaction`); the unique constraint arbitrates: when a first request
+    with this key committed (a retry) or commits first (a concurrent twin), this request's transaction rolls
+    back (`TwinAnswered`) and it replays that answer, or is refused 409 if the key named another request. So
+    a new key costs no round trip before the work, and a crash leaves nothing to take over (a retry simply
+    runs). A retry does its work again before it learns it is one, and rolls it back: retries are rare, and
+    this costs them one rolled-back transaction where every first request would pay a read.
     """
     key = request.headers.get(HEADER)
     if key is None:
@@ -115,7 +118,7 @@ def claim(request, *, integration, deferred: bool = False) -> Claim | None:
     if not 1 <= len(key) <= 255:
         raise ApiError("invalid_idempotency_key", f"{HEADER} must be 1 to 255 characters.", 400)
     request_hash = fingerprint(request.method, request.path, request.body)
-    if deferred and idempotency_record(integration.pk, key) is None:
+    if deferred:
         now = timezone.now()
         record = IdempotencyRecord(
             tenant_id=integration.tenant_id,
@@ -182,17 +185,28 @@ def claim(request, *, integration, deferred: bool = False) -> Claim | None:
         pause = min(pause * 2, 0.25)
 
 
-def _store(record: IdempotencyRecord, status: int, body: str) -> bool:
+def _store(record: IdempotencyRecord, status: int, body: str, *, twin: Callable[[bool], None] | None = None) -> bool:
     """Store the answer on the claimed row; a deferred claim's row is inserted, completed, now (False when a
-    twin's is there). Plain SQL: every idempotent POST runs it."""
+    twin's is there). Plain SQL: every idempotent POST runs it.
+
+    With `twin`, a deferred claim's row joins the transaction's batch of last writes, if it has one, and
+    `twin(claimed)` learns the outcome when it is sent (it raises to roll back)."""
     if getattr(record, "deferred", False):  # see `Claim.deferred`
-        record.pk = None  # anew: an earlier insert of it may have rolled back with its transaction
-        record._state.adding = True
-        record.state = IdempotencyRecord.State.COMPLETED
-        record.response_status, record.response_body = status, body
-        return idempotency_claim(record)
+        if twin is not None:
+            idempotency_claim_then(_completed(record, status, body), twin)
+            return True
+        return idempotency_claim(_completed(record, status, body))
     idempotency_store(record.pk, status, body)
     return True
+
+
+def _completed(record: IdempotencyRecord, status: int, body: str) -> IdempotencyRecord:
+    """A deferred claim's row as it is inserted: completed, with the answer."""
+    record.pk = None  # anew: an earlier insert of it may have rolled back with its transaction
+    record._state.adding = True
+    record.state = IdempotencyRecord.State.COMPLETED
+    record.response_status, record.response_body = status, body
+    return record
 
 
 def store_in_transaction(claim_: Claim | None, status: int, data) -> None:
@@ -202,8 +216,13 @@ def store_in_transaction(claim_: Claim | None, status: int, data) -> None:
     back, nothing is stored and `complete` stores the error as usual."""
     if claim_ is None:
         return
-    if not _store(claim_.record, status, JSONRenderer().render(data).decode("utf-8")):
-        raise TwinAnswered(claim_.record.key)
+    record = claim_.record
+    _store(record, status, JSONRenderer().render(data).decode("utf-8"), twin=partial(_twin_answered, record.key))
+
+
+def _twin_answered(key: str, claimed: bool) -> None:
+    if not claimed:
+        raise TwinAnswered(key)
 
 
 _UNANSWERED = object()

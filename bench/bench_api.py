@@ -33,7 +33,7 @@ clients, one connection each). In order:
     tenant and code text FOR UPDATE; insert the redemption and its one line; add 1 to the code's usage
     count; add to the campaign's counters; COMMIT,
   - the same minimal transaction with BENCH_THINK_US microseconds (default 1,000) of client time after each
-    statement (pgbench `\sleep`), as any web view runs it: its code computes between round trips, and the
+    statement (pgbench `\\sleep`), as any web view runs it: its code computes between round trips, and the
     backend, idle meanwhile, pays again for being woken and for cold caches at each statement. What that
     costs PostgreSQL per transaction is the reference for round trips (printed beside the ratios),
   - `POST /api/v1/orders` of new paid orders (earning on the spend rule),

@@ -148,6 +148,58 @@ def live_promotions_and_frozen(tenant_id, now) -> tuple[bool, list[Campaign]]:
     return bool(rows[0][0]), [instance(Campaign, "c", row[1:]) for row in rows if row[1] is not None]
 
 
+def live_promotions_and_frozen_or_locked(tenant_id, texts, now):
+    """The redemption's first read, one statement: (frozen, live promotions, locked) where `locked` is
+    `campaigns_and_codes_for_update(tenant_id, texts)`'s answer when the tenant has no live promotion (the
+    usual case: nothing else is to be locked, so the codes and campaigns are locked in the same statement),
+    and None when it has some (their candidates decide what else to lock: the caller locks in a second one).
+
+    The locking CTE runs only when the promotions CTE is empty (a one-time filter), so with promotions it locks
+    nothing and the global lock order (campaigns ascending, then codes) is kept by the caller's second read.
+    Without row locks (SQLite) it is the same read.
+    """
+    texts = sorted(texts)
+    if not texts or connection.vendor != "postgresql":
+        frozen, promotions = live_promotions_and_frozen(tenant_id, now)
+        if promotions:
+            return frozen, promotions, None
+        return frozen, promotions, campaigns_and_codes_for_update(tenant_id, texts)
+    campaign, code = Campaign._meta.db_table, Code._meta.db_table
+    n, m = width(Campaign), width(Code)
+    sql = (
+        f"WITH p AS (SELECT {select_list(Campaign, 'c')} FROM {campaign} c WHERE {_live_of_type('c')}),"
+        f" k AS (SELECT {select_list(Campaign, 'c')}, {select_list(Code, 't')} FROM {campaign} c"
+        f" JOIN {code} t ON t.campaign_id = c.id WHERE t.tenant_id = %s AND t.code IN ({_in(texts)})"
+        " AND c.tenant_id = %s AND NOT EXISTS (SELECT 1 FROM p) ORDER BY c.id, t.id FOR UPDATE)"
+        f" SELECT tn.frozen, x.* FROM {Tenant._meta.db_table} tn LEFT JOIN"
+        f" (SELECT 0 AS role, p.*, {', '.join(['NULL'] * m)} FROM p UNION ALL SELECT 1, k.* FROM k) x ON TRUE"
+        " WHERE tn.id = %s"
+    )
+    params = [*_live_of_type_params(tenant_id, CampaignType.PROMOTION, now), tenant_id, *texts, tenant_id, tenant_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return False, [], ({}, [])
+    frozen = bool(rows[0][0])
+    promotions = sorted((instance(Campaign, "c", row[2 : 2 + n]) for row in rows if row[1] == 0), key=lambda c: c.pk)
+    if promotions:
+        return frozen, promotions, None
+    campaigns: dict[int, Campaign] = {}
+    codes = []
+    for row in rows:
+        if row[1] != 1:
+            continue
+        campaign_row = campaigns.get(row[2])
+        if campaign_row is None:
+            campaign_row = campaigns[row[2]] = instance(Campaign, "c", row[2 : 2 + n])
+        code_row = instance(Code, "t", row[2 + n : 2 + n + m])
+        code_row.campaign = campaign_row
+        codes.append(code_row)
+    codes.sort(key=lambda c: c.pk)
+    return frozen, [], (campaigns, codes)
+
+
 # --- hot reads, locked or not ---------------------------------------------------------------------------
 
 

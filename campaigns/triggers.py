@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from campaigns.lock_objects import campaign_for_update
@@ -177,11 +180,41 @@ def trigger_fire(
 # --- event kinds ----------------------------------------------------------------------------------
 
 
+# Which event kinds each tenant has enabled triggers for, as this worker process last read them: a paid order
+# of a tenant without order triggers (most) then queues no task. Read again after TRIGGER_KINDS_SECONDS, and at
+# once in the process that changed a trigger; other processes see a new trigger within that time.
+_listened: dict[int, tuple[float, frozenset[str]]] = {}
+
+
+def _listened_kinds(tenant_id: int) -> frozenset[str]:
+    now = time.monotonic()
+    known = _listened.get(tenant_id)
+    if known is not None and known[0] > now:
+        return known[1]
+    kinds = frozenset(
+        CampaignTrigger.objects.for_tenant(tenant_id).filter(enabled=True).values_list("kind", flat=True).distinct()
+    )
+    _listened[tenant_id] = (now + settings.TRIGGER_KINDS_SECONDS, kinds)
+    return kinds
+
+
+def _forget_listened(sender, instance: CampaignTrigger, **kwargs) -> None:
+    _listened.pop(instance.tenant_id, None)
+
+
+def forget_listened_kinds() -> None:
+    """Forget every tenant's (the tests start each from the database)."""
+    _listened.clear()
+
+
 def _on_event(tenant, event_type: str, data: dict) -> None:
-    """Bus listener, inside the writer's transaction: only enqueue, after commit, a task with ids."""
+    """Bus listener, inside the writer's transaction: only enqueue, after commit, a task with ids (when the
+    tenant has an enabled trigger of a kind this event can fire)."""
     from campaigns.tasks import fire_event_triggers
 
     tenant_id = getattr(tenant, "pk", tenant)
+    if _listened_kinds(tenant_id).isdisjoint(EVENT_KINDS[event_type]):
+        return
     if event_type == "member.created":
         ids = {"external_id": data["external_id"]}
     elif event_type == "member.tier_changed":
@@ -195,6 +228,8 @@ def _on_event(tenant, event_type: str, data: dict) -> None:
 def register() -> None:
     for event_type in EVENT_KINDS:
         events.subscribe(event_type, _on_event)
+    post_save.connect(_forget_listened, sender=CampaignTrigger, dispatch_uid="campaigns.triggers.listened")
+    post_delete.connect(_forget_listened, sender=CampaignTrigger, dispatch_uid="campaigns.triggers.listened.delete")
 
 
 def _member_of(tenant_id: int, data: dict) -> Member | None:

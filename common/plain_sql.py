@@ -10,6 +10,8 @@ These are the generic helpers. The statements themselves live in one module per 
 `loyalty/sql.py`, `integrations/sql.py`), next to the rule each one filters on, written once.
 """
 
+from collections.abc import Callable
+from contextlib import contextmanager
 from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -150,17 +152,102 @@ def execute_together(statements: list[tuple[str, list]]) -> None:
     PostgreSQL runs `WITH s0 AS (<first>), s1 AS (<second>) <last>`: data-modifying CTEs all run, on one
     snapshot, so the statements must not depend on each other's effects nor change the same row twice
     (give each its own table). SQLite has no data-modifying CTEs: the same texts run in order.
+    Inside `batched()` (PostgreSQL) they join the batch instead, and run with its other statements.
     """
-    statements = [(sql, params) for sql, params in statements if sql]
-    if not statements:
-        return
+    statements = [(sql, list(params), None) for sql, params in statements if sql]
     db = _connection()
-    with db.cursor() as cursor:
-        if db.vendor != "postgresql":
-            for sql, params in statements:
+    batch = _batch(db)
+    if batch is not None:
+        batch.statements += statements
+    elif db.vendor == "postgresql":
+        together = _Batch()
+        together.statements = statements
+        together.run(db)
+    else:
+        with db.cursor() as cursor:
+            for sql, params, _ in statements:
+                cursor.execute(sql, params)
+
+
+# --- a transaction's last writes, sent as one statement ----------------------------------------------------
+
+Returned = Callable[[list], None]
+
+
+class _Batch:
+    def __init__(self):
+        self.statements: list[tuple[str, list, Returned | None]] = []
+
+    def run(self, db) -> None:
+        """One statement: `WITH s0 AS (...), ... SELECT ARRAY(SELECT r FROM s<i>), ...` for the statements that
+        want their RETURNING values (each returns one column named `r`), then each one's `returned(values)`."""
+        statements, self.statements = self.statements, []
+        if not statements:
+            return
+        wanted = [(n, returned) for n, (_, _, returned) in enumerate(statements) if returned is not None]
+        if len(statements) == 1 and not wanted:
+            sql, params, _ = statements[0]
+            with db.cursor() as cursor:
                 cursor.execute(sql, params)
             return
-        *first, (last_sql, last_params) = statements
-        ctes = ", ".join(f"s{n} AS ({sql})" for n, (sql, _) in enumerate(first))
-        params = [p for _, ps in first for p in ps] + list(last_params)
-        cursor.execute((f"WITH {ctes} " if ctes else "") + last_sql, params)
+        ctes = ", ".join(f"s{n} AS ({sql})" for n, (sql, _, _) in enumerate(statements))
+        select = ", ".join(f"ARRAY(SELECT r FROM s{n})" for n, _ in wanted) or "1"
+        params = [p for _, ps, _ in statements for p in ps]
+        with db.cursor() as cursor:
+            cursor.execute(f"WITH {ctes} SELECT {select}", params)
+            row = cursor.fetchone()
+        for (_, returned), values in zip(wanted, row, strict=False):
+            returned(list(values))
+
+
+def _batch(db) -> _Batch | None:
+    return getattr(db, "_statement_batch", None)
+
+
+@contextmanager
+def batched():
+    """Collect the writes of `write_later` (and `execute_together`) and send them as ONE statement on leaving
+    (PostgreSQL; elsewhere each runs at once).
+
+    For the end of a hot transaction: the counters, the trace, the event and its deliveries, the stored answer
+    are independent rows whose writes need not wait for each other, and each round trip to the server costs
+    it more than the write. Only writes nobody reads before the batch ends may join it: code that must see
+    them first calls `flush()`. On an exception nothing queued is sent (the transaction is rolling back).
+    """
+    db = _connection()
+    if db.vendor != "postgresql" or _batch(db) is not None:
+        yield
+        return
+    db._statement_batch = batch = _Batch()
+    try:
+        yield
+        batch.run(db)
+    finally:
+        db._statement_batch = None
+
+
+def batching() -> bool:
+    """A batch is open: `write_later` statements wait for its end."""
+    return _batch(_connection()) is not None
+
+
+def flush() -> None:
+    """Send what the open batch holds now (before a statement that depends on it)."""
+    db = _connection()
+    batch = _batch(db)
+    if batch is not None:
+        batch.run(db)
+
+
+def write_later(sql: str, params: list, *, returned: Returned | None = None) -> None:
+    """Run a writing statement now, or with the open batch (`batched()`). `returned(values)`, when given,
+    receives the values of the statement's `RETURNING ... AS r` (one column), whenever the statement ran."""
+    db = _connection()
+    batch = _batch(db)
+    if batch is not None:
+        batch.statements.append((sql, list(params), returned))
+        return
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returned is not None:
+            returned([row[0] for row in cursor.fetchall()])

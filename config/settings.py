@@ -106,8 +106,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections: opening one per request costs more than the redemption itself.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    # A reused connection is checked (`SELECT 1`) before each request uses it; DB_HEALTH_CHECKS=false skips that
-    # (a connection that died then fails its request once, and is replaced for the next).
+    # A reused connection is checked before each request uses it, by a look at its socket (no round trip; see
+    # config/postgresql/base.py); DB_HEALTH_CHECKS=false skips that (a connection that died then fails its
+    # request once, and is replaced for the next).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_HEALTH_CHECKS", default=True)
     # Prepared statements: server-side parameter binding, and psycopg prepares a statement on this connection
     # once it has run DB_PREPARE_THRESHOLD times (PostgreSQL then skips parsing and planning it again). Behind
@@ -269,6 +271,9 @@ API_THROTTLE_FALLBACK_PROCESSES = env.int("API_THROTTLE_FALLBACK_PROCESSES", def
 # Seconds a web process keeps what it read of an API key (integrations.keys): a revoked key is refused by
 # every process within this time (0: read the key on every request).
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5)
+# How long each process keeps which event kinds a tenant has campaign triggers for (a paid order queues a
+# trigger task only for a tenant with such triggers); the process that changes a trigger forgets at once.
+TRIGGER_KINDS_SECONDS = env.float("TRIGGER_KINDS_SECONDS", default=5)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty touchpoint API",
     "VERSION": "1.0.0",

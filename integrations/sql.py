@@ -12,11 +12,13 @@ otherwise. The webhook tests run on both vendors, so each half is exercised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 from django.db import connection
 
-from common.plain_sql import insert_values, instance, instances, select_list, width
+from common.plain_sql import batched, batching, insert_values, instance, instances, select_list, width, write_later
+from integrations.idempotency import retention
 from integrations.models import (
     Event,
     IdempotencyRecord,
@@ -60,15 +62,35 @@ def unrevoked_key(prefix: str) -> IntegrationAPIKey | None:
 # --- idempotency records -------------------------------------------------------------------------------
 
 
+def _claim_sql(record: IdempotencyRecord, returning: str) -> tuple[str, list]:
+    """The claim's INSERT. A completed record (a deferred claim's, `api.idempotency`) also takes over a row of
+    the same key past retention that the purge has not deleted yet: such a row answers nobody any more."""
+    head, params = insert_values(IdempotencyRecord, [record])
+    quote = connection.ops.quote_name
+    on_conflict = f"ON CONFLICT ({quote('integration_id')}, {quote('key')})"
+    if record.state != IdempotencyRecord.State.COMPLETED:
+        return f"{head} {on_conflict} DO NOTHING RETURNING {returning}", params
+    table = quote(IdempotencyRecord._meta.db_table)
+    columns = [quote(f.column) for f in IdempotencyRecord._meta.concrete_fields if not f.primary_key]
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+    cutoff = connection.ops.adapt_datetimefield_value(record.created_at - retention())
+    sql = f"{head} {on_conflict} DO UPDATE SET {sets} WHERE {table}.{quote('created_at')} < %s RETURNING {returning}"
+    return sql, [*params, cutoff]
+
+
+def _claimed(record: IdempotencyRecord, pk) -> None:
+    record.pk = pk
+    record._state.adding = False
+    record._state.db = connection.alias
+
+
 def idempotency_claim(record: IdempotencyRecord) -> bool:
     """Insert `record` unless its (integration, key) is taken: True (and its id set) when this call claimed it.
 
     One INSERT ... ON CONFLICT DO NOTHING: the unique constraint decides between concurrent twins (a twin's
     uncommitted INSERT makes this one wait for its outcome); no exception, so no savepoint is needed.
     """
-    head, params = insert_values(IdempotencyRecord, [record])
-    quote = connection.ops.quote_name
-    returning = quote("id")
+    returning = connection.ops.quote_name("id")
     # In autocommit, the claim commits without waiting for the disk: every later commit of this request
     # (its effects, its stored answer) flushes the write-ahead log up to there, the claim included, so a
     # crash can only lose a claim that nothing depends on yet (a retry then claims and runs it anew).
@@ -77,16 +99,30 @@ def idempotency_claim(record: IdempotencyRecord) -> bool:
     # prepared statement cannot carry a second one); a conflict inserts nothing, so has nothing to commit.
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         returning += ", set_config('synchronous_commit', 'off', true)"
-    sql = f"{head} ON CONFLICT ({quote('integration_id')}, {quote('key')}) DO NOTHING RETURNING {returning}"
+    sql, params = _claim_sql(record, returning)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return False
-    record.pk = row[0]
-    record._state.adding = False
-    record._state.db = connection.alias
+    _claimed(record, row[0])
     return True
+
+
+def idempotency_claim_then(record: IdempotencyRecord, claimed: Callable[[bool], None]) -> None:
+    """`claimed(idempotency_claim(record))`, the INSERT joining the open batch of writes when there is one
+    (`common.plain_sql.batched`: the stored answer of a redemption goes with its counters)."""
+    if not batching():
+        claimed(idempotency_claim(record))
+        return
+    sql, params = _claim_sql(record, f"{connection.ops.quote_name('id')} AS r")
+
+    def returned(ids: list) -> None:
+        if ids:
+            _claimed(record, ids[0])
+        claimed(bool(ids))
+
+    write_later(sql, params, returned=returned)
 
 
 def idempotency_record(integration_id: int, key: str) -> IdempotencyRecord | None:
@@ -122,9 +158,10 @@ def _wants(endpoint: str) -> str:
     return f"{endpoint}.enabled = %s AND {among}"
 
 
-def event_record(event: Event) -> list[int]:
-    """Write the outbox row `event` and one pending delivery per endpoint of its tenant that wants its type:
-    the deliveries' ids. One statement on PostgreSQL; two on SQLite (no data-modifying CTEs), the same texts."""
+def event_record(event: Event, delivered: Callable[[list[int]], None]) -> None:
+    """Write the outbox row `event` and one pending delivery per endpoint of its tenant that wants its type, and
+    call `delivered(ids)` with the deliveries' ids. One statement on PostgreSQL (joining the open batch, if any:
+    `common.plain_sql.batched`); two on SQLite (no data-modifying CTEs), the same texts."""
     head, event_params = insert_values(Event, [event])
     now = connection.ops.adapt_datetimefield_value(event.created_at)
     event_id = WebhookDelivery._meta.get_field("event").get_db_prep_value(event.pk, connection)
@@ -135,14 +172,17 @@ def event_record(event: Event) -> list[int]:
         f" FROM {WebhookEndpoint._meta.db_table} e WHERE e.tenant_id = %s AND {_wants('e')}"
     )
     params = [event_id, str(WebhookDelivery.Status.PENDING), now, now, event.tenant_id, True, event.type]
+    if connection.vendor == "postgresql":
+        # The deliveries' foreign key to the event is checked at the end of the statement, when both are in.
+        with batched():
+            write_later(head, event_params)
+            write_later(f"{deliveries} RETURNING id AS r", params, returned=delivered)
+        return
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"WITH event AS ({head}) {deliveries} RETURNING id", [*event_params, *params])
-            return [row[0] for row in cursor.fetchall()]
         cursor.execute(head, event_params)
         if connection.features.can_return_rows_from_bulk_insert:
             cursor.execute(f"{deliveries} RETURNING id", params)
-            return [row[0] for row in cursor.fetchall()]
-        cursor.execute(deliveries, params)  # SQLite before 3.35: no RETURNING
-        cursor.execute(f"SELECT id FROM {WebhookDelivery._meta.db_table} WHERE event_id = %s", [event_id])
-        return [row[0] for row in cursor.fetchall()]
+        else:  # SQLite before 3.35: no RETURNING
+            cursor.execute(deliveries, params)
+            cursor.execute(f"SELECT id FROM {WebhookDelivery._meta.db_table} WHERE event_id = %s", [event_id])
+        delivered([row[0] for row in cursor.fetchall()])

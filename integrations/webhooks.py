@@ -119,16 +119,20 @@ def webhook_event_record(tenant, event_type: str, data: dict) -> uuid.UUID:
     """Write the event and its deliveries in the caller's transaction; deliver after commit.
 
     It runs inside every hot write (a redemption, an order), so the event, the lookup of the endpoints that
-    want it and their deliveries are one statement on PostgreSQL (`integrations.sql.event_record`, whose
-    `_wants()` is the one routing rule, on both vendors): the ORM's compilation of the three cost more CPU
-    than the redemption's own writes.
+    want it and their deliveries are one statement on PostgreSQL, or part of the caller's batch of writes
+    (`integrations.sql.event_record`, whose `_wants()` is the one routing rule, on both vendors): the ORM's
+    compilation of the three cost more CPU than the redemption's own writes.
     """
     event = Event(
         id=uuid.uuid4(), tenant_id=getattr(tenant, "pk", tenant), type=event_type, data=data, created_at=timezone.now()
     )
-    for delivery_id in integrations_sql.event_record(event):
-        enqueue(deliver_webhook, delivery_id)
+    integrations_sql.event_record(event, _deliver_after_commit)
     return event.pk
+
+
+def _deliver_after_commit(delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        enqueue(deliver_webhook, delivery_id)
 
 
 events.register_sink(webhook_event_record)

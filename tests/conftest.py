@@ -18,7 +18,7 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 
 def _is_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    return settings.DATABASES["default"]["ENGINE"] == "config.postgresql"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -84,3 +84,13 @@ def _fresh_api_key_cache():
     forget_cached_keys()
     yield
     forget_cached_keys()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_trigger_kinds():
+    """Each test sees its tenants' triggers as the database has them (ids come again after a rollback)."""
+    from campaigns.triggers import forget_listened_kinds
+
+    forget_listened_kinds()
+    yield
+    forget_listened_kinds()

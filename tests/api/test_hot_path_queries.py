@@ -12,13 +12,14 @@ pytestmark = pytest.mark.django_db
 
 # Measured through the real URL conf and key authentication (inside the test transaction, so the service's
 # durable block is a savepoint: +2). Validation: key, member, campaigns+kill switch, codes. Redemption: key,
-# idempotency claim, member, kill switch+live promotions (unlocked), campaigns and codes locked in one
-# statement, redemption with its lines (one statement), counters+evaluation trace in one statement, the event,
-# idempotency answer (no usage counters are read: these campaigns have no usage limit). Both +1 here: the key's
-# last-used time, written at most once a minute (this is the key's first call; later calls within
-# API_KEY_CACHE_SECONDS do not read the key either). Validation also writes its evaluation trace (+1).
+# member (the idempotency claim reads nothing first), kill switch + live promotions + (there are none) the
+# campaigns and codes locked, all in one statement, the redemption with its lines (one statement), then one
+# statement for the counters, the evaluation trace, the event and its deliveries, and the idempotent answer
+# (no usage counters are read: these campaigns have no usage limit). Both +1 here: the key's last-used time,
+# written at most once a minute (this is the key's first call; later calls within API_KEY_CACHE_SECONDS do
+# not read the key either). Validation also writes its evaluation trace (+1).
 VALIDATION_QUERIES = 4 + 1 + 1
-REDEMPTION_QUERIES = 9 + 2 + 1
+REDEMPTION_QUERIES = 5 + 2 + 1
 
 
 def test_validation_is_a_constant_number_of_queries(api, setup, django_assert_num_queries):  # noqa: F811

@@ -23,9 +23,9 @@ def stores(monkeypatch):
     real = idempotency._store
     outside = len(connection.atomic_blocks)  # the test's own blocks (none on a transactional test)
 
-    def recording(record, status, body):
+    def recording(record, status, body, **kwargs):
         made.append((status, len(connection.atomic_blocks) > outside))
-        return real(record, status, body)
+        return real(record, status, body, **kwargs)
 
     monkeypatch.setattr(idempotency, "_store", recording)
     return made
@@ -42,7 +42,31 @@ def test_every_write_endpoint_stores_its_answer_once_inside_its_transaction(tena
     replay = send(client, write, "k-1")
     assert (replay.status_code, replay.content) == (first.status_code, first.content)
     assert replay["Idempotent-Replayed"] == "true"
-    assert len(stores) == 1
+    # The replay changed nothing: a claim read the first answer before the view ran, or (a deferred claim) the
+    # retry's work met the first answer at its commit and rolled back.
+    assert write.effects() == write.once
+    record = IdempotencyRecord.objects.get(key="k-1")
+    assert (record.response_status, record.response_body) == (first.status_code, first.content.decode())
+
+
+def test_a_record_past_retention_that_the_purge_has_not_deleted_yet_answers_nobody(tenant):
+    from datetime import timedelta
+
+    from django.db.models import F
+
+    from integrations.idempotency import retention
+
+    write = WRITES["redemption"](tenant)
+    client = client_for(api_key_for(tenant)[1])
+    first = send(client, write, "k-1")
+    assert first.status_code == 201
+    IdempotencyRecord.objects.filter(key="k-1").update(created_at=F("created_at") - retention() - timedelta(minutes=1))
+    again = send(client, write, "k-1")
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again  # run anew, as after the purge
+    assert again.json()["id"] != first.json()["id"]
+    assert write.effects() == (2, 2)
+    record = IdempotencyRecord.objects.get(key="k-1")  # the old row taken over, not a second one
+    assert record.response_body == again.content.decode()
 
 
 def test_a_refusal_writes_nothing_and_is_stored_after_the_rollback(tenant, stores):

@@ -405,3 +405,54 @@ def test_admin_trigger_list_is_a_constant_number_of_queries_and_checks_tier_code
     assert response.status_code == 200 and "no tier of the tenant has this code" in response.content.decode()
     TierFactory(program__tenant=campaign.tenant, code="platinum")
     assert client.post(reverse("admin:campaigns_campaigntrigger_add"), data).status_code == 302
+
+
+# --- what a paid order costs a tenant without triggers ------------------------------------------------------
+
+
+def _trigger_tasks(callbacks) -> int:
+    from functools import partial
+
+    from campaigns.tasks import fire_event_triggers
+    from common.side_effects import publish_task
+
+    return sum(
+        1 for c in callbacks if isinstance(c, partial) and c.func is publish_task and c.args[0] is fire_event_triggers
+    )
+
+
+def test_a_paid_order_queues_a_trigger_task_only_for_a_tenant_with_order_triggers(
+    tenant, campaign, django_capture_on_commit_callbacks, settings
+):
+    settings.TRIGGER_KINDS_SECONDS = 60
+    _, _, member = earning_setup(tenant)
+    with django_capture_on_commit_callbacks() as callbacks:
+        pay(tenant, member, "o-1")
+    assert _trigger_tasks(callbacks) == 0  # no trigger at all
+    trigger(campaign, "custom_event", event_name="review_written")
+    with django_capture_on_commit_callbacks() as callbacks:
+        pay(tenant, member, "o-2")
+    assert _trigger_tasks(callbacks) == 0  # a trigger, but none that a paid order fires
+    trigger(campaign, "order_amount", min_amount="50.00")  # saved in this process: known at once
+    with django_capture_on_commit_callbacks() as callbacks:
+        pay(tenant, member, "o-3")
+    assert _trigger_tasks(callbacks) == 1
+
+
+def test_a_trigger_saved_by_another_process_is_heard_within_trigger_kinds_seconds(
+    tenant, campaign, django_capture_on_commit_callbacks, settings
+):
+    settings.TRIGGER_KINDS_SECONDS = 60
+    _, _, member = earning_setup(tenant)
+    pay(tenant, member, "o-1")  # this process now knows the tenant has no order trigger
+    # Another process's save: no signal here (bulk_create sends none).
+    CampaignTrigger.objects.bulk_create(
+        [CampaignTrigger(tenant=tenant, campaign=campaign, kind="nth_order", order_number=1)]
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        pay(tenant, member, "o-2")
+    assert _trigger_tasks(callbacks) == 0  # within the time this process keeps what it read
+    with time_machine.travel(dt.datetime.now(UTC) + dt.timedelta(seconds=61)):
+        with django_capture_on_commit_callbacks() as callbacks:
+            pay(tenant, member, "o-3")
+    assert _trigger_tasks(callbacks) == 1

@@ -16,10 +16,10 @@ from campaigns.lock_objects import (
     campaigns_of_codes_for_update,
     codes_named_for_update,
 )
-from campaigns.sql import campaign_counts_add, live_promotion_exists, live_promotions_and_frozen
+from campaigns.sql import campaign_counts_add, live_promotion_exists, live_promotions_and_frozen_or_locked
 from common.errors import ApplicationError
 from common.events import publish
-from common.plain_sql import insert_values, insert_with_children, update_values
+from common.plain_sql import batched, flush, insert_values, insert_with_children, update_values
 from common.validation import FieldErrors, field_error
 from loyalty.ledger import post_spend
 from members.models import Member, Tenant
@@ -144,7 +144,8 @@ def _redeem_durable(
         tenant=tenant, member=member, order_id=order_id, order=order, codes=codes, points=points
     )
     try:
-        with transaction.atomic(durable=True):
+        # The last writes (counters, trace, event, the stored answer) go to the server as one statement.
+        with transaction.atomic(durable=True), batched():
             redemption = _redeem_locked(
                 tenant=tenant,
                 member=member,
@@ -237,9 +238,9 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
     now = timezone.now()
     at = as_of or now  # the time the codes are judged at: the order's, when support applies them afterwards
     texts = {r.text for r in requests}
-    # Read first, unlocked, only the kill switch and the live promotions (usually none); the campaigns and codes
-    # of the request are then read once, locked (not once unlocked and again locked).
-    frozen, live_promotions = live_promotions_and_frozen(tenant.pk, at)
+    # Read first the kill switch and the live promotions (usually none), and when there are none, in the same
+    # statement, the campaigns and codes of the request, locked; else those are read once, locked, below.
+    frozen, live_promotions, locked = live_promotions_and_frozen_or_locked(tenant.pk, texts, at)
     context = context_loader(tenant, member, order, at, [p.rule for p in live_promotions])
     candidates = (
         []
@@ -260,6 +261,8 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         codes = codes_named_for_update(tenant=tenant, texts=texts, campaign_ids=set(campaigns))
         for code in codes:
             code.campaign = campaigns[code.campaign_id]
+    elif locked is not None:
+        campaigns, codes = locked
     else:
         campaigns, codes = campaigns_and_codes_for_update(tenant=tenant, texts=texts)
     context.rules.extend(code.campaign.rule for code in codes)
@@ -386,6 +389,7 @@ def _redeem_locked(*, tenant, member, order_id, order, requests, points, channel
         campaign.order_value_used += order_value
         limit = exhausted_limit(campaign)
         if limit and campaign.budget_exhausted_at is None:
+            flush()  # the counters first: the same campaign row
             mark_exhausted(campaign, limit, now)
     publish(tenant, "redemption.succeeded", body)
     return redemption
@@ -415,13 +419,14 @@ def _record_failure(
         for line in evaluation.lines
         if line.campaign is not None and not line.valid
     }
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), batched():
         if trace is not None:
             trace_record(tenant=tenant, kind="redemption", evaluation=evaluation, member=member, now=now, **trace)
         campaign_counts_add({pk: {"redemptions_failed": 1} for pk in campaign_ids})
         for line in evaluation.lines:
             limit = exhausted.get(line.campaign.pk) if line.campaign else ""
             if limit:
+                flush()  # the counts first: the same campaign row
                 mark_exhausted(line.campaign, limit, now)
                 exhausted[line.campaign.pk] = ""
         publish(

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from campaigns import engine
 from common.money import money_str
+from common.plain_sql import batching, execute_together, insert_values
 from rewards.models import EvaluationTrace
 
 COUNTERS = (
@@ -106,9 +107,13 @@ def traces_on() -> bool:
 
 
 def trace_record(**arguments) -> EvaluationTrace | None:
-    """Write the trace (`trace_build`'s arguments) in the caller's transaction, if any (and traces are on)."""
+    """Write the trace (`trace_build`'s arguments) in the caller's transaction, if any (and traces are on);
+    with its batch of writes when it has one (the trace's id is then not read back)."""
     if not traces_on():
         return None
     trace = trace_build(**arguments)
-    trace.save(force_insert=True)
+    if batching():
+        execute_together([insert_values(EvaluationTrace, [trace])])
+    else:
+        trace.save(force_insert=True)
     return trace
