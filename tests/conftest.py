@@ -47,6 +47,10 @@ def pytest_report_header(config):
 
 
 def pytest_sessionstart(session):
+    # The cockpit's catalogs are compiled, not committed (`make messages` does the same): a bare `pytest` too.
+    from django.core.management import call_command
+
+    call_command("compile_translations", verbosity=0)
     if REQUIRE_SERVICES and (not _is_postgres() or not settings.REDIS_URL):
         raise pytest.UsageError("REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL or REDIS_URL is unset")
 
