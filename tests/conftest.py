@@ -6,6 +6,7 @@ these tests are skipped with a reason naming the missing service, unless REQUIRE
 missing service is a failure instead.
 """
 
+import importlib.util
 import os
 import shutil
 
@@ -29,6 +30,8 @@ def pytest_collection_modifyitems(config, items):
         missing["redis"] = "needs Redis: set REDIS_URL=redis://..."
     if shutil.which("chromium") is None:
         missing["browser"] = "needs a browser: apt-get install chromium (Debian's; never a browser download)"
+    elif importlib.util.find_spec("playwright") is None:
+        missing["browser"] = "needs Playwright for Python: pip install -e '.[dev]' (it drives Debian's chromium)"
     for item in items:
         for marker, reason in missing.items():
             if marker in item.keywords:

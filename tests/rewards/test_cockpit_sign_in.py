@@ -51,6 +51,7 @@ def test_sign_in_page_answers_the_same_for_a_known_and_an_unknown_email(
     known = ask_for_link(client, tenant, "ADA@example.com")
     unknown = ask_for_link(client, tenant, "nobody@example.com")
     assert known.status_code == unknown.status_code == 200
+
     def normalise(response, email):  # the email typed, and the masked CSRF token of the language switcher
         page = response.content.decode().replace(email, "EMAIL")
         return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "TOKEN", page)
