@@ -12,8 +12,8 @@ import os
 
 from django.core.management.commands import makemessages
 
-# Where members' strings live, relative to the project root. A new member-facing app or template folder is
-# added here, then `manage.py cockpit_makemessages` updates locale/de and locale/tr.
+# Where members' strings live, relative to the project root: folders, or single files. A new member-facing
+# folder or module is added here, then `manage.py cockpit_makemessages` updates locale/de and locale/tr.
 MEMBER_FACING_ROOTS = (
     "rewards/cockpit",
     "templates/cockpit",
@@ -34,7 +34,10 @@ class Command(makemessages.Command):
     def find_files(self, root):
         files = []
         for member_root in MEMBER_FACING_ROOTS:
-            path = os.path.join(root, member_root)
+            path = os.path.normpath(os.path.join(root, member_root))
             if os.path.isdir(path):
                 files.extend(super().find_files(path))
+            elif os.path.isfile(path):  # one module of an app whose other strings are the staff's
+                dirpath, filename = os.path.split(path)
+                files.append(self.translatable_file_class(dirpath, filename, self.default_locale_path))
         return sorted(files, key=lambda f: f.path)
