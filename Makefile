@@ -7,7 +7,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint migrate run clean
+.PHONY: install messages demo test lint migrate run clean
 
 $(BIN)/python:
 	@sh scripts/bootstrap-venv $(PYTHON) $(VENV)
@@ -19,15 +19,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The cockpit's translations: locale/*/LC_MESSAGES/django.po compiled to .mo by Babel (plain Python, no GNU
+# gettext needed). To add new strings: `manage.py cockpit_makemessages` (that one needs gettext), translate them.
+messages: install
+	$(MANAGE) compile_translations -v 0
+
 # Demo: SQLite and in-process tasks unless DATABASE_URL / REDIS_URL are set. DEBUG is on for the demo only.
 demo: export DEBUG ?= true
-demo: install
+demo: messages
 	$(MANAGE) migrate --noinput -v 0
 	$(MANAGE) load_demo --address $(HOST):$(PORT)
 	$(MANAGE) runserver --noreload $(HOST):$(PORT)
 
 # Tests: uses DATABASE_URL / REDIS_URL when set; without them runs what can run and lists what was skipped.
-test: install
+test: messages
 	$(BIN)/pytest
 
 lint: install
@@ -38,7 +43,7 @@ migrate: install
 	$(MANAGE) migrate --noinput
 
 # Production-like run (web, worker, beat) with DATABASE_URL, REDIS_URL and SECRET_KEY set.
-run: install
+run: messages
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
 	$(BIN)/honcho start

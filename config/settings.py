@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "config.middleware.AuthenticationMiddleware",
     "config.middleware.OTPMiddleware",
     "config.staff_security.OTPRequiredMiddleware",
+    "rewards.cockpit.i18n.CockpitLanguageMiddleware",  # before messages: they are stored in the member's language
     "config.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.HistoryRequestMiddleware",
@@ -145,6 +146,11 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+# The languages of the member cockpit (and the calculator), chosen per request by
+# rewards.cockpit.i18n.CockpitLanguageMiddleware; the admin and the API keep LANGUAGE_CODE. The catalogs are
+# locale/<lang>/LC_MESSAGES/django.po, compiled by `make messages` (`manage.py compile_translations`).
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("tr", "Türkçe")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True  # stored in UTC; windows are computed in each tenant's own time zone
 
 STATIC_URL = "static/"
@@ -238,6 +244,8 @@ COCKPIT_LINK_MINUTES = env.int("COCKPIT_LINK_MINUTES", default=15)
 COCKPIT_SIGN_IN_PER_EMAIL = env.int("COCKPIT_SIGN_IN_PER_EMAIL", default=5)
 COCKPIT_SIGN_IN_PER_ADDRESS = env.int("COCKPIT_SIGN_IN_PER_ADDRESS", default=30)
 COCKPIT_SIGN_IN_WINDOW_MINUTES = env.int("COCKPIT_SIGN_IN_WINDOW_MINUTES", default=15)
+# The language a member picked with the cockpit's switcher, kept a year in a cookie of the cockpit's paths only.
+COCKPIT_LANGUAGE_COOKIE = "cockpit_language"
 # How long the evaluation of each validation and redemption attempt is kept for the "Explain" page.
 TRACE_RETENTION_DAYS = env.int("TRACE_RETENTION_DAYS", default=90)
 # Off: no attempt leaves a trace (the explain pages and the failed attempts list stay empty). For a deployment

@@ -6,6 +6,7 @@ these tests are skipped with a reason naming the missing service, unless REQUIRE
 missing service is a failure instead.
 """
 
+import importlib.util
 import os
 import shutil
 
@@ -29,6 +30,8 @@ def pytest_collection_modifyitems(config, items):
         missing["redis"] = "needs Redis: set REDIS_URL=redis://..."
     if shutil.which("chromium") is None:
         missing["browser"] = "needs a browser: apt-get install chromium (Debian's; never a browser download)"
+    elif importlib.util.find_spec("playwright") is None:
+        missing["browser"] = "needs Playwright for Python: pip install -e '.[dev]' (it drives Debian's chromium)"
     for item in items:
         for marker, reason in missing.items():
             if marker in item.keywords:
@@ -47,6 +50,10 @@ def pytest_report_header(config):
 
 
 def pytest_sessionstart(session):
+    # The cockpit's catalogs are compiled, not committed (`make messages` does the same): a bare `pytest` too.
+    from django.core.management import call_command
+
+    call_command("compile_translations", verbosity=0)
     if REQUIRE_SERVICES and (not _is_postgres() or not settings.REDIS_URL):
         raise pytest.UsageError("REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL or REDIS_URL is unset")
 

@@ -44,6 +44,14 @@ def _session_member(request, tenant: Tenant) -> Member | None:
     return Member.objects.for_tenant(tenant).filter(pk=signed_in.get("member")).first()
 
 
+def cockpit_tenant(request, tenant_slug: str) -> Tenant:
+    """The tenant of a cockpit URL (404 if unknown), the one the middleware read when it did (no second query)."""
+    tenant = getattr(request, "cockpit_tenant", None)
+    if tenant is None or tenant.slug != tenant_slug:
+        tenant = get_object_or_404(Tenant, slug=tenant_slug)
+    return tenant
+
+
 def cockpit_view(view):
     """The tenant named in the URL (404 if unknown) and the member signed in to its cockpit, or the sign-in page.
 
@@ -52,7 +60,7 @@ def cockpit_view(view):
 
     @functools.wraps(view)
     def wrapper(request, tenant_slug: str, **kwargs):
-        tenant = get_object_or_404(Tenant, slug=tenant_slug)
+        tenant = cockpit_tenant(request, tenant_slug)
         member = _session_member(request, tenant)
         if member is None:
             return redirect("cockpit:sign-in", tenant_slug=tenant.slug)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rewards.cockpit import views
+from rewards.cockpit import i18n, views
 
 app_name = "cockpit"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("sign-in", views.sign_in, name="sign-in"),
     path("sign-in/<str:token>", views.link, name="link"),
     path("sign-out", views.sign_out, name="sign-out"),
+    path("language", i18n.language_pick, name="language"),
     path("history", views.ledger, name="ledger"),
     path("rewards", views.catalog, name="catalog"),
     path("rewards/<int:reward_id>/redeem", views.reward_redeem, name="reward-redeem"),

@@ -8,13 +8,14 @@ someone else is a 404.
 
 from django import forms
 from django.contrib import messages
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseNotAllowed
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -30,10 +31,13 @@ from rewards.cockpit.auth import (
     brand,
     cockpit_sign_in,
     cockpit_sign_out,
+    cockpit_tenant,
     cockpit_view,
     next_path_allowed,
     sign_in_request_allowed,
 )
+from rewards.cockpit.formats import LEDGER_KIND_LABELS
+from rewards.cockpit.i18n import supported_language, tenant_language
 from rewards.cockpit.selectors import cockpit_home
 from rewards.models import Reward
 from rewards.selectors import incentive_value, reward_catalog
@@ -65,13 +69,17 @@ def sign_in_link_url(request, tenant: Tenant, token: str) -> str:
     return request.build_absolute_uri(reverse("cockpit:link", kwargs={"tenant_slug": tenant.slug, "token": token}))
 
 
-def _send_sign_in_link(request, tenant: Tenant, member: Member) -> None:
+def _send_sign_in_link(request, tenant: Tenant, member: Member, *, language: str | None = None) -> None:
+    """The email in `language`: the one the member was reading the sign-in page in, else their tenant's."""
+    language = supported_language(language) or tenant_language(tenant)
     link = cockpit_link_make(member=member)
     context = {"tenant": tenant, "member": member, "url": sign_in_link_url(request, tenant, link.token)}
     context["expires_at"] = link.expires_at
-    subject = render_to_string("cockpit/emails/sign_in_subject.txt", context).strip()
-    body = render_to_string("cockpit/emails/sign_in.txt", context)
-    after_commit(send_mail, subject, body, None, [member.email])
+    with translation.override(language):
+        subject = render_to_string("cockpit/emails/sign_in_subject.txt", context).strip()
+        body = render_to_string("cockpit/emails/sign_in.txt", context)
+    email = EmailMessage(subject, body, None, [member.email], headers={"Content-Language": language})
+    after_commit(email.send)
 
 
 class SignInForm(forms.Form):
@@ -80,7 +88,7 @@ class SignInForm(forms.Form):
 
 def sign_in(request, tenant_slug: str):
     """The same answer whether or not the email is known: a link is sent only to a known active member."""
-    tenant = get_object_or_404(Tenant, slug=tenant_slug)
+    tenant = cockpit_tenant(request, tenant_slug)
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
@@ -88,14 +96,14 @@ def sign_in(request, tenant_slug: str):
             return _page(request, tenant, "sign_in", {"form": form, "throttled": True}, status=429)
         member = cockpit_sign_in_member(tenant=tenant, email=email)
         if member is not None:
-            _send_sign_in_link(request, tenant, member)
+            _send_sign_in_link(request, tenant, member, language=translation.get_language())
         return _page(request, tenant, "sign_in_sent", {"email": email})
     return _page(request, tenant, "sign_in", {"form": form})
 
 
 def link(request, tenant_slug: str, token: str):
     """Opening a sign-in link: signs the member in and goes on to the cockpit home (or the link's next page)."""
-    tenant = get_object_or_404(Tenant, slug=tenant_slug)
+    tenant = cockpit_tenant(request, tenant_slug)
     try:
         member, next_path = cockpit_link_use(tenant=tenant, token=token)
     except ApplicationError as exc:
@@ -109,7 +117,7 @@ def link(request, tenant_slug: str, token: str):
 
 @require_POST
 def sign_out(request, tenant_slug: str):
-    tenant = get_object_or_404(Tenant, slug=tenant_slug)
+    tenant = cockpit_tenant(request, tenant_slug)
     cockpit_sign_out(request)
     return _page(request, tenant, "signed_out")
 
@@ -121,7 +129,9 @@ def home(request, tenant: Tenant, member: Member):
 
 class LedgerKindForm(forms.Form):
     kind = forms.ChoiceField(
-        label=gettext_lazy("Kind"), choices=[("", gettext_lazy("All")), *LedgerEntry.Kind.choices], required=False
+        label=gettext_lazy("Kind"),
+        choices=[("", gettext_lazy("All")), *((k, LEDGER_KIND_LABELS.get(k, v)) for k, v in LedgerEntry.Kind.choices)],
+        required=False,
     )
 
 

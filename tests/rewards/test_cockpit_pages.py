@@ -101,7 +101,7 @@ def test_home_shows_points_tier_expiring_points_usable_rewards_and_referrals(
     assert f"500 stars on {date_filter(in_30_days, 'DATE_FORMAT')}" in html
     assert "300 stars" not in html  # expires in 200 days: not in the next 90
     assert "Gold" in html and "qualifying points to reach Gold" in html
-    assert purchase.code.code in html and card.code.code in html and "balance 10.00" in html
+    assert purchase.code.code in html and card.code.code in html and "balance €10.00" in html
     assert f'data-copy="{purchase.code.code}"' in html
     assert "Espresso cup" in html and "Weekend away" not in html  # affordable ones only
     assert member.referral_code in html

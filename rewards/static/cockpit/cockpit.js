@@ -11,7 +11,8 @@ document.addEventListener("click", function (event) {
       status.setAttribute("role", "status");
       document.body.appendChild(status);
     }
-    status.textContent = button.dataset.copy + " ✓";
+    // The word comes from the page (data-copied on <body>), in the page's language.
+    status.textContent = (document.body.dataset.copied || "✓") + " " + button.dataset.copy;
     button.classList.add("copied");
   });
 });
