@@ -34,6 +34,7 @@ redeemed with codes, so taking them first does not cross the redemption engine's
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -43,6 +44,7 @@ from campaigns.lock_objects import campaigns_for_update
 from campaigns.models import Campaign, CampaignType
 from common.answer import Answer
 from common.errors import ApplicationError
+from common.plain_sql import batched
 from loyalty.models import Order
 from loyalty.services.earning import (
     OrderResult,
@@ -148,8 +150,11 @@ def order_checkout(
     )
     member = member_for(tenant, member)
     wants_redemption = bool(codes) or bool(points)
+    # Without codes, the last writes (the events, the stored answer) go to the server as one statement; with
+    # codes, the redemption's statements run as they come (the referral grant after them may read its rows).
+    last_writes = nullcontext() if wants_redemption else batched()
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic(durable=True), last_writes:
             if wants_redemption:  # without codes the check under the account lock is enough (one query less)
                 replay = order_recorded(tenant, order.order_id)
                 if replay is not None:
