@@ -60,7 +60,7 @@ class CalculatorForm(forms.Form):
                 max_value=MAX_TIMES_PER_MONTH,
                 required=False,
                 initial=0,
-                help_text=_("times a month"),
+                help_text=_("times a month (0 if never)"),
             )
 
     @property

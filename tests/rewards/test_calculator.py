@@ -159,6 +159,7 @@ def test_the_page_shows_the_year_and_writes_nothing(client, shop, django_assert_
     affordable = [item["name"] for item in response.context["results"]["affordable"]]
     assert affordable == ["Mug", "Lounge access", "Bag"]
     assert "5220 more stars and you could choose Trip." in html
+    assert "Stars in a year" in html and "limits per day, week, month, year or membership count from zero" in html
     assert "Write a review" in html  # the activity is labelled with its rule's name
     assert 'for="id_activity-review"' in html
 
@@ -231,3 +232,47 @@ def test_a_tenant_without_a_program_says_so(client):
     tenant = TenantFactory(slug="no-program")
     response = client.get(calculator_url(tenant))
     assert response.status_code == 200 and "There is no points program" in response.content.decode()
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_a_daily_cap_holds_on_each_day_of_the_year():
+    """62 orders in January's 31 days: two a day. With 100 points a day at most, each day gives 80 + 20."""
+    from decimal import Decimal
+
+    tenant = TenantFactory(time_zone="Europe/Berlin")
+    program = ProgramFactory(tenant=tenant)
+    EarningRuleFactory(program=program, code="spend", points_per_unit="1", cap_points=100, cap_period="day")
+    result = forecast_year(
+        program_terms(tenant),
+        tenant=tenant,
+        start_day=TODAY.date(),
+        orders_per_month=62,
+        order_amount=Decimal("80.00"),
+        activities={},
+    )
+    assert result.months[0].orders == 62 and result.months[0].points == 31 * 100
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_pending_points_are_released_and_lots_expire_within_the_year():
+    """One order of 100.00 mid-month (the 15th or 16th at midday), points kept 90 days, 5 more held 30 days.
+
+    Spend: the lots of October, November and December outlive the year (300); the nine before expire (900).
+    Held: December's 5 are still on hold on 1 January 2028; those released from September on live on (15),
+    the eight released before expire (40). 1260 = 315 spendable + 5 on hold + 940 expired.
+    """
+    from decimal import Decimal
+
+    tenant = TenantFactory(time_zone="Europe/Berlin")
+    program = ProgramFactory(tenant=tenant, expiry_policy={"policy": "days", "days": 90})
+    EarningRuleFactory(program=program, code="spend", points_per_unit="1")
+    EarningRuleFactory(program=program, code="held", points=5, points_per_unit="0", pending_days=30)
+    result = forecast_year(
+        program_terms(tenant),
+        tenant=tenant,
+        start_day=TODAY.date(),
+        orders_per_month=1,
+        order_amount=Decimal("100.00"),
+        activities={},
+    )
+    assert (result.points_total, result.balance, result.points_pending, result.points_expired) == (1260, 315, 5, 940)
