@@ -114,7 +114,9 @@ def calculator(request, tenant_slug: str):
     terms = program_terms(tenant)
     context = {"tenant": tenant, "brand": brand(tenant), "member": None, "terms": terms}
     if terms is not None:
-        form = CalculatorForm(request.GET or None, activities=terms.activities, currency=tenant.currency)
+        form = CalculatorForm(activities=terms.activities, currency=tenant.currency)
+        if any(name in request.GET for name in form.fields):  # other parameters (a campaign's utm_*) bind nothing
+            form = CalculatorForm(request.GET, activities=terms.activities, currency=tenant.currency)
         context["form"] = form
         if form.is_bound and form.is_valid():
             context["results"] = _results(tenant, terms, form)

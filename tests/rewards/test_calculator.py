@@ -206,10 +206,11 @@ def test_an_unknown_tenant_is_404(client, shop):
     assert client.get(reverse("cockpit:calculator", kwargs={"tenant_slug": "no-such-shop"})).status_code == 404
 
 
-def test_the_empty_form_is_public_and_shows_no_figures(client, shop):
-    response = client.get(calculator_url(shop))
+@pytest.mark.parametrize("query", [{}, {"utm_source": "newsletter"}])
+def test_the_empty_form_is_public_and_shows_no_figures_nor_errors(client, shop, query):
+    response = client.get(calculator_url(shop), query)
     assert response.status_code == 200 and "results" not in response.context
-    assert 'method="get"' in response.content.decode()
+    assert not response.context["form"].is_bound and 'method="get"' in response.content.decode()
 
 
 def test_an_htmx_request_gets_the_form_and_results_only(client, shop):
