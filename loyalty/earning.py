@@ -9,14 +9,20 @@ a category rule's items scaled by paid_amount / amount (the discount spread over
 Among overlapping happy hours the highest multiplier applies (they do not compound). Happy hours are
 weekday/time windows in the tenant's time zone (weekdays 0 = Monday ... 6 = Sunday; `to` before `from`
 wraps past midnight).
+
+`rule_awards` is the whole computation of one order or event (which rules hold, their points, their caps) and the
+one both a real earning (`loyalty.services.earning`, caps counted in stored rows under the account lock) and the
+public calculator's synthetic year (`loyalty.forecast`, caps counted in memory by `CapTally`) call.
 """
 
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from common.validation import FieldErrors, path
+from common.errors import ApplicationError
+from common.validation import MAX_INT, FieldErrors, path
+from loyalty.rules import rule_matches
 
 ROUNDINGS = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
 CAP_PERIODS = ("day", "week", "month", "year", "lifetime")
@@ -146,6 +152,88 @@ def cap_period_start(period: str, local_day: dt.date) -> dt.date:
 def cap_allowance(points: int, cap: int, used: int) -> int:
     """How many of `points` still fit under `cap` when `used` were already given."""
     return max(0, min(points, cap - used))
+
+
+class CapCounter(Protocol):
+    """Where a cap's use is counted: `take` answers how many of `points` still fit and counts them as given."""
+
+    def take(self, rule: Any, points: int, local_day: dt.date) -> int: ...
+
+
+class CapTally:
+    """Caps counted in memory, per rule and cap period, from zero (a new member; nothing is stored)."""
+
+    def __init__(self) -> None:
+        self.used: dict[tuple[str, dt.date], int] = {}
+
+    def take(self, rule: Any, points: int, local_day: dt.date) -> int:
+        if rule.cap_points is None or not rule.cap_period:
+            return points
+        key = (rule.code, cap_period_start(rule.cap_period, local_day))
+        allowed = cap_allowance(points, rule.cap_points, self.used.get(key, 0))
+        self.used[key] = self.used.get(key, 0) + allowed
+        return allowed
+
+
+def points_out_of_range(points: int, rule_code: str | None = None) -> ApplicationError:
+    """422: the points of this order do not fit the ledger's integer columns (2**31 - 1); nothing is written.
+
+    The program's bounds (`loyalty.services.program`) keep each number sane, but their product (points per unit
+    x amount x multipliers) can still pass what a balance holds: such an order is refused whole, with a clear
+    error, rather than clamped (a clamped award would be silently wrong) or failed as a 500.
+    """
+    details: dict[str, Any] = {"points": str(points), "maximum": MAX_INT}
+    if rule_code is not None:
+        details["rule"] = rule_code
+    return ApplicationError(
+        "points_out_of_range", "The points of this order pass what a balance can hold.", details, status=422
+    )
+
+
+@dataclass(frozen=True)
+class Award:
+    """The points one rule gives one order or event, after its cap (always > 0)."""
+
+    rule: Any  # an EarningRule
+    points: int
+
+
+def rule_awards(
+    rules: list[Any],
+    context: dict[str, Any],
+    *,
+    local_time: dt.datetime,
+    caps: CapCounter,
+    tier_code: str | None = None,
+    tier_mult: Decimal | None = None,
+    amount: Decimal = Decimal("0"),
+    items: list[dict] | None = None,
+    paid_amount: Decimal | None = None,
+) -> list[Award]:
+    """The rules of `rules` (in order) that hold in `context` and give points, each capped by `caps`.
+
+    No I/O of its own: what a cap has given is counted by `caps` (stored rows on a real earning, a `CapTally`
+    in the calculator). Raises `points_out_of_range` when one rule's points pass what a balance holds.
+    """
+    awards = []
+    for rule in rules:
+        if not rule_matches(rule.rule, context):
+            continue
+        breakdown = compute_points(
+            RuleSpec.from_rule(rule),
+            amount=amount,
+            items=items or [],
+            local_time=local_time,
+            tier_code=tier_code,
+            tier_mult=tier_mult,
+            paid_amount=paid_amount,
+        )
+        if breakdown.points > MAX_INT:
+            raise points_out_of_range(breakdown.points, rule.code)
+        points = caps.take(rule, breakdown.points, local_time.date()) if breakdown.points else 0
+        if points > 0:
+            awards.append(Award(rule=rule, points=points))
+    return awards
 
 
 def proportional_points(total: int, part: Decimal, whole: Decimal) -> int:

@@ -279,6 +279,9 @@ def build_rule_context(
     event: Mapping[str, Any] | None = None,
     standing: Standing | None = None,
     redemptions: Callable[[], list[dict[str, Any]]] | None = None,
+    spend: Mapping[str, Any] | None = None,
+    segments: list[str] | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole context for `rules` (None: for any rule), reading only the facts they name.
 
@@ -287,6 +290,10 @@ def build_rule_context(
     without it they are read when named. `redemptions` loads the member's past redemptions (the redemption
     engine's; loyalty cannot read them), called only when a rule names them. At most six queries, each only when
     named: spend (1), standing (1), segments (1 or 2), events (1), redemptions (1).
+
+    `spend`, `segments` and `history` (the `events` array, `occurred_at` aware) are facts the caller already
+    holds, read instead of the database: the public calculator (`loyalty.forecast`) gives them for a visitor who
+    is no stored member (an unsaved `Member`), so that its synthetic year costs no query.
     """
     named = facts_named(rules)
     local_now = now.astimezone(tz)
@@ -297,15 +304,14 @@ def build_rule_context(
         document = member_context(
             member,
             now=local_now,
-            spend=spend_summary(member, now) if "spend" in named else None,
+            spend=spend if spend is not None or "spend" not in named else spend_summary(member, now),
             standing=standing,
-            segments=member_segments(member, now) if "segments" in named else None,
+            segments=segments if segments is not None or "segments" not in named else member_segments(member, now),
         )
     events = None
     if "events" in named:
-        events = (
-            [{**e, "occurred_at": _local(e["occurred_at"], tz)} for e in recent_events(member, now)] if member else []
-        )
+        rows = history if history is not None else recent_events(member, now) if member else []
+        events = [{**e, "occurred_at": _local(e["occurred_at"], tz)} for e in rows]
     past = None
     if "redemptions" in named:
         past = [{k: _local(v, tz) for k, v in r.items()} for r in redemptions()] if redemptions else []

@@ -37,7 +37,6 @@ from loyalty.models import (
     Tier,
 )
 from loyalty.rule_context import Standing, build_rule_context, order_context
-from loyalty.rules import rule_matches
 from loyalty.services.tiers import tier_dict, tier_state, tier_upgrade_after_earning
 from members.models import CustomEvent, Member, Tenant
 from members.selectors import member_for
@@ -80,33 +79,23 @@ def _active_rules(program: Program, trigger: str, at: dt.datetime, event: str = 
     return loyalty_sql.active_earning_rules(program.pk, trigger, at, event)
 
 
-def _cap(rule: EarningRule, member: Member, points: int, local_day: dt.date) -> int:
-    """Points of `rule` still allowed in its cap period; counted under the account lock (so caps hold)."""
-    if rule.cap_points is None or not rule.cap_period:
-        return points
-    start = earning.cap_period_start(rule.cap_period, local_day)
-    usage, _ = EarningCapUsage.objects.get_or_create(
-        rule=rule, member=member, period_start=start, defaults={"tenant_id": rule.tenant_id}
-    )
-    allowed = earning.cap_allowance(points, rule.cap_points, usage.points)
-    if allowed:
-        EarningCapUsage.objects.filter(pk=usage.pk).update(points=F("points") + allowed)
-    return allowed
+class _StoredCaps:
+    """Cap use in `EarningCapUsage` rows, counted under the account lock (so caps hold under concurrent calls)."""
 
+    def __init__(self, member: Member):
+        self.member = member
 
-def _out_of_range(rule: EarningRule | None, points: int) -> ApplicationError:
-    """422: the points of this order do not fit the ledger's integer columns (2**31 - 1); nothing is written.
-
-    The program's bounds (`loyalty.services.program`) keep each number sane, but their product (points per unit
-    x amount x multipliers) can still pass what a balance holds: such an order is refused whole, with a clear
-    error, rather than clamped (a clamped award would be silently wrong) or failed as a 500.
-    """
-    details = {"points": str(points), "maximum": MAX_INT}
-    if rule is not None:
-        details["rule"] = rule.code
-    return ApplicationError(
-        "points_out_of_range", "The points of this order pass what a balance can hold.", details, status=422
-    )
+    def take(self, rule: EarningRule, points: int, local_day: dt.date) -> int:
+        if rule.cap_points is None or not rule.cap_period:
+            return points
+        start = earning.cap_period_start(rule.cap_period, local_day)
+        usage, _ = EarningCapUsage.objects.get_or_create(
+            rule=rule, member=self.member, period_start=start, defaults={"tenant_id": rule.tenant_id}
+        )
+        allowed = earning.cap_allowance(points, rule.cap_points, usage.points)
+        if allowed:
+            EarningCapUsage.objects.filter(pk=usage.pk).update(points=F("points") + allowed)
+        return allowed
 
 
 def _earn(
@@ -125,28 +114,27 @@ def _earn(
     paid_amount: Decimal | None = None,
     items: list[dict] | None = None,
 ) -> EarnOutcome:
-    """Apply the matching rules on the LOCKED account: caps, pending holds, then every earning in one batch."""
+    """Apply the matching rules on the LOCKED account: caps, pending holds, then every earning in one batch.
+
+    Which rules give how many points is `loyalty.earning.rule_awards` (the calculator's too); this adds the writes.
+    """
     outcome = EarnOutcome(tier=tier)
     had_debt = account.debt > 0
     local = at.astimezone(account.tenant.tz)
     lines: list[ledger.EarnLine] = []
-    for rule in rules:
-        if not rule_matches(rule.rule, context):
-            continue
-        breakdown = earning.compute_points(
-            earning.RuleSpec.from_rule(rule),
-            amount=amount,
-            items=items or [],
-            local_time=local,
-            tier_code=tier.code if tier else None,
-            tier_mult=tier.multiplier if tier else None,
-            paid_amount=paid_amount,
-        )
-        if breakdown.points > MAX_INT:
-            raise _out_of_range(rule, breakdown.points)
-        points = _cap(rule, member, breakdown.points, local.date()) if breakdown.points else 0
-        if points <= 0:
-            continue
+    awards = earning.rule_awards(
+        rules,
+        context,
+        local_time=local,
+        caps=_StoredCaps(member),
+        tier_code=tier.code if tier else None,
+        tier_mult=tier.multiplier if tier else None,
+        amount=amount,
+        items=items,
+        paid_amount=paid_amount,
+    )
+    for award in awards:
+        rule, points = award.rule, award.points
         reason = f"{label}: {rule.name or rule.code}"
         if rule.pending_days:
             ledger.post_pending(
@@ -163,7 +151,7 @@ def _earn(
             lines.append(ledger.EarnLine(points=points, reason=reason, order_id=order_id, rule_code=rule.code))
     total = outcome.points_pending + sum(line.points for line in lines)
     if max(account.balance + account.pending, account.lifetime_earned) + total > MAX_INT:
-        raise _out_of_range(None, total)
+        raise earning.points_out_of_range(total)
     if lines:
         policy = ledger.expiry_policy_for(account, tier=tier) if tier else stored_policy(account.program.expiry_policy)
         outcome.entries = ledger.post_earns(account=account, earns=lines, policy=policy, now=now)

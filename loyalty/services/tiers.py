@@ -1,6 +1,7 @@
 """Tiers: up at once when earning passes a threshold, up or down at the scheduled evaluation; every move recorded."""
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -33,22 +34,28 @@ def tier_dict(tier: Tier | None) -> dict[str, Any] | None:
 MAX_QUALIFICATION_MONTHS = 120  # a program's window; a larger stored value is read as this
 
 
+def qualification_since(program: Program, now: dt.datetime) -> dt.datetime:
+    """The start of the qualification window that ends at `now` (the calculator's synthetic year reads it too)."""
+    months = min(program.qualification_window_months, MAX_QUALIFICATION_MONTHS)
+    return dt.datetime.combine(add_months(now.date(), -months), now.time(), now.tzinfo)
+
+
 def qualifying_points(account: Account, program: Program, now: dt.datetime) -> int:
     """Points earned in the qualification window, net of returns (spend reversals and adjustments excluded)."""
-    months = min(program.qualification_window_months, MAX_QUALIFICATION_MONTHS)
-    since = dt.datetime.combine(add_months(now.date(), -months), now.time(), now.tzinfo)
+    since = qualification_since(program, now)
     total = LedgerEntry.objects.filter(
         Q(kind=Kind.EARN) | Q(kind=Kind.REVERSE, reverses__isnull=True), account=account, created_at__gte=since
     ).aggregate(s=Sum("points"))["s"]
     return max(0, total or 0)
 
 
-def _target_tier(tiers: list[Tier], points: int) -> Tier | None:
+def target_tier(tiers: list[Tier], points: int) -> Tier | None:
+    """The best tier whose threshold `points` reach (pure)."""
     reached = [t for t in tiers if t.threshold <= points]
     return max(reached, key=lambda t: (t.threshold, t.rank)) if reached else None
 
 
-def _tier_key(tier: Tier | None) -> tuple[int, int]:
+def tier_key(tier: Tier | None) -> tuple[int, int]:
     return (-1, -1) if tier is None else (tier.threshold, tier.rank)
 
 
@@ -109,9 +116,9 @@ def _tier_upgrade(account: Account, status: MemberTier | None, now: dt.datetime)
     if not tiers:
         return status.tier if status else None
     points = qualifying_points(account, account.program, now)
-    target = _target_tier(tiers, points)
+    target = target_tier(tiers, points)
     current = status.tier if status else None
-    if target is not None and (status is None or _tier_key(target) > _tier_key(current)):
+    if target is not None and (status is None or tier_key(target) > tier_key(current)):
         return _tier_move(account=account, status=status, target=target, points=points, reason="upgrade", now=now).tier
     return current
 
@@ -125,19 +132,34 @@ def tier_state(account: Account) -> tuple[list[Tier], Tier | None]:
     return tiers, next((t for t in tiers if t.held), None)
 
 
-def tier_upgrade_after_earning(account: Account, tiers: list[Tier], current: Tier | None, now: dt.datetime):
-    """`_tier_upgrade` for the earning hot path: the window's sum is skipped when no higher tier is reachable.
+def upgrade_after_earning(
+    tiers: list[Tier], current: Tier | None, lifetime_earned: int, qualifying: Callable[[], int]
+) -> tuple[Tier, int] | None:
+    """The higher tier an earning reaches and the qualifying points it reaches it with, or None (pure).
 
     Qualifying points (earned in the window, net of returns) never exceed `lifetime_earned` (every earn entry
-    ever), so a tier whose threshold is above it cannot be reached by this earning.
+    ever), so a tier whose threshold is above it cannot be reached: `qualifying()` (the window's sum, a query on a
+    real account) is called only when a higher tier is within reach.
     """
-    reachable = [t for t in tiers if _tier_key(t) > _tier_key(current) and t.threshold <= account.lifetime_earned]
+    reachable = [t for t in tiers if tier_key(t) > tier_key(current) and t.threshold <= lifetime_earned]
     if not reachable:
+        return None
+    points = qualifying()
+    target = target_tier(tiers, points)
+    if target is None or tier_key(target) <= tier_key(current):
+        return None
+    return target, points
+
+
+def tier_upgrade_after_earning(account: Account, tiers: list[Tier], current: Tier | None, now: dt.datetime):
+    """`_tier_upgrade` for the earning hot path: the window's sum is skipped when no higher tier is reachable
+    (`upgrade_after_earning`, which the calculator's synthetic year calls too)."""
+    upgrade = upgrade_after_earning(
+        tiers, current, account.lifetime_earned, lambda: qualifying_points(account, account.program, now)
+    )
+    if upgrade is None:
         return current
-    points = qualifying_points(account, account.program, now)
-    target = _target_tier(tiers, points)
-    if target is None or _tier_key(target) <= _tier_key(current):
-        return current
+    target, points = upgrade
     status = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id).first()
     return _tier_move(account=account, status=status, target=target, points=points, reason="upgrade", now=now).tier
 
@@ -154,14 +176,14 @@ def tier_evaluate(*, member: Member, program: Program | None = None, now: dt.dat
 def _tier_evaluate_locked(account: Account, now: dt.datetime, tiers: list[Tier]) -> Tier | None:
     status = MemberTier.objects.filter(member_id=account.member_id, program_id=account.program_id).first()
     points = qualifying_points(account, account.program, now)
-    target = _target_tier(tiers, points)
+    target = target_tier(tiers, points)
     current = status.tier if status else None
     if (status is None and target is None) or (status is not None and current == target):
         if status is not None:
             status.qualifying_points, status.evaluated_at = points, now
             status.save(update_fields=["qualifying_points", "evaluated_at"])
         return current
-    reason = "upgrade" if _tier_key(target) > _tier_key(current) else "downgrade"
+    reason = "upgrade" if tier_key(target) > tier_key(current) else "downgrade"
     if reason == "downgrade" and status is not None and status.protected_until and now < status.protected_until:
         status.qualifying_points, status.evaluated_at = points, now  # support protected this tier until then
         status.save(update_fields=["qualifying_points", "evaluated_at"])
@@ -242,13 +264,13 @@ def tier_progress(account: Account, now: dt.datetime | None = None) -> dict[str,
     program = account.program
     tiers, current = tier_state(account)
     points = qualifying_points(account, program, now)
-    higher = sorted((t for t in tiers if _tier_key(t) > _tier_key(current)), key=_tier_key)
+    higher = sorted((t for t in tiers if tier_key(t) > tier_key(current)), key=tier_key)
     following = next((t for t in higher if t.threshold > points), None)
-    reached = _target_tier(tiers, points)
+    reached = target_tier(tiers, points)
     return {
         "tier": current,
         # A higher tier the points already reach: the member moves up at the next evaluation.
-        "due": reached if reached is not None and _tier_key(reached) > _tier_key(current) else None,
+        "due": reached if reached is not None and tier_key(reached) > tier_key(current) else None,
         "qualifying_points": points,
         "window_months": program.qualification_window_months,
         "keeps_current": current is None or points >= current.threshold,

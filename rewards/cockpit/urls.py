@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rewards.cockpit import i18n, views
+from rewards.cockpit import calculator, i18n, views
 
 app_name = "cockpit"
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("rewards", views.catalog, name="catalog"),
     path("rewards/<int:reward_id>/redeem", views.reward_redeem, name="reward-redeem"),
     path("codes/<str:code>", views.code_detail, name="code"),
+    path("calculator", calculator.calculator, name="calculator"),
 ]

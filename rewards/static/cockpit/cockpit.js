@@ -16,3 +16,11 @@ document.addEventListener("click", function (event) {
     button.classList.add("copied");
   });
 });
+
+// The calculator: after htmx swapped in new figures (or errors), move the focus there for screen readers.
+document.addEventListener("htmx:afterSwap", function (event) {
+  if (!event.detail.target || event.detail.target.id !== "calculator") return;
+  var heading = document.querySelector("#calculator [role=alert], #calculator [aria-invalid=true]") ||
+    document.getElementById("results-title");
+  if (heading) heading.focus();
+});
