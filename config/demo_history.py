@@ -23,20 +23,20 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Max, Q
 
-from campaigns.models import Campaign, CampaignType, Code
+from campaigns.models import Campaign, CampaignType, Code, Publication
 from campaigns.services import apology_code_give, publication_create
 from common.errors import ApplicationError
 from loyalty.ledger.jobs import points_expire_due
 from loyalty.ledger.selectors import member_account
-from loyalty.models import Order, OrderReturn, Program
+from loyalty.models import LedgerEntry, Order, OrderReturn, Program, TierChange
 from loyalty.services.earning import custom_event_record
 from loyalty.services.returns import order_return
 from loyalty.services.tiers import tiers_reevaluate
-from members.models import Member, Tenant
+from members.models import CustomEvent, Member, Segment, Tenant
 from members.services import member_upsert, segment_declare, segment_upload_static
-from rewards.models import Redemption, RedemptionCode, Reward
+from rewards.models import EvaluationTrace, Redemption, RedemptionCode, RedemptionRollback, Reward
 from rewards.services.catalog import reward_purchase
 from rewards.services.checkout import order_checkout
 from rewards.services.redemption import redeem
@@ -392,16 +392,11 @@ class Replay:
         import time_machine  # a dev dependency that `make demo` installs: the history moves the clock
 
         ids = [s.data["order_id"] for s in steps if s.kind == "order"]
-        done_at = {
-            oid: at
-            for oid, at in Order.objects.for_tenant(self.tenant)
-            .filter(order_id__in=ids)
-            .values_list("order_id", "occurred_at")
-        }
-        resume_after = max(done_at.values(), default=None)
+        done = set(Order.objects.for_tenant(self.tenant).filter(order_id__in=ids).values_list("order_id", flat=True))
+        resume_after = self._last_written()
         self.members = {m.external_id: m for m in Member.objects.for_tenant(self.tenant)}
         for step in steps:
-            if step.kind == "order" and step.data["order_id"] in done_at:
+            if step.kind == "order" and step.data["order_id"] in done:
                 continue
             if step.kind == "member" and step.data["member"].external_id in self.members:
                 continue
@@ -411,6 +406,19 @@ class Replay:
                 getattr(self, f"_{step.kind}")(**step.data)
             self.counts[step.kind] += 1
         return dict(self.counts)
+
+    def _last_written(self) -> dt.datetime | None:
+        """The latest time of anything a step writes: the steps up to it were replayed already."""
+        t = self.tenant
+        stamps = [
+            (Order, "occurred_at"),
+            (CustomEvent, "occurred_at"),
+            (Publication, "published_at"),
+            *((m, "created_at") for m in (LedgerEntry, OrderReturn, Redemption, RedemptionRollback, EvaluationTrace)),
+            *((m, "created_at") for m in (TierChange, Segment)),
+        ]
+        times = [m.objects.filter(tenant_id=t.pk).aggregate(at=Max(f))["at"] for m, f in stamps]
+        return max((at for at in times if at is not None), default=None)
 
     def _campaign(self, name: str) -> Campaign:
         if name not in self.campaigns:
@@ -549,6 +557,8 @@ class Replay:
             tiers_reevaluate(program=program)
 
     def _segments(self) -> None:
+        if Segment.objects.filter(tenant=self.tenant).exists():
+            return
         segment_declare(
             tenant=self.tenant,
             code="big-spenders",
