@@ -6,9 +6,11 @@ from `timezone.now()` (ledger entries, redemptions, returns, traces, tier moves 
 clock is moved with time-machine rather than by writing dates into rows: every row is written by the same
 service the API uses, and the ledger, the counters and the rollups stay what they would be in production.
 
-Idempotent: an order step is skipped when its order id exists, and every other step dated before the newest
-order already recorded is skipped too (the history was replayed up to there). A run that crashed resumes
-after its last order; only steps between that order and the crash (none of them orders) could run twice.
+Idempotent: the past ends where the first load found the clock (the demo tenant's creation), so every load
+plans the same steps. An order step is skipped when its order id exists, a member step when the member does,
+and every other step dated up to the latest row the history wrote (order, entry, redemption, rollback, trace,
+event, publication, tier move, segment) is skipped too. A run that crashed resumes from there; a step dated
+before that row that wrote nothing (a purchase the balance did not allow) is not retried, which is harmless.
 """
 
 from __future__ import annotations
