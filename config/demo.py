@@ -1,33 +1,34 @@
 """The demo tenant behind `make demo`: deterministic, and safe to load any number of times.
 
 Everything goes through the same services the admin and the API use, so the demo also shows that a
-whole program can be set up from the public surface. Passwords and the demo API key are renewed on each
-load (only a hash of a key is ever stored, so an old one cannot be shown again).
+whole program can be set up from the public surface. Its past (18 months of orders, redemptions, returns,
+expiry, tier moves: `config.demo_history`) is replayed through them with the clock at each step's date, and
+the reports' rollups are folded at the end so the dashboard shows figures at once. Passwords and the demo API
+key are renewed on each load (only a hash of a key is ever stored, so an old one cannot be shown again).
 """
 
 import datetime as dt
 import random
 import secrets
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
-from django.utils import timezone
+from django.db import connection, transaction
 from guardian.shortcuts import assign_perm
 
 from campaigns.models import Campaign
-from campaigns.services import campaign_create, publication_create
+from campaigns.services import campaign_create
+from config.demo_history import Replay, Window, history_campaigns, plan_history, plan_members
 from integrations.keys import api_key_create, api_key_revoke, integration_get_or_create
 from integrations.models import IntegrationAPIKey
-from loyalty.models import Order
+from loyalty.models import Order, OrderReturn
 from loyalty.services.program import program_declare
 from members.admin_tenancy import ACCESS_TENANT
 from members.models import Member, Tenant
-from members.services import member_upsert, tenant_create
-from rewards.models import Reward
-from rewards.services.checkout import order_checkout
+from members.services import tenant_create
+from reports.rollups import rollups_fold
+from rewards.models import Redemption, Reward
 
 DEMO_TENANT = {"slug": "demo", "name": "Demo Outfitters", "currency": "EUR", "time_zone": "Europe/Berlin"}
 ROLE_USERS = {
@@ -72,7 +73,8 @@ PROGRAM = {
     "name": "Outfitters Club",
     "currency": "EUR",
     "points_name": "points",
-    "expiry": {"policy": "rolling_quarter", "years": 2},
+    # One year to the quarter's end: within the 18 months of history some points expired, some expire soon.
+    "expiry": {"policy": "rolling_quarter", "years": 1},
     "tiers": [
         {"code": "bronze", "name": "Bronze", "threshold": 0, "multiplier": "1.0"},
         {"code": "silver", "name": "Silver", "threshold": 1000, "multiplier": "1.5"},
@@ -111,20 +113,14 @@ PROGRAM = {
 }
 
 MEMBER_COUNT = 300
-FIRST_NAMES = ["Ada", "Ben", "Chloe", "Dev", "Elif", "Finn", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Luca"]
-LAST_NAMES = ["Lovelace", "Novak", "Schmidt", "Rossi", "Dubois", "Kowalski", "Okafor", "Larsen", "Garcia", "Yilmaz"]
-COUNTRIES = ["DE", "DE", "DE", "AT", "GB", "FR", "NL"]
-CATALOG = [
-    ("Apparel", "TSHIRT", Decimal("25.00")),
-    ("Apparel", "HOODIE", Decimal("59.00")),
-    ("Shoes", "SNEAKER", Decimal("89.00")),
-    ("Accessories", "CAP", Decimal("19.00")),
-    ("Accessories", "SOCKS", Decimal("9.00")),
-]
+HISTORY_MONTHS = 18
 
 
-def _campaigns(now: dt.datetime) -> list[dict]:
+def _campaigns(now: dt.datetime, since: dt.datetime) -> list[dict]:
+    """Today's campaigns; those a shop keeps running (welcome, gift cards, referrals, club rewards) ran from
+    the history's start `since`."""
     starts, ends = (now - dt.timedelta(days=30)).isoformat(), (now + dt.timedelta(days=180)).isoformat()
+    always = since.isoformat()
     return [
         {
             "name": "Spring 15",
@@ -141,7 +137,7 @@ def _campaigns(now: dt.datetime) -> list[dict]:
             "name": "Welcome 10",
             "type": "discount",
             "discount": {"type": "amount", "value": "10.00"},
-            "starts_at": starts,
+            "starts_at": always,
             "ends_at": ends,
             "rule": "order.amount >= 40",
             "limits": {"redemptions_per_member": 1},
@@ -152,7 +148,7 @@ def _campaigns(now: dt.datetime) -> list[dict]:
             "name": "Gift card 50",
             "type": "gift_card",
             "gift_card": {"amount": "50.00"},
-            "starts_at": starts,
+            "starts_at": always,
             "ends_at": (now + dt.timedelta(days=730)).isoformat(),
             "stacking": {"category": "gift_card", "combinable_with": ["seasonal", "loyalty", "promotion"]},
             "codes": {"count": 50, "pattern": "GC-????-????"},
@@ -169,14 +165,14 @@ def _campaigns(now: dt.datetime) -> list[dict]:
             "name": "Refer a friend",
             "type": "referral",
             "referral": {"min_order_amount": "30.00", "points": 300},
-            "starts_at": starts,
+            "starts_at": always,
             "ends_at": (now + dt.timedelta(days=365)).isoformat(),
         },
         {
             "name": "Club reward 5 EUR",
             "type": "loyalty_reward",
             "discount": {"type": "amount", "value": "5.00"},
-            "starts_at": starts,
+            "starts_at": always,
             "ends_at": (now + dt.timedelta(days=365)).isoformat(),
             "stacking": {"category": "loyalty", "combinable_with": ["seasonal", "gift_card", "promotion"]},
             "codes": {"count": 100, "pattern": "CLUB-????-????"},
@@ -184,57 +180,14 @@ def _campaigns(now: dt.datetime) -> list[dict]:
     ]
 
 
-def _ensure_members(tenant: Tenant, rng: random.Random, count: int) -> list[Member]:
-    members = []
-    for n in range(1, count + 1):
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        fields = {
-            "email": f"{first.lower()}.{last.lower()}.{n}@demo.example",
-            "name": f"{first} {last}",
-            "country": rng.choice(COUNTRIES),
-            "city": rng.choice(["Berlin", "Hamburg", "Munich", "Vienna", "London", "Paris", "Utrecht"]),
-            "marketing_consent": rng.random() < 0.6,
-            "attributes": {"vip": rng.random() < 0.05},
-        }
-        external_id = f"demo-{n:04d}"
-        if n > 10 and rng.random() < 0.1:
-            fields["referred_by"] = f"demo-{rng.randint(1, n - 1):04d}"
-        member, _ = member_upsert(tenant=tenant, external_id=external_id, **fields)
-        members.append(member)
-    return members
-
-
-def _ensure_orders(tenant: Tenant, members: list[Member], rng: random.Random, now: dt.datetime) -> None:
-    """Paid orders through the one checkout service: a referred member's first order rewards the referrer."""
-    for member in members:
-        for k in range(rng.randint(1, 5)):
-            items = []
-            for category, sku, price in rng.sample(CATALOG, rng.randint(1, 3)):
-                items.append(
-                    {"sku": sku, "category": category, "quantity": rng.randint(1, 2), "unit_price": str(price)}
-                )
-            amount = sum(Decimal(i["unit_price"]) * i["quantity"] for i in items)
-            order_checkout(
-                tenant=tenant,
-                member=member,
-                order_id=f"{member.external_id}-o{k + 1}",
-                amount=amount,
-                currency=tenant.currency,
-                items=items,
-                location=rng.choice(["web", "berlin-01", "hamburg-02"]),
-                occurred_at=now - dt.timedelta(days=rng.randint(0, 420), hours=rng.randint(0, 23)),
-            )
-
-
-def _ensure_campaigns(tenant: Tenant, members: list[Member], now: dt.datetime) -> None:
+def _ensure_campaigns(tenant: Tenant, window: Window) -> None:
+    """Run at the history's start (the clock set there), so that the past could redeem them."""
     # The demo marketer owns them: a marketer reaches the campaigns they own or were granted.
     marketer = get_user_model().objects.filter(username="marketer").first()
-    for data in _campaigns(now):
+    for data in _campaigns(window.end, window.start) + history_campaigns(window):
         if not Campaign.objects.for_tenant(tenant).filter(name=data["name"]).exists():
             campaign_create(tenant=tenant, data=data, user=marketer)
-    spring = Campaign.objects.for_tenant(tenant).get(name="Spring 15")
-    for member in members[:20]:
-        publication_create(tenant=tenant, campaign=spring, member=member, channel="email")
+    _grant_apology_campaigns(tenant)
     club = Campaign.objects.for_tenant(tenant).get(name="Club reward 5 EUR")
     Reward.objects.get_or_create(
         tenant=tenant,
@@ -256,7 +209,7 @@ def _renew_api_key(tenant: Tenant) -> str:
     return raw_key
 
 
-APOLOGY_CAMPAIGNS = ("Welcome 10",)
+APOLOGY_CAMPAIGNS = ("Welcome 10", "Apology 10 EUR")
 
 
 def _grant_apology_campaigns(tenant: Tenant) -> None:
@@ -268,22 +221,37 @@ def _grant_apology_campaigns(tenant: Tenant) -> None:
             assign_perm("campaigns.use_campaign", user, campaign)
 
 
-def load_demo(*, member_count: int = MEMBER_COUNT) -> DemoLogins:
-    rng = random.Random(20261126)  # the same demo every time
-    now = timezone.now()
+def _window(tenant: Tenant, months: int) -> Window:
+    """The history ends where the first load found the clock (the tenant's creation, to the hour): a later
+    load plans the very same past, so it finds every step done."""
+    end = tenant.created_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return Window(end=end, months=months)
+
+
+def load_demo(*, member_count: int = MEMBER_COUNT, months: int = HISTORY_MONTHS) -> DemoLogins:
+    """Load the demo tenant with `member_count` members and `months` of history (smaller in the tests)."""
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        # Thousands of small durable transactions: without a disk flush at each commit the load takes a
+        # fraction of the time. Only this process's connection; an OS crash mid-load may need a fresh demo.
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous = OFF")
     tenant, _ = tenant_create(**DEMO_TENANT)
     logins = DemoLogins(tenant=tenant)
     logins.passwords = _ensure_staff(tenant)
     program_declare(tenant=tenant, code="club", document=PROGRAM)
-    members = _ensure_members(tenant, rng, member_count)
-    _ensure_campaigns(tenant, members, now)  # before the orders: the referral campaign rewards first orders
-    _grant_apology_campaigns(tenant)
-    _ensure_orders(tenant, members, rng, now)
+    window = _window(tenant, months)
+    rng = random.Random(20261126)  # the same demo every time
+    members = plan_members(rng, member_count, window)
+    steps = plan_history(rng, members, window)
+    Replay(tenant, window, on_campaigns=lambda: _ensure_campaigns(tenant, window)).run(steps)
+    rollups_fold(settle_seconds=0)  # the whole past was just written: the dashboard shows it at once
     logins.api_key = _renew_api_key(tenant)
     logins.counts = {
         "members": Member.objects.for_tenant(tenant).count(),
         "orders": Order.objects.for_tenant(tenant).count(),
         "campaigns": Campaign.objects.for_tenant(tenant).count(),
         "rewards": Reward.objects.for_tenant(tenant).count(),
+        "redemptions": Redemption.objects.filter(tenant_id=tenant.pk).count(),
+        "returns": OrderReturn.objects.filter(order__tenant=tenant).count(),
     }
     return logins

@@ -1,21 +1,26 @@
 from django.core.management.base import BaseCommand
 
-from config.demo import load_demo
+from config.demo import HISTORY_MONTHS, load_demo
 
 
 class Command(BaseCommand):
-    help = "Load (or refresh) the demo tenant, staff users per role and a demo API key; prints the logins."
+    help = (
+        "Load (or refresh) the demo tenant with its past, staff users per role and a demo API key; prints the logins."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--members", type=int, default=300, help="How many demo members (default 300).")
+        parser.add_argument(
+            "--months", type=int, default=HISTORY_MONTHS, help="Months of past activity to replay (default 18)."
+        )
         parser.add_argument(
             "--address",
             default="127.0.0.1:8000",
             help="host:port the demo will be served on, printed in its addresses (`make demo` passes HOST:PORT).",
         )
 
-    def handle(self, *args, members, address, **options):
-        logins = load_demo(member_count=members)
+    def handle(self, *args, members, months, address, **options):
+        logins = load_demo(member_count=members, months=months)
         out = self.stdout
         out.write(f"Demo tenant: {logins.tenant.name} ({logins.tenant.slug})")
         for what, count in logins.counts.items():
