@@ -7,7 +7,7 @@ import time_machine
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.db.models import Sum
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from campaigns.models import Campaign, Code, Publication
@@ -145,13 +145,23 @@ def test_load_demo_command_prints_the_logins(capsys):
     call_command("load_demo", members=3, months=2, address="127.0.0.1:8801")
     out = capsys.readouterr().out
     assert "Admin: http://127.0.0.1:8801/admin/" in out and "http://127.0.0.1:8801/api/v1/docs" in out
-    api_key = out.strip().splitlines()[-1]
+    lines = out.strip().splitlines()
+    api_key = lines[lines.index("Demo API key (header 'Authorization: Api-Key <key>'):") + 1]
     from integrations.models import IntegrationAPIKey
 
     assert IntegrationAPIKey.objects.is_valid(api_key)
     assert "Demo tenant: Demo Outfitters (demo)" in out
     for username in ROLE_USERS:
         assert f"login {username}" in out
+    # The printed cockpit link signs its member in (once), and the calculator's address answers.
+    link = next(line for line in lines if "signed in as" in line).split(": ", 1)[1]
+    assert link.startswith("http://127.0.0.1:8801/cockpit/demo/sign-in/")
+    client = Client()
+    assert client.get(link.removeprefix("http://127.0.0.1:8801")).headers["Location"] == "/cockpit/demo/"
+    assert client.get("/cockpit/demo/").status_code == 200
+    calculator = next(line for line in lines if line.startswith("Reward calculator")).split(": ", 1)[1]
+    assert calculator == "http://127.0.0.1:8801/cockpit/demo/calculator"
+    assert Client().get("/cockpit/demo/calculator").status_code == 200
 
 
 @pytest.mark.django_db

@@ -1,6 +1,10 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.urls import reverse
 
 from config.demo import HISTORY_MONTHS, load_demo
+from members.cockpit_links import cockpit_link_make
+from members.models import Member
 
 
 class Command(BaseCommand):
@@ -33,3 +37,23 @@ class Command(BaseCommand):
         if logins.api_key:
             out.write("Demo API key (header 'Authorization: Api-Key <key>'):")
             out.write(logins.api_key)
+        self._cockpit(base, logins.tenant)
+
+    def _cockpit(self, base: str, tenant) -> None:
+        """A member's one-time cockpit link, the cockpit's sign-in page and the public calculator."""
+        slug = {"tenant_slug": tenant.slug}
+        member = (
+            Member.objects.for_tenant(tenant)
+            .filter(status=Member.Status.ACTIVE)
+            .exclude(email="")
+            .order_by("-point_accounts__balance", "pk")
+            .first()
+        )
+        out = self.stdout
+        out.write(f"Member cockpit: {base}{reverse('cockpit:sign-in', kwargs=slug)}  (sign in by email)")
+        if member is not None:
+            link = cockpit_link_make(member=member)
+            path = reverse("cockpit:link", kwargs={**slug, "token": link.token})
+            minutes = settings.COCKPIT_LINK_MINUTES
+            out.write(f"  signed in as {member.email}, once, within {minutes} minutes: {base}{path}")
+        out.write(f"Reward calculator (public): {base}{reverse('cockpit:calculator', kwargs=slug)}")
