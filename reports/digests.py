@@ -89,8 +89,8 @@ def digest_email(subscription: ReportSubscription, first: dt.date, last: dt.date
     context = {
         "subscription": subscription,
         "tenant": tenant,
-        "first": first,
-        "last": last,
+        "first": first.isoformat(),
+        "last": last.isoformat(),
         "summary": summary,
         "sections": figure_sections(summary),
         "filters": subscription.filters,
