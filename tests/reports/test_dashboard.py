@@ -290,3 +290,25 @@ def test_subscribing_needs_the_csrf_token(tenant):
     response = csrf_client.post("/admin/reports/dashboard/subscribe/", {"tenant": tenant.pk, "frequency": "weekly"})
     assert response.status_code == 403
     assert not ReportSubscription.objects.exists()
+
+
+def test_the_console_lists_the_subscriptions_of_the_users_tenants_and_stops_them(client, tenant, other_tenant):
+    mine = ReportSubscription.objects.create(user=staff("Analyst", tenant), tenant=tenant, frequency="weekly")
+    theirs = ReportSubscription.objects.create(
+        user=staff("Analyst", other_tenant), tenant=other_tenant, frequency="monthly"
+    )
+    marketer = staff("Marketer", tenant)
+    client.force_login(marketer)
+    listing = client.get("/admin/reports/reportsubscription/")
+    assert listing.status_code == 200
+    assert f'value="{mine.pk}"' in listing.content.decode() and f'value="{theirs.pk}"' not in listing.content.decode()
+    response = client.post(
+        "/admin/reports/reportsubscription/",
+        {"action": "stop_selected", "_selected_action": [mine.pk, theirs.pk]},
+    )
+    assert response.status_code == 302
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert not mine.active and theirs.active  # another tenant's row is out of reach, even named in the POST
+    client.force_login(staff("Support agent", tenant))
+    assert client.get("/admin/reports/reportsubscription/").status_code == 403
