@@ -114,10 +114,12 @@ def test_a_filter_naming_another_tenants_campaign_is_a_form_error(client, tenant
     assert f'<option value="{mine.pk}">Mine</option>' in select and f'value="{theirs.pk}"' not in select
 
 
-def test_a_user_of_one_tenant_gets_its_figures_by_default(client, tenant, history, analyst):
-    response = page(client, tenant)  # no range: the last 30 days in the tenant's zone
+def test_a_user_of_one_tenant_gets_its_figures_by_default(client, tenant, other_tenant, history, analyst):
+    with time_machine.travel(NOW, tick=False):
+        response = client.get(DASHBOARD)  # no tenant, no range: theirs, the last 30 days in the tenant's zone
     got = figures(response)
     assert (got["from"], got["to"]) == ("2026-03-12", "2026-04-10")
+    assert f'name="tenant" value="{tenant.pk}"' in response.content.decode()
 
 
 @pytest.mark.parametrize(
