@@ -237,6 +237,8 @@ CELERY_BEAT_SCHEDULE = {
     # Reports: fold new rows into the daily rollups; at night recompute the last days from raw rows.
     "reports-rollups-fold": {"task": "reports.tasks.fold_rollups", "schedule": 300.0},
     "reports-rollups-recheck": {"task": "reports.tasks.recheck_rollups", "schedule": crontab(hour=3, minute=30)},
+    # Hourly: a tenant's week or month ends at its own midnight; each period goes out once (reports.digests).
+    "reports-digests": {"task": "reports.tasks.send_digests", "schedule": crontab(minute=20)},
 }
 # The member cockpit: how long a sign-in link works, and how many sign-in emails one address (email, or the
 # client's IP) may ask for per COCKPIT_SIGN_IN_WINDOW_MINUTES.

@@ -10,7 +10,9 @@ so those filters are served from raw rows (see `reports.selectors`).
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from members.models import Tenant
 
@@ -89,3 +91,52 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return "audit"
+
+
+class ReportSubscription(models.Model):
+    """A staff user's scheduled digest of the dashboard for one tenant and set of filters (`filters` holds the
+    dashboard's query parameters: campaign, tier, segment, location, integration). Also carries the right to see
+    the dashboard (`reports.see_dashboard`: Admins, Analysts and Marketers)."""
+
+    class Frequency(models.TextChoices):
+        WEEKLY = "weekly", _("weekly")
+        MONTHLY = "monthly", _("monthly")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="report_subscriptions")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    frequency = models.CharField(max_length=10, choices=Frequency.choices)
+    filters = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        permissions = [("see_dashboard", "Can see the reports dashboard and subscribe to its digests")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "tenant", "frequency", "filters"], name="report_subscription_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["active", "frequency"], name="report_subscription_due")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.frequency} {self.tenant_id}"
+
+
+class DigestSent(models.Model):
+    """One digest period of a subscription, claimed before the email goes out: the unique (subscription,
+    period_start) makes each period go out once, however many digest runs overlap. `sent_at` is empty while
+    the email is on its way; a claim left empty by a crashed run is taken over after `STALE_CLAIM`."""
+
+    subscription = models.ForeignKey(ReportSubscription, on_delete=models.CASCADE, related_name="digests")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    claimed_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "period_start"], name="digest_sent_once_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.period_start}..{self.period_end}"

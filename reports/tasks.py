@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from reports.digests import digests_send_due
 from reports.rollups import rollups_fold, rollups_recheck
 
 
@@ -15,3 +16,9 @@ def fold_rollups() -> dict:
 def recheck_rollups(days: int = 7) -> dict:
     """Recompute the recent days from raw rows; repairs and logs drift, returns how many rows had drifted."""
     return {"drifted": rollups_recheck(days=days)}
+
+
+@shared_task(name="reports.tasks.send_digests", time_limit=30 * 60, soft_time_limit=29 * 60)
+def send_digests() -> dict:
+    """Email each subscription's last complete week or month, once (safe to run twice at once)."""
+    return {"sent": digests_send_due()}

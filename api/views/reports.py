@@ -1,9 +1,5 @@
 """Reports over the API (scope `read`): the summary and the time series of a range of days, as JSON or CSV."""
 
-import csv
-import datetime as dt
-import io
-
 from django.utils.translation import gettext_lazy as _
 from rest_framework import renderers, serializers
 from rest_framework.response import Response
@@ -15,47 +11,20 @@ from api.serializers import validated
 from common.errors import ApplicationError, NotFound
 from loyalty.models import Tier
 from members.models import Segment
+from reports.exports import report_csv
+from reports.ranges import InvalidRange, range_check
 from reports.selectors import Report, ReportFilters, ReportRange, report_database
-
-MAX_DAYS = 3660  # ten years: a wider range is a 400, not a long query
-# Days a report can name: their midnights in any time zone are datetimes (0001-01-01 in UTC+14 is not).
-FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(9998, 12, 31)
 
 
 class ReportCSVRenderer(renderers.BaseRenderer):
-    """CSV of the same figures: the time series one row per period; the summary one `figure,value` row per figure
-    (nested names joined with dots: `orders.count`, `points.expiring.30`, `tiers.bronze.members`)."""
+    """CSV of the same figures (`reports.exports.report_csv`, which the dashboard's download uses too)."""
 
     media_type = "text/csv"
     format = "csv"
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        if isinstance(data, dict) and "periods" in data:
-            periods = data["periods"]
-            columns = ["start", *[k for k in (periods[0] if periods else {}) if k != "start"]]
-            writer.writerow(columns)
-            for period in periods:
-                writer.writerow([period[c] for c in columns])
-        else:
-            writer.writerow(["figure", "value"])
-            for name, value in _flatten(data):
-                writer.writerow([name, value])
-        return out.getvalue().encode(self.charset)
-
-
-def _flatten(data, prefix: str = ""):
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from _flatten(value, f"{prefix}{key}.")
-    elif isinstance(data, list):  # the tiers, named by their code
-        for item in data:
-            code = item.get("code", "")
-            yield from _flatten({k: v for k, v in item.items() if k != "code"}, f"{prefix}{code}.")
-    else:
-        yield prefix.rstrip("."), data
+        return report_csv(data if isinstance(data, dict) else {}).encode(self.charset)
 
 
 class ReportQuerySerializer(serializers.Serializer):
@@ -225,17 +194,10 @@ class ReportApiView(ApiView):
 
     def report(self, request) -> tuple[Report, dict]:
         query = validated(self.query_serializer, request.query_params)
-        if query["from"] > query["to"]:
-            raise ApplicationError(
-                "invalid_range", str(_("`to` must not be before `from`.")), {"to": [query["to"].isoformat()]}, 400
-            )
-        outside = [key for key in ("from", "to") if not FIRST_DAY <= query[key] <= LAST_DAY]
-        if outside:
-            message = str(_("Days from %(first)s to %(last)s only.")) % {"first": FIRST_DAY, "last": LAST_DAY}
-            raise ApplicationError("invalid_range", message, {key: [query[key].isoformat()] for key in outside}, 400)
-        if (query["to"] - query["from"]).days >= MAX_DAYS:
-            message = str(_("The range may span at most %(n)d days.")) % {"n": MAX_DAYS}
-            raise ApplicationError("invalid_range", message, {"max_days": MAX_DAYS}, 400)
+        try:
+            range_check(query["from"], query["to"])
+        except InvalidRange as exc:
+            raise ApplicationError("invalid_range", exc.message, exc.detail, 400) from exc
         db = report_database()
         tenant = self.tenant
         campaign_id = segment = tier_code = None
