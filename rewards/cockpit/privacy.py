@@ -82,7 +82,9 @@ class ConsentForm(forms.Form):
 
 
 def _consent_form(member: Member, data=None) -> ConsentForm:
-    return ConsentForm(data, initial={c: getattr(member, f"{c}_consent") for c in CONSENT_CHANNELS})
+    # Its own ids: the personal data form on the same page has an `email` field too.
+    initial = {c: getattr(member, f"{c}_consent") for c in CONSENT_CHANNELS}
+    return ConsentForm(data, initial=initial, auto_id="id_consent_%s")
 
 
 def _profile_form(member: Member, data=None) -> ProfileForm:

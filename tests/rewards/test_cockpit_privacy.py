@@ -77,7 +77,8 @@ def test_personal_data_page_shows_the_members_data_with_labelled_fields(signed_i
     for name in ("name", "email", "phone", "country", "city", "birth_date"):
         assert f'<label for="id_{name}"' in page
     for channel in ("email", "sms", "push"):
-        assert f'<label for="id_{channel}"' in page or f'for="id_{channel}"' in page
+        assert f'<label for="id_consent_{channel}"' in page and f'id="id_consent_{channel}"' in page
+    assert page.count('id="id_email"') == 1
     assert url("export", tenant) in page and url("erasure", tenant) in page
 
 
