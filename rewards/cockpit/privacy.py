@@ -51,7 +51,9 @@ class ProfileForm(forms.Form):
     country = forms.ChoiceField(label=gettext_lazy("Country"), required=False)
     city = forms.CharField(label=gettext_lazy("City"), max_length=100, required=False)
     birth_date = forms.DateField(
-        label=gettext_lazy("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=gettext_lazy("Birthday"),
+        required=False,
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),  # ISO whatever the language
     )
 
     def __init__(self, *args, **kwargs):

@@ -301,3 +301,12 @@ def test_once_erased_the_session_and_every_link_are_refused(signed_in, tenant, m
     assert fresh.get(link).status_code == 403
     assert SESSION_KEY not in fresh.session
     assert Member.objects.get(pk=member.pk).status == Member.Status.ERASED
+
+
+def test_the_birthday_field_holds_an_iso_date_in_every_language(signed_in, tenant, member):
+    from django.utils import translation
+
+    Member.objects.filter(pk=member.pk).update(birth_date=dt.date(1815, 12, 10))
+    with translation.override("de"):
+        page = signed_in.get(url("personal-data", tenant)).content.decode()
+    assert 'type="date"' in page and 'value="1815-12-10"' in page
