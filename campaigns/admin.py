@@ -376,7 +376,7 @@ class CampaignAdmin(CampaignRightsMixin, CampaignGlanceMixin, CampaignBulkAction
                         user=request.user,
                     )
             except ApplicationError as exc:
-                form.add_error(None if exc.code == "already_submitted" else "pattern", exc.message)
+                form.add_error(None if exc.code in ("already_submitted", "form_expired") else "pattern", exc.message)
             else:
                 self.message_user(request, _("Generating %(n)d codes (job %(job)s).") % {"n": job.count, "job": job.pk})
                 return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))

@@ -22,6 +22,7 @@ SUPPORT_AGENT = [
     "members.member.view_*",
     "members.member.change_*",
     "members.*event.view_*",
+    "members.erasurerequest.view_*",  # carrying one out is the Admins' (or an object permission)
     "loyalty.*.view_*",
     "integrations.*.view_*",
     "rewards.*.view_*",

@@ -234,6 +234,10 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns-reminders-sweep": {"task": "campaigns.tasks.reminders_sweep", "schedule": 300.0},
     # Support: evaluation traces older than TRACE_RETENTION_DAYS go.
     "evaluation-traces-prune": {"task": "rewards.tasks.prune_evaluation_traces", "schedule": 3600.0},
+    # Members: erasure requests whose grace period is over are carried out; spent sign-in links and form
+    # tokens are forgotten.
+    "members-erase-due": {"task": "members.tasks.erase_due_members", "schedule": 3600.0},
+    "members-prune-used-tokens": {"task": "members.tasks.prune_used_tokens", "schedule": 3600.0},
     # Reports: fold new rows into the daily rollups; at night recompute the last days from raw rows.
     "reports-rollups-fold": {"task": "reports.tasks.fold_rollups", "schedule": 300.0},
     "reports-rollups-recheck": {"task": "reports.tasks.recheck_rollups", "schedule": crontab(hour=3, minute=30)},
@@ -249,6 +253,8 @@ COCKPIT_SIGN_IN_WINDOW_MINUTES = env.int("COCKPIT_SIGN_IN_WINDOW_MINUTES", defau
 # The language a member picked with the cockpit's switcher, kept a year in a cookie of the cockpit's paths only.
 COCKPIT_LANGUAGE_COOKIE = "cockpit_language"
 # How long the evaluation of each validation and redemption attempt is kept for the "Explain" page.
+# GDPR: days between a member's erasure request and its automatic erasure (staff may carry it out before).
+ERASURE_GRACE_DAYS = env.int("ERASURE_GRACE_DAYS", default=30)
 TRACE_RETENTION_DAYS = env.int("TRACE_RETENTION_DAYS", default=90)
 # Off: no attempt leaves a trace (the explain pages and the failed attempts list stay empty). For a deployment
 # that cannot afford the row per attempt; bench/bench_api.py measures what it costs.

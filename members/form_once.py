@@ -5,14 +5,19 @@ insert (`FormSubmission`). The services own their durable transactions, so the c
 taken just before the service runs and given back if the service refuses (the same form, corrected, may then be
 sent again). A crash between the two leaves the token taken and nothing done: the safe side (never twice).
 A second POST of the same form finds the token taken and gets `already_submitted`, a clear message, nothing changed.
+
+A token is signed with the time it was made and refused after FORM_TOKEN_MAX_AGE (`form_expired`): so a claim
+older than that guards nothing any more, and `members.tasks.prune_used_tokens` deletes it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from contextlib import contextmanager
 
 from django import forms
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
@@ -21,6 +26,14 @@ from members.models import FormSubmission
 
 FIELD = "form_token"
 ALREADY_SUBMITTED = _("This form was already sent and carried out: nothing was done again.")
+FORM_EXPIRED = _("This form has expired: open it again.")
+FORM_TOKEN_MAX_AGE = dt.timedelta(days=1)
+_signer = signing.TimestampSigner(salt="members.form_once")
+
+
+def new_token() -> str:
+    """A fresh one-time token (72 random bits), signed with the time it was made."""
+    return _signer.sign(secrets.token_urlsafe(9))  # 12 + 1 + 6 + 1 + 43 = 63 characters: the column holds 64
 
 
 def one_time(form: forms.Form) -> forms.Form:
@@ -28,14 +41,19 @@ def one_time(form: forms.Form) -> forms.Form:
     form.fields[FIELD] = forms.CharField(
         widget=forms.HiddenInput,
         max_length=64,
-        initial=secrets.token_urlsafe(24),
-        error_messages={"required": _("This form has expired: open it again.")},
+        initial=new_token(),
+        error_messages={"required": FORM_EXPIRED},
     )
     return form
 
 
 def token_claim(token: str, *, user, name: str) -> FormSubmission:
-    """Take `token` for good (a unique insert); `already_submitted` when it was taken before."""
+    """Take `token` for good (a unique insert); `already_submitted` when it was taken before, `form_expired`
+    when it is not one of ours or older than FORM_TOKEN_MAX_AGE."""
+    try:
+        _signer.unsign(token, max_age=FORM_TOKEN_MAX_AGE)
+    except signing.BadSignature as exc:  # SignatureExpired included
+        raise ApplicationError("form_expired", str(FORM_EXPIRED), status=409) from exc
     try:
         with transaction.atomic():
             return FormSubmission.objects.create(

@@ -57,6 +57,13 @@ class Tenant(models.Model):
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("A colour such as #0b5cad."))],
         help_text=_("The cockpit's header colour; the text on it is black or white, whichever reads better."),
     )
+    # GDPR erasure: whether the external id of an erased member may name a new member. False keeps the erased
+    # member's id (a CRM re-sending it is refused with 409 `member_erased`); True frees it (`member_erase`).
+    erased_external_id_reusable = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text=_("Let a new member take the external id of an erased member (otherwise it stays reserved)."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords()
@@ -238,6 +245,7 @@ class ConsentChange(TenantOwned):
         ADMIN = "admin", _("Admin")
         COCKPIT = "cockpit", _("Member cockpit")
         IMPORT = "import", _("Import")
+        ERASURE = "erasure", _("Erasure of the member's data")
         MIGRATION = "migration", _("Migrated from marketing consent")
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_changes")
@@ -272,3 +280,76 @@ class CockpitLinkUse(TenantOwned):
 
     def __str__(self) -> str:
         return f"cockpit link of {self.member_id} used at {self.used_at:%Y-%m-%d %H:%M}"
+
+
+class TermsVersion(TenantOwned):
+    """One version of a tenant's program terms; the latest published one (`published_at` <= now) is current.
+
+    A new text is a new row: a published version is never changed (members accepted that very text), so the
+    admin shows it read-only and old versions are kept.
+    """
+
+    version = models.CharField(max_length=20, help_text=_("e.g. 2026-01 or 3"))
+    text = models.TextField()
+    published_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("From when this version is the current one (empty: a draft).")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "version"], name="terms_version_unique_per_tenant")]
+        indexes = [models.Index(fields=["tenant", "-published_at"], name="terms_version_current")]
+        verbose_name = _("program terms version")
+
+    def __str__(self) -> str:
+        return f"{self.version}"
+
+
+class TermsAcceptance(TenantOwned):
+    """A member accepted one version of the terms, at that time. Append-only (proof of what was agreed)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="terms_acceptances")
+    terms = models.ForeignKey(TermsVersion, on_delete=models.PROTECT, related_name="acceptances")
+    accepted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "terms"], name="terms_accepted_once")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} accepted {self.terms_id}"
+
+
+class ErasureRequest(TenantOwned):
+    """A member asked for their personal data to be erased (GDPR art. 17).
+
+    Staff carry it out in the admin, or `members.tasks.erase_due_members` does once ERASURE_GRACE_DAYS have
+    passed; either way through `members.services.member_erase`. At most one open request per member.
+    """
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", _("Requested")
+        CARRIED_OUT = "carried_out", _("Carried out")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="erasure_requests")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.REQUESTED)
+    requested_at = models.DateTimeField()
+    carried_out_at = models.DateTimeField(null=True, blank=True)
+    # Who carried it out; empty with `automatic` when the grace period ran out.
+    carried_out_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    automatic = models.BooleanField(default=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member"], condition=models.Q(state="requested"), name="erasure_request_one_open_per_member"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "requested_at"], name="erasure_request_due")]
+        permissions = [("carry_out_erasurerequest", "Can carry out a member's erasure")]
+
+    def __str__(self) -> str:
+        return f"erasure of {self.member_id} ({self.state})"

@@ -1,6 +1,8 @@
+import datetime as dt
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -12,7 +14,21 @@ from common.answer import Answer
 from common.errors import ApplicationError
 from common.events import publish
 from common.validation import FieldErrors, field_error
-from members.models import CONSENT_CHANNELS, ConsentChange, Member, Segment, SegmentMember, Tenant
+from members.form_once import FORM_TOKEN_MAX_AGE
+from members.models import (
+    CONSENT_CHANNELS,
+    CockpitLinkUse,
+    ConsentChange,
+    CustomEvent,
+    ErasureRequest,
+    FormSubmission,
+    Member,
+    Segment,
+    SegmentMember,
+    Tenant,
+    TermsAcceptance,
+    TermsVersion,
+)
 from members.selectors import validate_criteria
 
 
@@ -163,6 +179,18 @@ def _member_upsert(
     now = timezone.now()
     with transaction.atomic(durable=True):
         member = Member.objects.for_tenant(tenant).select_for_update().filter(external_id=external_id).first()
+        if member is not None and member.status == Member.Status.ERASED:
+            # Read now, not from the caller's (possibly cached) tenant: this rare answer must follow the setting.
+            reusable = Tenant.objects.filter(pk=tenant.pk).values_list("erased_external_id_reusable", flat=True)
+            if not reusable.first():
+                raise ApplicationError(
+                    "member_erased",
+                    "This member's data was erased; the tenant does not let a new member take their external id.",
+                    {"external_id": external_id},
+                    status=409,
+                )
+            _external_id_free(member)  # the tenant allowed reuse after this member was erased
+            member = None
         created = member is None
         if created:
             if not clean.get("email"):
@@ -254,12 +282,15 @@ def member_consent_set(
     """Change a member's consent on the channels named in `consent` (the cockpit, an unsubscribe link, support).
 
     Refuses unknown channels and non-booleans with 400 `invalid_member`; a channel already so is not recorded.
+    An erased member's consent stays withdrawn (409 `member_erased`).
     """
     errors = FieldErrors()
     wanted = _clean_consent(consent, errors)
     errors.raise_if_any("invalid_member", "The consent is not valid.")
     with transaction.atomic(durable=True):
         member = Member.objects.select_for_update().get(pk=member.pk)
+        if member.status == Member.Status.ERASED:
+            raise ApplicationError("member_erased", "This member's data was erased.", status=409)
         changes = _consent_apply(member, wanted, now=timezone.now())
         if changes:
             member._change_reason = "consent: " + ", ".join(f"{c}={'yes' if g else 'no'}" for c, g in changes)
@@ -328,3 +359,165 @@ def segment_upload_static(*, segment: Segment, external_ids: list[str], replace:
             [SegmentMember(segment=segment, member_id=pk) for pk in found.values()], ignore_conflicts=True
         )
     return {"added": len(found), "unknown": sorted(wanted - set(found))}
+
+
+# --- program terms ------------------------------------------------------------------------------
+
+
+def terms_current(tenant: Tenant | int, *, now=None) -> TermsVersion | None:
+    """The tenant's current terms: the version published last (up to now); None before the first one."""
+    return (
+        TermsVersion.objects.for_tenant(tenant)
+        .filter(published_at__isnull=False, published_at__lte=now or timezone.now())
+        .order_by("-published_at", "-pk")
+        .first()
+    )
+
+
+def terms_version_save(*, terms: TermsVersion) -> TermsVersion:
+    """Save a new version or change a draft; a published version is never changed (members accepted it).
+
+    Raises ApplicationError("terms_published", 409) for a version published before this save."""
+    terms.full_clean()
+    with transaction.atomic(durable=True):
+        if terms.pk is not None:
+            stored = TermsVersion.objects.select_for_update().get(pk=terms.pk)
+            if stored.published_at is not None and stored.published_at <= timezone.now():
+                raise ApplicationError(
+                    "terms_published", "A published version cannot change: add a new version.", status=409
+                )
+        terms.save()
+    return terms
+
+
+def terms_accept(*, member: Member, terms: TermsVersion) -> tuple[TermsAcceptance, bool]:
+    """Record that `member` accepted `terms` (once: a second acceptance returns the first); -> (row, created).
+
+    Only the tenant's current version can be accepted (422 `terms_not_current`): what the member read is what
+    they agree to."""
+    current = terms_current(member.tenant_id)
+    if current is None or current.pk != terms.pk or terms.tenant_id != member.tenant_id:
+        raise ApplicationError("terms_not_current", "These terms are not the current ones.")
+    with transaction.atomic(durable=True):
+        return TermsAcceptance.objects.get_or_create(
+            member=member, terms=terms, defaults={"tenant_id": member.tenant_id, "accepted_at": timezone.now()}
+        )
+
+
+# --- erasure (GDPR) -----------------------------------------------------------------------------
+
+# What erasure empties on the member and on every one of their history rows (django-simple-history keeps the
+# old values of each save). The consent flags are set apart (withdrawn and recorded), the ids replaced.
+ERASED_VALUES: dict[str, Any] = {
+    "email": "",
+    "name": "",
+    "phone": "",
+    "country": "",
+    "city": "",
+    "birth_date": None,
+    "attributes": {},
+    "status_reason": "",
+}
+
+
+def _pseudonym(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(8)}"
+
+
+def _external_id_free(member: Member) -> None:
+    """Give an erased member (locked by the caller) a pseudonymous external id, on its history rows too."""
+    pseudonym = _pseudonym("erased")
+    Member.objects.filter(pk=member.pk).update(external_id=pseudonym)
+    Member.history.filter(id=member.pk).update(external_id=pseudonym)
+    member.external_id = pseudonym
+
+
+def erasure_request_create(*, member: Member) -> tuple[ErasureRequest, bool]:
+    """The member asks for erasure (the cockpit); one open request per member, a second ask returns it."""
+    with transaction.atomic(durable=True):
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        if member.status == Member.Status.ERASED:
+            raise ApplicationError("member_erased", "This member's data was erased.", status=409)
+        return ErasureRequest.objects.get_or_create(
+            member=member,
+            state=ErasureRequest.State.REQUESTED,
+            defaults={"tenant_id": member.tenant_id, "requested_at": timezone.now()},
+        )
+
+
+def erasure_request_cancel(*, member: Member) -> int:
+    """The member withdraws their open request before it is carried out; -> how many were cancelled (0 or 1)."""
+    with transaction.atomic(durable=True):
+        return ErasureRequest.objects.filter(member=member, state=ErasureRequest.State.REQUESTED).update(
+            state=ErasureRequest.State.CANCELLED, cancelled_at=timezone.now()
+        )
+
+
+def member_erase(*, member: Member, staff_user=None, automatic: bool = False) -> tuple[Member, bool]:
+    """Erase a member's personal data for good; -> (member, erased now). Safe to call twice (or at once).
+
+    In one transaction with the member row locked: the personal fields are emptied on the member and on every
+    history row of theirs, consent on every channel is withdrawn (and recorded), the referral code (built from
+    the name) is replaced, custom events lose their metadata, unused sign-in links are forgotten, and the
+    status becomes erased: the cockpit refuses them and nobody finds them by email. The external id is kept
+    (reserved: upserting it is 409 `member_erased`) unless the tenant lets erased ids be reused; then it becomes
+    a pseudonym. Orders, the ledger, redemptions and codes are untouched, so every sum and report stays equal.
+    The open erasure request is marked carried out (one is recorded when staff erase without a request).
+    """
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        member = Member.objects.select_for_update().select_related("tenant").get(pk=member.pk)
+        if member.status == Member.Status.ERASED:
+            ErasureRequest.objects.filter(member=member, state=ErasureRequest.State.REQUESTED).update(
+                state=ErasureRequest.State.CARRIED_OUT, carried_out_at=now, automatic=automatic
+            )
+            return member, False
+        tenant = member.tenant
+        changes = _consent_apply(member, dict.fromkeys(CONSENT_CHANNELS, False), now=now)
+        for name, value in ERASED_VALUES.items():
+            setattr(member, name, value)
+        if tenant.erased_external_id_reusable:
+            member.external_id = _pseudonym("erased")
+        for _ in range(10):
+            member.referral_code = f"X-{''.join(secrets.choice(REFERRAL_ALPHABET) for _ in range(8))}"
+            if not Member.objects.for_tenant(tenant).filter(referral_code=member.referral_code).exists():
+                break
+        member.status, member.status_changed_at = Member.Status.ERASED, now
+        # Every earlier version of the row holds the personal data as it was: overwrite them all (one UPDATE).
+        Member.history.filter(id=member.pk).update(
+            **ERASED_VALUES, external_id=member.external_id, referral_code=member.referral_code
+        )
+        member._change_reason = "erased"
+        if staff_user is not None:
+            member._history_user = staff_user
+        member.save()
+        _consent_record(member, changes, source=ConsentChange.Source.ERASURE, staff_user=staff_user)
+        CustomEvent.objects.filter(member=member).exclude(metadata={}).update(metadata={})
+        CockpitLinkUse.objects.filter(member=member).delete()
+        done = {"state": ErasureRequest.State.CARRIED_OUT, "carried_out_at": now, "automatic": automatic}
+        done["carried_out_by"] = staff_user
+        if not ErasureRequest.objects.filter(member=member, state=ErasureRequest.State.REQUESTED).update(**done):
+            ErasureRequest.objects.create(tenant=tenant, member=member, requested_at=now, **done)
+    return member, True
+
+
+def erasure_due_ids(*, now=None, limit: int = 500) -> list[int]:
+    """Members whose erasure request has waited ERASURE_GRACE_DAYS (oldest first, at most `limit`)."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.ERASURE_GRACE_DAYS)
+    return list(
+        ErasureRequest.objects.filter(state=ErasureRequest.State.REQUESTED, requested_at__lte=cutoff)
+        .order_by("requested_at", "pk")
+        .values_list("member_id", flat=True)[:limit]
+    )
+
+
+def used_tokens_prune(*, now=None) -> dict[str, int]:
+    """Forget spent sign-in links and form tokens once they could no longer be used (two DELETE statements).
+
+    A cockpit link expires COCKPIT_LINK_MINUTES after it was made, before it was used: its use row guards
+    nothing after that. A form token is refused once older than FORM_TOKEN_MAX_AGE (`members.form_once`), and it
+    was made before it was claimed, so its claim row guards nothing after that either."""
+    now = now or timezone.now()
+    links = CockpitLinkUse.objects.filter(used_at__lt=now - dt.timedelta(minutes=settings.COCKPIT_LINK_MINUTES))
+    forms_ = FormSubmission.objects.filter(submitted_at__lt=now - FORM_TOKEN_MAX_AGE)
+    return {"cockpit_links": links.delete()[0], "form_tokens": forms_.delete()[0]}

@@ -191,6 +191,6 @@ def earning_setup(tenant=None, *, expiry=None, **rule_fields):
 
 def form_token() -> str:
     """A fresh one-time token for a guarded admin form (`members.form_once`), as the rendered form carries."""
-    import secrets
+    from members.form_once import new_token
 
-    return secrets.token_urlsafe(24)
+    return new_token()

@@ -106,10 +106,12 @@ class MemberApi(ApiView):
 
     @api_schema(
         summary="Create or update a member (CRM sync)",
-        description="201 on create, 200 on update. Email is required on create.",
+        description="201 on create, 200 on update. Email is required on create. The external id of an erased "
+        "member is 409 `member_erased`, unless the tenant lets erased members' ids be reused (then it creates a "
+        "new member).",
         request=MemberInputSerializer,
         responses={200: MemberOutputSerializer, 201: MemberOutputSerializer},
-        errors={400: ["invalid_member"], 404: ["member_not_found"]},
+        errors={400: ["invalid_member"], 404: ["member_not_found"], 409: ["member_erased"]},
         write=True,
         idempotent=True,
         tags=["members"],

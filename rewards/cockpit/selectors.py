@@ -13,7 +13,8 @@ from django.utils.dateparse import parse_datetime
 
 from loyalty.ledger.selectors import member_account, member_points_summary
 from loyalty.services.tiers import tier_progress
-from members.models import Member, Tenant
+from members.models import Member, Tenant, TermsAcceptance, TermsVersion
+from members.services import terms_current
 from rewards.models import ReferralGrant
 from rewards.selectors import member_reward_sections
 
@@ -55,6 +56,14 @@ def referrals(*, member: Member) -> list[dict[str, Any]]:
     ]
 
 
+def terms_state(tenant: Tenant, member: Member) -> tuple[TermsVersion | None, TermsAcceptance | None]:
+    """The current terms and the member's acceptance of them (None when not accepted): two queries at most."""
+    terms = terms_current(tenant)
+    if terms is None:
+        return None, None
+    return terms, TermsAcceptance.objects.filter(tenant=tenant, member=member, terms=terms).first()
+
+
 def cockpit_home(*, tenant: Tenant, member: Member) -> dict[str, Any]:
     account = member_account(member)
     points = member_points_summary(member)
@@ -71,4 +80,10 @@ def cockpit_home(*, tenant: Tenant, member: Member) -> dict[str, Any]:
         "tier": tier_progress(account) if account is not None else None,
         "usable": usable_rewards(tenant=tenant, member=member),
         "referrals": referrals(member=member),
+        "terms_to_accept": _terms_to_accept(tenant, member),
     }
+
+
+def _terms_to_accept(tenant: Tenant, member: Member) -> TermsVersion | None:
+    terms, acceptance = terms_state(tenant, member)
+    return terms if terms is not None and acceptance is None else None

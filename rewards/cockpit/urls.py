@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rewards.cockpit import calculator, i18n, views
+from rewards.cockpit import calculator, i18n, privacy, views
 
 app_name = "cockpit"
 
@@ -17,4 +17,11 @@ urlpatterns = [
     path("rewards/<int:reward_id>/redeem", views.reward_redeem, name="reward-redeem"),
     path("codes/<str:code>", views.code_detail, name="code"),
     path("calculator", calculator.calculator, name="calculator"),
+    path("personal-data", privacy.personal_data, name="personal-data"),
+    path("personal-data/consent", privacy.consent, name="consent"),
+    path("terms", privacy.terms, name="terms"),
+    path("terms/accept", privacy.terms_accept_view, name="terms-accept"),
+    path("my-data.json", privacy.export, name="export"),
+    path("erasure", privacy.erasure, name="erasure"),
+    path("erasure/cancel", privacy.erasure_cancel, name="erasure-cancel"),
 ]
