@@ -7,7 +7,7 @@ ledger entries as for one with five thousand.
 import datetime as dt
 from typing import Any
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Prefetch
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -15,7 +15,7 @@ from loyalty.ledger.selectors import member_account, member_points_summary
 from loyalty.services.tiers import tier_progress
 from members.models import Member, Tenant, TermsAcceptance, TermsVersion
 from members.services import terms_current
-from rewards.models import ReferralGrant
+from rewards.models import Redemption, RedemptionCode, ReferralGrant
 from rewards.selectors import member_reward_sections
 
 EXPIRING_DAYS = 90
@@ -56,6 +56,31 @@ def referrals(*, member: Member) -> list[dict[str, Any]]:
     ]
 
 
+def recent_redemptions(*, member: Member) -> list[dict[str, Any]]:
+    """The member's latest redemptions, newest first: when, the order, the campaigns, the discount and points
+    paid, and whether it was rolled back (two queries: the redemptions, their lines with campaign names)."""
+    lines = RedemptionCode.objects.select_related("campaign").only(
+        "redemption_id", "kind", "discount", "campaign__name", "code__code"
+    )
+    rows = (
+        Redemption.objects.filter(tenant_id=member.tenant_id, member=member)
+        .order_by("-created_at", "-pk")
+        .prefetch_related(Prefetch("lines", queryset=lines.select_related("code").order_by("pk")))[:HOME_ROWS]
+    )
+    return [
+        {
+            "created_at": row.created_at,
+            "order_id": row.order_id,
+            "campaigns": [line.campaign.name for line in row.lines.all()],
+            "codes": [line.code.code for line in row.lines.all() if line.code is not None],
+            "discount": row.discount,
+            "points_used": row.points_used,
+            "rolled_back": row.status == Redemption.Status.ROLLED_BACK,
+        }
+        for row in rows
+    ]
+
+
 def terms_state(tenant: Tenant, member: Member) -> tuple[TermsVersion | None, TermsAcceptance | None]:
     """The current terms and the member's acceptance of them (None when not accepted): two queries at most."""
     terms = terms_current(tenant)
@@ -80,6 +105,7 @@ def cockpit_home(*, tenant: Tenant, member: Member) -> dict[str, Any]:
         "tier": tier_progress(account) if account is not None else None,
         "usable": usable_rewards(tenant=tenant, member=member),
         "referrals": referrals(member=member),
+        "redemptions": recent_redemptions(member=member),
         "terms_to_accept": _terms_to_accept(tenant, member),
     }
 

@@ -16,8 +16,10 @@ from loyalty.ledger import account_for, points_adjust
 from loyalty.models import Program
 from rewards.models import RewardPurchase
 from rewards.services.catalog import reward_purchase
+from rewards.services.redemption import redeem, redemption_rollback
 from tests.factories import (
     CampaignFactory,
+    CodeFactory,
     MemberFactory,
     ProgramFactory,
     RewardFactory,
@@ -172,6 +174,37 @@ def test_another_members_code_and_another_tenants_reward_are_404(client, tenant,
     assert balance(member, program) == 1000
 
 
+def _redemptions(tenant, member, count: int, *, rolled_back: int = 0) -> list:
+    campaign = CampaignFactory(tenant=tenant, name="Spring 10")
+    made = []
+    for n in range(count):
+        code = CodeFactory(campaign=campaign, tenant=tenant, code=f"SPR-{member.pk}-{n}")
+        made.append(
+            redeem(
+                tenant=tenant,
+                member=member,
+                order_id=f"o-{member.pk}-{n}",
+                order={"amount": "50.00"},
+                codes=[code.code],
+            )
+        )
+    for redemption in made[:rolled_back]:
+        redemption_rollback(redemption=redemption, reason="returned")
+    return made
+
+
+def test_home_lists_the_members_own_redemptions_with_their_state(tenant, member):
+    _redemptions(tenant, member, 2, rolled_back=1)
+    other = MemberFactory(tenant=tenant)
+    _redemptions(tenant, other, 1)
+    client = Client()
+    sign_in(client, member)
+    page = client.get(url("home", tenant)).content.decode()
+    assert page.count(f"o-{member.pk}-") == 2 and f"o-{other.pk}-" not in page
+    assert f"SPR-{member.pk}-0" in page and "Spring 10" in page
+    assert page.count("Cancelled") == 1 and page.count("Applied") == 1
+
+
 def _home_queries(client, tenant) -> int:
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url("home", tenant)).status_code == 200
@@ -188,6 +221,7 @@ def test_home_and_history_cost_the_same_queries_whatever_the_history_length(
             points_adjust(points=100, reason=f"entry {n}", staff_user=staff, member=member, program=program)
         reward_purchase(tenant=tenant, member=member, reward=coupon_reward)
         MemberFactory(tenant=tenant, referred_by=member)
+        _redemptions(tenant, member, 1 if member is short else 30)
     short_client, long_client = Client(), Client()
     sign_in(short_client, short)
     sign_in(long_client, long)
