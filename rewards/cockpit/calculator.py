@@ -10,7 +10,6 @@ the program's rules and tiers, the catalog.
 from decimal import Decimal
 
 from django import forms
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -19,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from common.errors import ApplicationError
 from loyalty.forecast import Activity, ProgramTerms, forecast_year, program_terms
 from members.models import Tenant
-from rewards.cockpit.auth import brand
+from rewards.cockpit.auth import brand, cockpit_tenant
 from rewards.selectors import CatalogMember, catalog_item, catalog_rewards
 
 MAX_ORDERS_PER_MONTH = 100
@@ -110,7 +109,7 @@ def _results(tenant: Tenant, terms: ProgramTerms, form: CalculatorForm) -> dict 
 
 def calculator(request, tenant_slug: str):
     """The calculator page (public); an htmx request gets the form and results only."""
-    tenant = get_object_or_404(Tenant, slug=tenant_slug)
+    tenant = cockpit_tenant(request, tenant_slug)  # the one the language middleware read, if it did
     terms = program_terms(tenant)
     context = {"tenant": tenant, "brand": brand(tenant), "member": None, "terms": terms}
     if terms is not None:
