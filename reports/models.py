@@ -37,6 +37,12 @@ class DailyOrders(models.Model):
     orders = models.IntegerField(default=0)
     value = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0.00"))
     returned = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0.00"))
+    # From `OrderDiscount`: the discount of the day's orders, and how many of them (and their value) had one.
+    discount = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00"))
+    discounted_orders = models.IntegerField(default=0, db_default=0)
+    discounted_value = models.DecimalField(
+        max_digits=16, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00")
+    )
 
     class Meta:
         constraints = [
@@ -45,6 +51,25 @@ class DailyOrders(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.location}: {self.orders} orders"
+
+
+class OrderDiscount(models.Model):
+    """Each folded order's discount (its successful redemptions, matched by order id), as last folded.
+
+    A redemption or rollback may come before or after its order, so the fold recomputes the orders that new
+    orders, redemptions and rollbacks touch, takes their old figures out of `DailyOrders` and puts the new ones
+    in; a report adds, for the orders touched since (above the `discount:*` watermarks), the raw discount less
+    the one kept here."""
+
+    order_pk = models.BigIntegerField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    location = models.CharField(max_length=100, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    discount = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0.00"))
+
+    def __str__(self) -> str:
+        return f"order {self.order_pk}: {self.discount}"
 
 
 class DailyPoints(models.Model):
@@ -140,3 +165,52 @@ class DigestSent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id} {self.period_start}..{self.period_end}"
+
+
+class DailyLedger(models.Model):
+    """Signed points of the ledger entries by day, program, campaign named (0: none) and kind: the liability at the
+    end of any day is the sum of every row up to it, by program for its value, and a `campaign` filter on the
+    points figures is served from here."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    program_id = models.BigIntegerField()
+    campaign_id = models.BigIntegerField(default=0)
+    kind = models.CharField(max_length=10)
+    points = models.BigIntegerField(default=0)
+    abs_points = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "program_id", "campaign_id", "kind"], name="daily_ledger_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.program_id} {self.kind}: {self.points}"
+
+
+class DailyRefusals(models.Model):
+    """Refused redemption attempts (evaluation traces) by day, integration, campaign and reason.
+
+    `campaign_id` 0 holds every attempt once per reason it gave (the `reasons` of the trace); a campaign's rows
+    hold the attempts in which one of its codes was refused, once per reason its lines gave (read from the
+    trace's `document` lines). Kept here, the counts outlive the traces' pruning (TRACE_RETENTION_DAYS)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    integration_name = models.CharField(max_length=200, blank=True)
+    campaign_id = models.BigIntegerField(default=0)
+    reason = models.CharField(max_length=100)
+    attempts = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "integration_name", "campaign_id", "reason"], name="daily_refusals_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reason}: {self.attempts}"

@@ -19,14 +19,22 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import connections, transaction
-from django.db.models import Count, F, Max, Min, QuerySet, Sum
-from django.db.models.functions import Abs, TruncDate
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value
+from django.db.models.functions import Abs, Coalesce, TruncDate
 from django.utils import timezone
 
 from loyalty.models import LedgerEntry, Order, OrderReturn
 from members.models import Tenant
-from reports.models import DailyOrders, DailyPoints, DailyRedemptions, RollupWatermark
-from rewards.models import Redemption, RedemptionRollback
+from reports.models import (
+    DailyLedger,
+    DailyOrders,
+    DailyPoints,
+    DailyRedemptions,
+    DailyRefusals,
+    OrderDiscount,
+    RollupWatermark,
+)
+from rewards.models import EvaluationTrace, Redemption, RedemptionRollback
 
 logger = logging.getLogger("reports")
 
@@ -36,12 +44,16 @@ RECHECK_DAYS = 7
 
 @dataclass(frozen=True)
 class Part:
-    """One source table's contribution to a rollup: the grouped SELECT (keys `k0..`, values `v_<column>`)."""
+    """One source table's contribution to a rollup: the grouped SELECT (keys `k0..`, values `v_<column>`), a
+    QuerySet or `(sql, params)`. `source` names its watermark (one per part, so two parts may read one table);
+    `rows` narrows the table to the rows the part folds, `time_field` is the time that picks a row's day."""
 
     source: str
     model: type
     values: tuple[str, ...]
-    select: Callable[[QuerySet, dt.tzinfo], QuerySet]
+    select: Callable[[QuerySet, dt.tzinfo], "QuerySet | tuple[str, list]"]
+    time_field: str = "created_at"
+    rows: Callable[[QuerySet], QuerySet] = staticmethod(lambda qs: qs)
 
 
 @dataclass(frozen=True)
@@ -102,13 +114,79 @@ def _rollbacks(qs, tz):
     )
 
 
+def _ledger(qs, tz):
+    return (
+        qs.annotate(
+            k0=F("tenant_id"),
+            k1=TruncDate("created_at", tzinfo=tz),
+            k2=F("account__program_id"),
+            k3=Coalesce("campaign_id", Value(0)),
+            k4=F("kind"),
+        )
+        .values("k0", "k1", "k2", "k3", "k4")
+        .annotate(v_points=Sum("points"), v_abs_points=Sum(Abs("points")))
+        .order_by()
+    )
+
+
+def refusals_sql(traces: QuerySet, tz: dt.tzinfo) -> tuple[str, list]:
+    """Refused attempts grouped by (tenant, day, integration, campaign, reason): each attempt once per reason it
+    gave (campaign 0), and once per reason its refused lines of a campaign gave (that campaign's id, as the
+    trace's `document` lines name it). SQL, as the reasons are JSON lists (PostgreSQL jsonb, or SQLite JSON)."""
+    inner, params = (
+        traces.annotate(d=TruncDate("created_at", tzinfo=tz))
+        .values("id", "tenant_id", "d", "integration_name", "reasons", "document")
+        .order_by()
+        .query.sql_with_params()
+    )
+    if connections[traces.db].vendor == "postgresql":
+        reasons = (
+            "jsonb_array_elements_text(CASE WHEN jsonb_typeof(t.reasons) = 'array' THEN t.reasons "
+            "ELSE '[]'::jsonb END) AS r(reason)"
+        )
+        lines = (
+            "jsonb_array_elements(CASE WHEN jsonb_typeof(t.document -> 'lines') = 'array' "
+            "THEN t.document -> 'lines' ELSE '[]'::jsonb END) AS l(line)"
+        )
+        campaign, reason = "(l.line ->> 'campaign')", "(l.line ->> 'reason')"
+        refused = f"l.line ->> 'valid' = 'false' AND {campaign} ~ '^[0-9]{{1,18}}$'"
+        reason_of = "r.reason"
+    else:
+        reasons = "json_each(CASE WHEN json_type(t.reasons) = 'array' THEN t.reasons ELSE '[]' END) AS r"
+        lines = (
+            "json_each(CASE WHEN json_type(t.document, '$.lines') = 'array' "
+            "THEN json_extract(t.document, '$.lines') ELSE '[]' END) AS l"
+        )
+        campaign, reason = "CAST(json_extract(l.value, '$.campaign') AS TEXT)", "json_extract(l.value, '$.reason')"
+        refused = (
+            f"json_type(l.value, '$.valid') = 'false' AND {campaign} GLOB '[0-9]*' "
+            f"AND NOT {campaign} GLOB '*[^0-9]*' AND length({campaign}) <= 18"
+        )
+        reason_of = "r.value"
+    sql = f"""
+        SELECT k0, k1, k2, k3, k4, count(*) AS v_attempts FROM (
+            SELECT DISTINCT t.id, t.tenant_id AS k0, t.d AS k1, t.integration_name AS k2, 0 AS k3,
+                   {reason_of} AS k4
+            FROM ({inner}) t, {reasons}
+            UNION ALL
+            SELECT DISTINCT t.id, t.tenant_id, t.d, t.integration_name, CAST({campaign} AS BIGINT), {reason}
+            FROM ({inner}) t, {lines}
+            WHERE {refused} AND {reason} IS NOT NULL
+        ) AS refusals GROUP BY k0, k1, k2, k3, k4"""
+    return sql, [*params, *params]
+
+
+def refused_attempts(qs: QuerySet) -> QuerySet:
+    return qs.filter(kind=EvaluationTrace.Kind.REDEMPTION, succeeded=False)
+
+
 ROLLUPS = (
     Rollup(
         DailyOrders,
         ("tenant_id", "day", "location"),
         ("orders", "value", "returned"),
         (
-            Part("order", Order, ("orders", "value"), _orders),
+            Part("order", Order, ("orders", "value"), _orders, time_field="occurred_at"),
             Part("order_return", OrderReturn, ("returned",), _returns),
         ),
     ),
@@ -124,8 +202,26 @@ ROLLUPS = (
         ("redemptions",),
         (
             Part("redemption", Redemption, ("redemptions",), _redemptions),
-            Part("redemption_rollback", RedemptionRollback, ("redemptions",), _rollbacks),
+            Part(
+                "redemption_rollback",
+                RedemptionRollback,
+                ("redemptions",),
+                _rollbacks,
+                time_field="redemption__created_at",
+            ),
         ),
+    ),
+    Rollup(
+        DailyLedger,
+        ("tenant_id", "day", "program_id", "campaign_id", "kind"),
+        ("points", "abs_points"),
+        (Part("ledger_entry:program", LedgerEntry, ("points", "abs_points"), _ledger),),
+    ),
+    Rollup(
+        DailyRefusals,
+        ("tenant_id", "day", "integration_name", "campaign_id", "reason"),
+        ("attempts",),
+        (Part("evaluation_trace", EvaluationTrace, ("attempts",), refusals_sql, rows=refused_attempts),),
     ),
 )
 
@@ -134,9 +230,30 @@ def _time_zones() -> list[str]:
     return sorted(set(Tenant.objects.values_list("time_zone", flat=True)))
 
 
-def _upsert(rollup: Rollup, part: Part, grouped: QuerySet) -> None:
+def _sql(grouped: "QuerySet | tuple[str, list]") -> tuple[str, list]:
+    if isinstance(grouped, QuerySet):
+        inner, params = grouped.query.sql_with_params()
+        return inner, list(params)
+    return grouped
+
+
+def _fetch(grouped: "QuerySet | tuple[str, list]", using: str = "default") -> list[dict]:
+    if isinstance(grouped, QuerySet):
+        return list(grouped)
+    sql, params = grouped
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [c[0] for c in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:  # SQLite answers a raw statement's dates as text
+        if isinstance(row.get("k1"), str):
+            row["k1"] = dt.date.fromisoformat(row["k1"])
+    return rows
+
+
+def _upsert(rollup: Rollup, part: Part, grouped: "QuerySet | tuple[str, list]") -> None:
     table = rollup.model._meta.db_table
-    inner, params = grouped.query.sql_with_params()
+    inner, params = _sql(grouped)
     keys = [f"s.k{i}" for i in range(len(rollup.keys))]
     values = [f"s.v_{v}" if v in part.values else "0" for v in rollup.values]
     sets = ", ".join(f"{v} = {table}.{v} + excluded.{v}" for v in part.values)
@@ -158,18 +275,10 @@ def fold_part(rollup: Rollup, part: Part, *, settle_seconds: float = SETTLE_SECO
     """Fold the part's new rows; returns how many rows were folded."""
     with transaction.atomic():
         mark = _watermark(part.source)
-        pending = part.model.objects.filter(id__gt=mark.last_id)
-        upto = pending.aggregate(m=Max("id"))["m"]
-        if upto is None:
-            return 0
-        if settle_seconds:
-            young = pending.filter(created_at__gte=timezone.now() - dt.timedelta(seconds=settle_seconds))
-            first_young = young.aggregate(m=Min("id"))["m"]
-            if first_young is not None:
-                upto = first_young - 1
+        upto = _upto(part.model, mark.last_id, settle_seconds)
         if upto <= mark.last_id:
             return 0
-        rows = part.model.objects.filter(id__gt=mark.last_id, id__lte=upto)
+        rows = part.rows(part.model.objects.filter(id__gt=mark.last_id, id__lte=upto))
         folded = rows.count()
         for zone in _time_zones():
             _upsert(rollup, part, part.select(rows.filter(tenant__time_zone=zone), ZoneInfo(zone)))
@@ -181,11 +290,13 @@ def fold_part(rollup: Rollup, part: Part, *, settle_seconds: float = SETTLE_SECO
 
 def rollups_fold(*, settle_seconds: float = SETTLE_SECONDS) -> dict[str, int]:
     """Fold every source's new rows into the rollups; returns the rows folded per source."""
-    return {
+    folded = {
         part.source: fold_part(rollup, part, settle_seconds=settle_seconds)
         for rollup in ROLLUPS
         for part in rollup.parts
     }
+    folded["order_discount"] = fold_discounts(settle_seconds=settle_seconds)
+    return folded
 
 
 def _raw(rollup: Rollup, marks: dict[str, int], since: dt.date) -> dict[tuple, dict[str, Decimal | int]]:
@@ -193,13 +304,12 @@ def _raw(rollup: Rollup, marks: dict[str, int], since: dt.date) -> dict[tuple, d
     out: dict[tuple, dict[str, Decimal | int]] = {}
     earliest = dt.datetime.combine(since - dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
     for part in rollup.parts:
-        time_field = {"order": "occurred_at", "redemption_rollback": "redemption__created_at"}.get(
-            part.source, "created_at"
-        )
-        rows = part.model.objects.filter(id__lte=marks[part.source], **{f"{time_field}__gte": earliest})
+        rows = part.rows(part.model.objects.filter(id__lte=marks[part.source], **{f"{part.time_field}__gte": earliest}))
         for zone in _time_zones():
-            grouped = part.select(rows.filter(tenant__time_zone=zone), ZoneInfo(zone)).filter(k1__gte=since)
-            for row in grouped:
+            grouped = part.select(rows.filter(tenant__time_zone=zone), ZoneInfo(zone))
+            for row in _fetch(grouped):
+                if row["k1"] < since:
+                    continue
                 key = tuple(row[f"k{i}"] for i in range(len(rollup.keys)))
                 figures = out.setdefault(key, dict.fromkeys(rollup.values, 0))
                 for name in part.values:
@@ -233,7 +343,183 @@ def rollups_recheck(*, days: int = RECHECK_DAYS) -> int:
                 if any(getattr(row, v) for v in rollup.values):
                     drifted += 1
                     logger.warning("rollup drift in %s at %s: no raw rows", rollup.model.__name__, key)
-                row.delete()
+                if rollup.model is DailyOrders and (row.discount or row.discounted_orders):
+                    rollup.model.objects.filter(pk=row.pk).update(**dict.fromkeys(rollup.values, 0))
+                else:  # (a day's discounts are re-checked below)
+                    row.delete()
+    drifted += discounts_recheck(since)
     if drifted:
         logger.warning("rollups re-check repaired %d rows", drifted)
+    return drifted
+
+
+# --- order discounts: recomputed per touched order ------------------------------------------------------
+
+DISCOUNT_SOURCES = (
+    ("discount:order", Order),
+    ("discount:redemption", Redemption),
+    ("discount:redemption_rollback", RedemptionRollback),
+)
+TOUCHED = "reports_touched_orders"
+
+
+def _upto(model, last_id: int, settle_seconds: float) -> int:
+    """The highest id the fold may take: below the first row younger than `settle_seconds`."""
+    pending = model.objects.filter(id__gt=last_id)
+    upto = pending.aggregate(m=Max("id"))["m"]
+    if upto is None:
+        return last_id
+    if settle_seconds:
+        young = pending.filter(created_at__gte=timezone.now() - dt.timedelta(seconds=settle_seconds))
+        first_young = young.aggregate(m=Min("id"))["m"]
+        if first_young is not None:
+            upto = first_young - 1
+    return max(upto, last_id)
+
+
+def touched_orders_sql(marks: dict[str, int], uptos: dict[str, int]) -> tuple[str, list]:
+    """The ids of the orders (up to the order watermark `uptos`) that orders, redemptions and rollbacks with ids
+    in (marks, uptos] touch: their discount may have changed."""
+    order, redemption, rollback = (m._meta.db_table for _, m in DISCOUNT_SOURCES)
+    sql = f"""
+        SELECT o.id FROM {order} o WHERE o.id > %s AND o.id <= %s
+        UNION SELECT o.id FROM {order} o JOIN {redemption} r ON r.tenant_id = o.tenant_id AND r.order_id = o.order_id
+            WHERE r.id > %s AND r.id <= %s AND o.id <= %s
+        UNION SELECT o.id FROM {order} o JOIN {redemption} r ON r.tenant_id = o.tenant_id AND r.order_id = o.order_id
+            JOIN {rollback} b ON b.redemption_id = r.id WHERE b.id > %s AND b.id <= %s AND o.id <= %s"""
+    o, r, b = (s for s, _ in DISCOUNT_SOURCES)
+    return sql, [marks[o], uptos[o], marks[r], uptos[r], uptos[o], marks[b], uptos[b], uptos[o]]
+
+
+def order_discount(outer: str = "order_id") -> Coalesce:
+    """The discount of the order in OuterRef: its successful redemptions' (matched by tenant and order id)."""
+    from django.db.models import DecimalField, OuterRef, Subquery
+
+    money = DecimalField(max_digits=16, decimal_places=2)
+    total = (
+        Redemption.objects.filter(
+            tenant_id=OuterRef("tenant_id"), order_id=OuterRef(outer), status=Redemption.Status.SUCCEEDED
+        )
+        .values("tenant_id")
+        .annotate(total=Sum("discount"))
+        .values("total")
+    )
+    return Coalesce(Subquery(total, output_field=money), Value(Decimal("0.00")), output_field=money)
+
+
+def _shift_daily(cursor, sign: str) -> None:
+    """Add (`+`) or take out (`-`) the kept discounts of the touched orders in `DailyOrders`."""
+    table, facts = DailyOrders._meta.db_table, OrderDiscount._meta.db_table
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in ("discount", "discounted_orders", "discounted_value"))
+    cursor.execute(
+        f"""INSERT INTO {table} (tenant_id, day, location, orders, value, returned, discount, discounted_orders,
+                                 discounted_value)
+        SELECT f.tenant_id, f.day, f.location, 0, 0, 0, {sign}SUM(f.discount),
+               {sign}SUM(CASE WHEN f.discount > 0 THEN 1 ELSE 0 END),
+               {sign}SUM(CASE WHEN f.discount > 0 THEN f.amount ELSE 0 END)
+        FROM {facts} f WHERE f.order_pk IN (SELECT id FROM {TOUCHED})
+        GROUP BY f.tenant_id, f.day, f.location
+        ON CONFLICT (tenant_id, day, location) DO UPDATE SET {sets}"""
+    )
+
+
+def _recompute(cursor, touched: tuple[str, list]) -> int:
+    """Recompute the discount of the orders `touched` selects: their old figures out of the daily rollup, the
+    new ones kept and put in. Returns how many kept discounts changed (new orders included)."""
+    facts = OrderDiscount._meta.db_table
+    cursor.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
+    cursor.execute(f"CREATE TEMP TABLE {TOUCHED} (id bigint PRIMARY KEY)")
+    cursor.execute(f"INSERT INTO {TOUCHED} (id) {touched[0]}", touched[1])
+    _shift_daily(cursor, "-")
+    changed = 0
+    for zone in _time_zones():
+        rows = (
+            Order.objects.filter(tenant__time_zone=zone)
+            .extra(where=[f"{Order._meta.db_table}.id IN (SELECT id FROM {TOUCHED})"])
+            .annotate(d=TruncDate("occurred_at", tzinfo=ZoneInfo(zone)), disc=order_discount())
+            .values_list("id", "tenant_id", "d", "location", "amount", "disc")
+            .order_by()
+        )
+        inner, params = rows.query.sql_with_params()
+        cursor.execute(
+            f"""INSERT INTO {facts} (order_pk, tenant_id, day, location, amount, discount)
+            SELECT * FROM ({inner}) AS s WHERE true
+            ON CONFLICT (order_pk) DO UPDATE SET discount = excluded.discount
+            WHERE {facts}.discount <> excluded.discount""",
+            params,
+        )
+        changed += cursor.rowcount
+    _shift_daily(cursor, "+")
+    cursor.execute(f"DROP TABLE {TOUCHED}")
+    return changed
+
+
+def fold_discounts(*, settle_seconds: float = SETTLE_SECONDS) -> int:
+    """Fold the orders, redemptions and rollbacks written since the last run into the orders' discounts;
+    returns how many orders were recomputed."""
+    with transaction.atomic():
+        marks = {source: _watermark(source) for source, _ in DISCOUNT_SOURCES}  # locked in this order
+        last = {source: mark.last_id for source, mark in marks.items()}
+        uptos = {source: _upto(model, last[source], settle_seconds) for source, model in DISCOUNT_SOURCES}
+        if uptos == last:
+            return 0
+        with connections["default"].cursor() as cursor:
+            touched = _recompute(cursor, touched_orders_sql(last, uptos))
+        for source, mark in marks.items():
+            mark.last_id = uptos[source]
+            mark.folded_at = timezone.now()
+            mark.save(update_fields=["last_id", "folded_at"])
+        return touched
+
+
+def discounts_recheck(since: dt.date) -> int:
+    """Recompute the kept discount of the orders of the days from `since` and of those that redemptions and
+    rollbacks made since then name (a row that committed below a watermark after the fold passed it); repair
+    them and the daily rollup; returns how many kept discounts or rollup rows had drifted."""
+    earliest = dt.datetime.combine(since - dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    order, redemption, rollback = (m._meta.db_table for _, m in DISCOUNT_SOURCES)
+    drifted = 0
+    with transaction.atomic():
+        marks = {source: _watermark(source).last_id for source, _ in DISCOUNT_SOURCES}
+        top = marks["discount:order"]
+        touched = (
+            f"""SELECT o.id FROM {order} o WHERE o.id <= %s AND o.occurred_at >= %s
+            UNION SELECT o.id FROM {order} o JOIN {redemption} r ON r.tenant_id = o.tenant_id
+                AND r.order_id = o.order_id WHERE o.id <= %s AND r.created_at >= %s
+            UNION SELECT o.id FROM {order} o JOIN {redemption} r ON r.tenant_id = o.tenant_id
+                AND r.order_id = o.order_id JOIN {rollback} b ON b.redemption_id = r.id
+                WHERE o.id <= %s AND b.created_at >= %s""",
+            [top, earliest, top, earliest, top, earliest],
+        )
+        with connections["default"].cursor() as cursor:
+            drifted += _recompute(cursor, touched)
+        # The daily rollup against the kept discounts.
+        kept = {
+            (row["tenant_id"], row["day"], row["location"]): row
+            for row in OrderDiscount.objects.filter(day__gte=since)
+            .values("tenant_id", "day", "location")
+            .annotate(
+                d_sum=Sum("discount"),
+                n_sum=Count("order_pk", filter=Q(discount__gt=0)),
+                v_sum=Sum("amount", filter=Q(discount__gt=0)),
+            )
+        }
+        names = {"discount": "d_sum", "discounted_orders": "n_sum", "discounted_value": "v_sum"}
+        for row in DailyOrders.objects.filter(day__gte=since).select_for_update():
+            want = kept.pop((row.tenant_id, row.day, row.location), {})
+            figures = {name: want.get(key) or 0 for name, key in names.items()}
+            if any(getattr(row, name) != value for name, value in figures.items()):
+                drifted += 1
+                logger.warning("rollup drift in DailyOrders discounts at %s: %s", (row.tenant_id, row.day), figures)
+                DailyOrders.objects.filter(pk=row.pk).update(**figures)
+        for (tenant_id, day, location), want in kept.items():
+            if want["d_sum"] or want["n_sum"]:
+                drifted += 1
+                logger.warning("rollup drift in DailyOrders discounts at %s: no row", (tenant_id, day))
+                DailyOrders.objects.update_or_create(
+                    tenant_id=tenant_id,
+                    day=day,
+                    location=location,
+                    defaults={name: want[key] or 0 for name, key in names.items()},
+                )
     return drifted

@@ -4,19 +4,23 @@ Every figure is an aggregate in the database, never a Python sum over rows, and 
 whatever the volume. Where they come from:
 
 - From the daily rollups plus the raw rows above each source's watermark (one statement per figure, so the
-  rollup and its tail are read in one snapshot): order count and value, returned amounts (no filter but
-  `location`), points by kind (no filter but `location`/`integration`, which do not narrow points), successful
-  redemptions (no filter but `integration`).
-- From raw rows (indexed aggregates): every figure under a `campaign`, `tier` or `segment` filter (a member's tier
-  and segments are those of now, which a daily rollup cannot hold), and always the discounts (matched to orders
-  by order id), the averages, the outstanding points (by program, for its value), points expiring,
-  gift cards, publications, failed attempts, members and tiers.
+  rollup and its tail are read in one snapshot): order count and value, returned amounts, the discounts and the
+  averages with and without one (`DailyOrders` fed by `OrderDiscount`, the tail being the orders that orders,
+  redemptions or rollbacks above the `discount:*` watermarks touch: raw discount less the one folded) — all
+  with no filter but `location`; points by kind (no filter but `location`/`integration`, which do not narrow
+  points, or `campaign`: `DailyLedger`); the outstanding points by program (`DailyLedger`'s cumulative daily
+  deltas, also under `campaign`); successful redemptions (no filter but `integration`); refused attempts by
+  reason (`DailyRefusals`, also under `campaign` and `integration`).
+- From raw rows (indexed aggregates): every figure under a `tier` or `segment` filter (a member's tier and
+  segments are those of now, which a daily rollup cannot hold), order and discount figures under a `campaign`
+  or `integration` filter, and always points expiring, gift cards, publications, members and tiers.
 
 Filters: `tier` and `segment` narrow everything to those members. `location` narrows orders, returns and the
 figures made of orders (discount, members' orders, revenue). `integration` narrows redemptions, failed attempts
 and discounts, and orders to those with a successful redemption through it. `campaign` narrows redemptions,
-discounts (its redemption lines), publications, gift cards (its codes), points (entries naming it), and orders to
-those with a successful redemption of it.
+discounts (its redemption lines), failed attempts (those in which a code of it was refused, by the reasons its
+lines gave, as the trace's document records them), publications, gift cards (its codes), points (entries
+naming it), and orders to those with a successful redemption of it.
 
 Reads go to `report_database()`: the replica when `DATABASE_REPLICA_URL` is set.
 """
@@ -28,7 +32,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import (
+    Case,
     Count,
     DecimalField,
     Exists,
@@ -40,7 +46,9 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Abs, Coalesce, TruncDate
 from django.utils import timezone
 
@@ -48,7 +56,16 @@ from campaigns.models import Code, Publication
 from loyalty.models import LedgerEntry, MemberTier, Order, OrderReturn, PointLot, Program, Tier, TierChange
 from members.models import Member, Segment, Tenant
 from members.selectors import segment_members
-from reports.models import DailyOrders, DailyPoints, DailyRedemptions, RollupWatermark
+from reports.models import (
+    DailyLedger,
+    DailyOrders,
+    DailyPoints,
+    DailyRedemptions,
+    DailyRefusals,
+    OrderDiscount,
+    RollupWatermark,
+)
+from reports.rollups import refusals_sql
 from rewards.models import (
     EvaluationTrace,
     GiftCardTransaction,
@@ -246,15 +263,80 @@ class Report:
             out[day]["value"] += Decimal(value or 0)
         return out
 
+    def touched_orders(self) -> RawSQL:
+        """The ids of the orders whose discount may differ from the one folded (`OrderDiscount`): orders above
+        the `discount:order` watermark, and orders named by redemptions or rollbacks above theirs."""
+        order, redemption, rollback = Order._meta.db_table, Redemption._meta.db_table, RedemptionRollback._meta.db_table
+        # The watermarks as read now are a lower bound of those the statement sees (they only grow): given as
+        # literals too, they let the planner see how few rows lie above them (an index range, not a scan).
+        sources = ("discount:order", "discount:redemption", "discount:redemption_rollback")
+        seen = dict(RollupWatermark.objects.using(self.db).filter(source__in=sources).values_list("source", "last_id"))
+        low = [int(seen.get(source, 0)) for source in sources]
+        mark = f"(SELECT coalesce(max(last_id), 0) FROM {RollupWatermark._meta.db_table} WHERE source = %s)"
+        sql = f"""
+            SELECT o.id FROM {order} o WHERE o.tenant_id = %s AND o.id > {low[0]} AND o.id > {mark}
+            UNION SELECT o.id FROM {redemption} r
+                JOIN {order} o ON o.tenant_id = r.tenant_id AND o.order_id = r.order_id
+                WHERE r.tenant_id = %s AND r.id > {low[1]} AND r.id > {mark}
+            UNION SELECT o.id FROM {rollback} b JOIN {redemption} r ON r.id = b.redemption_id
+                JOIN {order} o ON o.tenant_id = r.tenant_id AND o.order_id = r.order_id
+                WHERE b.tenant_id = %s AND b.id > {low[2]} AND b.id > {mark}"""
+        t = self.tenant.pk
+        return RawSQL(sql, [t, sources[0], t, sources[1], t, sources[2]])
+
+    def daily_discounts(self) -> dict[dt.date, dict[str, Any]]:
+        """Per day of the orders: their discount, and how many of them (and their value) had one."""
+        out: dict[dt.date, dict[str, Any]] = defaultdict(lambda: {"discount": ZERO, "n": 0, "v": ZERO})
+        disc = self.order_discount()
+        if self._orders_rollup_ok():
+            rollup = DailyOrders.objects.using(self.db).filter(
+                tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last
+            )
+            if self.filters.location is not None:
+                rollup = rollup.filter(location=self.filters.location)
+            rollup = rollup.values("day").annotate(
+                d1=Sum("discount"), n1=Sum("discounted_orders"), v1=Sum("discounted_value")
+            )
+            kept = Coalesce(
+                Subquery(OrderDiscount.objects.filter(order_pk=OuterRef("pk")).values("discount")[:1]),
+                Value(ZERO),
+                output_field=MONEY,
+            )
+            one = IntegerField()
+            tail = (
+                self.orders()
+                .filter(pk__in=self.touched_orders())
+                .annotate(d=self.day_of("occurred_at"), disc=disc, kept=kept)
+                .values("d")
+                .annotate(
+                    d1=Sum(F("disc") - F("kept"), output_field=MONEY),
+                    n1=Sum(Case(When(disc__gt=0, then=1), default=0, output_field=one))
+                    - Sum(Case(When(kept__gt=0, then=1), default=0, output_field=one)),
+                    v1=Sum(Case(When(disc__gt=0, then="amount"), default=Value(ZERO), output_field=MONEY))
+                    - Sum(Case(When(kept__gt=0, then="amount"), default=Value(ZERO), output_field=MONEY)),
+                )
+            )
+            rows = rollup.values_list("day", "d1", "n1", "v1").union(tail.values_list("d", "d1", "n1", "v1"), all=True)
+        else:
+            rows = (
+                self.orders()
+                .annotate(d=self.day_of("occurred_at"), disc=disc)
+                .values("d")
+                .annotate(
+                    d1=Sum("disc"),
+                    n1=Count("id", filter=Q(disc__gt=0)),
+                    v1=Sum("amount", filter=Q(disc__gt=0)),
+                )
+                .values_list("d", "d1", "n1", "v1")
+            )
+        for day, discount, count, value in rows:
+            out[day]["discount"] += Decimal(discount or 0)
+            out[day]["n"] += count or 0
+            out[day]["v"] += Decimal(value or 0)
+        return out
+
     def daily_discount(self) -> dict[dt.date, Decimal]:
-        rows = (
-            self.orders()
-            .annotate(d=self.day_of("occurred_at"), disc=self.order_discount())
-            .values("d")
-            .annotate(total=Sum("disc"))
-            .values_list("d", "total")
-        )
-        return {day: Decimal(total or 0) for day, total in rows}
+        return {day: row["discount"] for day, row in self.daily_discounts().items()}
 
     def _points_rollup_ok(self) -> bool:
         return self.rollups and not (self.filters.narrows_members or self.filters.campaign_id is not None)
@@ -270,16 +352,19 @@ class Report:
         out: dict[dt.date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         raw = self.in_created_range(self.entries())
         if self._points_rollup_ok():
+            rollup, source = DailyPoints.objects.using(self.db).filter(tenant_id=self.tenant.pk), "ledger_entry"
+        elif self._ledger_rollup_ok():  # a campaign filter: the entries naming it, by day and kind
+            rollup, source = self.ledger_rollup(), "ledger_entry:program"
+        else:
+            rollup = source = None
+        if rollup is not None:
             rollup = (
-                DailyPoints.objects.using(self.db)
-                .filter(tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last)
+                rollup.filter(day__gte=self.rng.first, day__lte=self.rng.last)
                 .values("day", "kind")
                 .annotate(p=Sum("points"), a=Sum("abs_points"))
                 .values_list("day", "kind", "p", "a")
             )
-            raw = raw.filter(id__gt=self.tail_after("ledger_entry"))
-        else:
-            rollup = None
+            raw = raw.filter(id__gt=self.tail_after(source))
         raw = (
             raw.annotate(d=self.day_of("created_at"))
             .values("d", "kind")
@@ -342,7 +427,9 @@ class Report:
 
     def daily(self) -> dict[dt.date, dict[str, Any]]:
         """Every series figure for each day of the range (empty days included)."""
-        orders, discount = self.daily_orders(), self.daily_discount()
+        orders, discounts = self.daily_orders(), self.daily_discounts()
+        discount = {day: row["discount"] for day, row in discounts.items()}
+        self._split = (sum(r["n"] for r in discounts.values()), sum((r["v"] for r in discounts.values()), ZERO))
         points, redemptions = self.daily_points(), self.daily_redemptions()
         out = {}
         for day in self.rng.days():
@@ -385,15 +472,11 @@ class Report:
         count = sum(d["orders"] for d in days.values())
         value = sum((d["value"] for d in days.values()), ZERO)
         discount = sum((d["discount"] for d in days.values()), ZERO)
-        split = (
-            self.orders()
-            .annotate(disc=self.order_discount())
-            .aggregate(
-                n_disc=Count("id", filter=Q(disc__gt=0)),
-                v_disc=Sum("amount", filter=Q(disc__gt=0)),
-            )
-        )
-        n_disc, v_disc = split["n_disc"] or 0, split["v_disc"] or ZERO
+        split = getattr(self, "_split", None)  # what `daily()` read with the discounts
+        if split is None:
+            discounts = self.daily_discounts()
+            split = (sum(r["n"] for r in discounts.values()), sum((r["v"] for r in discounts.values()), ZERO))
+        n_disc, v_disc = split
         return {
             "count": count,
             "value": money(value),
@@ -405,14 +488,42 @@ class Report:
             "aov_full_price": average(value - v_disc, count - n_disc),
         }
 
+    def _ledger_rollup_ok(self) -> bool:
+        return self.rollups and not self.filters.narrows_members
+
+    def ledger_rollup(self) -> QuerySet:
+        qs = DailyLedger.objects.using(self.db).filter(tenant_id=self.tenant.pk)
+        if self.filters.campaign_id is not None:
+            qs = qs.filter(campaign_id=self.filters.campaign_id)
+        return qs
+
     def outstanding_by_program(self) -> dict[int, int]:
+        """The sum of every entry up to the end of `to`, by program: the daily ledger rollup's rows up to `to`
+        (cumulative daily deltas) plus the entries above its watermark."""
         entries = self.entries().filter(created_at__lt=self.rng.end)
-        return {
-            program: points or 0
-            for program, points in entries.values("account__program_id")
-            .annotate(p=Sum("points"))
-            .values_list("account__program_id", "p")
-        }
+        out: dict[int, int] = defaultdict(int)
+        if self._ledger_rollup_ok():
+            rows = (
+                self.ledger_rollup()
+                .filter(day__lte=self.rng.last)
+                .values("program_id")
+                .annotate(p=Sum("points"))
+                .values_list("program_id", "p")
+                .union(
+                    entries.filter(id__gt=self.tail_after("ledger_entry:program"))
+                    .values("account__program_id")
+                    .annotate(p=Sum("points"))
+                    .values_list("account__program_id", "p"),
+                    all=True,
+                )
+            )
+        else:
+            rows = (
+                entries.values("account__program_id").annotate(p=Sum("points")).values_list("account__program_id", "p")
+            )
+        for program, points in rows:
+            out[program] += points or 0
+        return dict(out)
 
     def points_block(self, days: dict, now: dt.datetime) -> dict[str, Any]:
         outstanding = self.outstanding_by_program()
@@ -509,19 +620,7 @@ class Report:
             engaged_published=Count("id", filter=Q(member_id__in=engaged)),
             engaged_redeemed=Count("id", filter=Q(member_id__in=engaged) & redeemed),
         )
-        traces = self.in_created_range(self.q(EvaluationTrace)).filter(
-            kind=EvaluationTrace.Kind.REDEMPTION, succeeded=False
-        )
-        traces = self.by_member(traces)
-        if self.filters.integration is not None:
-            traces = traces.filter(integration_name=self.filters.integration)
-        failed: Counter = Counter()
-        # Counted in Python: the reasons are a JSON list per attempt, and traces are pruned after
-        # TRACE_RETENTION_DAYS, which bounds the rows read. Each attempt counts once per reason it gave.
-        for reasons in traces.values_list("reasons", flat=True):
-            failed.update(set(reasons or []))
-        if self.filters.campaign_id is not None:
-            failed = Counter()  # a trace does not record which campaign refused it: not attributable
+        failed = self.refusals()
         return {
             "published": counts["published"],
             "redeemed": counts["redeemed"],
@@ -531,6 +630,39 @@ class Report:
             "engaged_conversion_rate": ratio(counts["engaged_redeemed"], counts["engaged_published"]),
             "redemptions_failed": dict(sorted(failed.items())),
         }
+
+    def refusals(self) -> dict[str, int]:
+        """Refused redemption attempts by reason, each attempt once per reason it gave; under a `campaign` filter
+        the attempts in which a code of that campaign was refused, by the reasons its lines gave. From the
+        refusals rollup plus the traces above its watermark, or from the traces under a tier/segment filter."""
+        traces = self.in_created_range(self.q(EvaluationTrace)).filter(
+            kind=EvaluationTrace.Kind.REDEMPTION, succeeded=False
+        )
+        traces = self.by_member(traces)
+        if self.filters.integration is not None:
+            traces = traces.filter(integration_name=self.filters.integration)
+        campaign = self.filters.campaign_id if self.filters.campaign_id is not None else 0
+        failed: Counter = Counter()
+        if self.rollups and not self.filters.narrows_members:
+            traces = traces.filter(id__gt=self.tail_after("evaluation_trace"))
+            rollup = DailyRefusals.objects.using(self.db).filter(
+                tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last, campaign_id=campaign
+            )
+            if self.filters.integration is not None:
+                rollup = rollup.filter(integration_name=self.filters.integration)
+            sql, params = (
+                rollup.values("reason").annotate(n=Sum("attempts")).values_list("reason", "n").query.sql_with_params()
+            )
+        else:
+            sql, params = "", []
+        tail_sql, tail_params = refusals_sql(traces, self.tz)
+        tail = f"SELECT k4, v_attempts FROM ({tail_sql}) AS t WHERE k3 = %s"
+        statement = f"{sql} UNION ALL {tail}" if sql else tail
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(statement, [*params, *tail_params, campaign])
+            for reason, attempts in cursor.fetchall():
+                failed[reason] += attempts or 0
+        return {reason: n for reason, n in sorted(failed.items()) if n}
 
     def members_block(self, value: Decimal) -> dict[str, Any]:
         orders = self.orders()

@@ -183,7 +183,11 @@ class History:
             tenant=self.tenant, campaign=campaign, code=code, member=member, published_at=at
         )
 
-    def refused(self, reasons: list[str], at: dt.datetime, *, member=None, integration: str = "") -> EvaluationTrace:
+    def refused(
+        self, reasons: list[str], at: dt.datetime, *, member=None, integration: str = "", lines=()
+    ) -> EvaluationTrace:
+        """`lines`: (campaign, reason) of the refused codes, as the trace's document records them."""
+        document = {"lines": [{"valid": False, "reason": r, "campaign": str(c.pk)} for c, r in lines]}
         return EvaluationTrace.objects.create(
             tenant=self.tenant,
             kind=EvaluationTrace.Kind.REDEMPTION,
@@ -191,7 +195,7 @@ class History:
             member_id=member.pk if member else None,
             reasons=reasons,
             integration_name=integration,
-            document={},
+            document=document,
             created_at=at,
         )
 

@@ -32,6 +32,15 @@ operation = st.one_of(
     st.tuples(st.just("rollback"), st.integers(0, 50)),
     st.tuples(st.just("entry"), member, st.sampled_from(["earn", "redeem", "adjust", "reverse"]), day, hour),
     st.tuples(st.just("expire"), member, day),
+    st.tuples(st.just("campaign_entry"), member, st.integers(-30, 60).filter(bool), day, hour),
+    st.tuples(
+        st.just("refused"),
+        member,
+        day,
+        hour,
+        st.lists(st.sampled_from(["code_expired", "rule_not_met", "usage_limit_reached"]), min_size=1, max_size=3),
+        st.sampled_from(["", "pos"]),
+    ),
     st.tuples(
         st.just("fold"),
     ),
@@ -42,7 +51,8 @@ def when(tz, offset: int, at_hour: int) -> dt.datetime:
     return dt.datetime.combine(FIRST + dt.timedelta(days=offset), dt.time(at_hour), tzinfo=tz)
 
 
-def play(h: History, members, ops) -> None:
+def play(h: History, members, ops):
+    """Run the operations; returns the campaign they redeem and refuse."""
     tz = h.tenant.tz
     campaign = h.campaign()
     for op in ops:
@@ -75,8 +85,22 @@ def play(h: History, members, ops) -> None:
         elif kind == "expire":
             _, m, offset = op
             h.entry(members[m], "expire", -5, when(tz, offset, 23))
+        elif kind == "campaign_entry":  # points naming the campaign (a bonus, or its correction)
+            _, m, points, offset, at_hour = op
+            h.entry(
+                members[m],
+                "earn" if points > 0 else "adjust",
+                points,
+                when(tz, offset, at_hour),
+                campaign_id=campaign.pk,
+            )
+        elif kind == "refused":  # the campaign's code refused for the first reasons, another reason besides
+            _, m, offset, at_hour, reasons, integration = op
+            lines = [(campaign, r) for r in reasons[:2]]
+            h.refused(reasons, when(tz, offset, at_hour), member=members[m], integration=integration, lines=lines)
         elif kind == "fold":
             rollups_fold(settle_seconds=0)
+    return campaign
 
 
 def figures(tenant, **filters):
@@ -94,10 +118,10 @@ def test_rollups_equal_raw_sums_after_random_activity(ops, zone):
         tenant = TenantFactory(time_zone=zone)
         h = History(tenant)
         members = [h.member() for _ in range(4)]
-        play(h, members, ops)
+        campaign = play(h, members, ops)
         # Before the last fold (served from the rollups plus the raw tail) and after it, once and twice.
         for _ in range(3):
-            for filters in ({}, {"location": "berlin"}, {"integration": "pos"}):
+            for filters in ({}, {"location": "berlin"}, {"integration": "pos"}, {"campaign_id": campaign.pk}):
                 served, raw = figures(tenant, **filters)
                 assert served == raw, filters
                 rng = ReportRange(tenant, FIRST, LAST)
