@@ -1,13 +1,33 @@
-"""The email that hands a member a code, in the tenant's name (text and HTML from `templates/emails/`)."""
+"""The email that hands a member a code, in the tenant's name (text and HTML from `templates/emails/`).
+
+Written in the member's language (their tenant's `locale`, see members.languages) and dated in the tenant's time
+zone; a reminder step's own subject is the staff's text and goes out as it was typed.
+"""
 
 import logging
 
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils import timezone, translation
 
 from campaigns.models import Publication
 
 logger = logging.getLogger(__name__)
+
+
+def _code_email(tenant, to: str, context: dict, *, subject_template: str, subject: str = "") -> EmailMultiAlternatives:
+    """Subject and both bodies rendered in the tenant's members' language, which the email also declares."""
+    language = tenant.language
+    with translation.override(language), timezone.override(tenant.tz):
+        subject = subject or render_to_string(subject_template, context).strip()
+        email = EmailMultiAlternatives(
+            subject,
+            render_to_string("emails/code_given.txt", context),
+            to=[to],
+            headers={"Content-Language": language},
+        )
+        email.attach_alternative(render_to_string("emails/code_given.html", context), "text/html")
+    return email
 
 
 def code_email_send(*, publication_id: int, message: str = "") -> bool:
@@ -27,11 +47,9 @@ def code_email_send(*, publication_id: int, message: str = "") -> bool:
         "code": publication.code,
         "message": message,
     }
-    subject = render_to_string("emails/code_given_subject.txt", context).strip()
-    email = EmailMultiAlternatives(
-        subject, render_to_string("emails/code_given.txt", context), to=[publication.member.email]
+    email = _code_email(
+        publication.tenant, publication.member.email, context, subject_template="emails/code_given_subject.txt"
     )
-    email.attach_alternative(render_to_string("emails/code_given.html", context), "text/html")
     email.send()
     return True
 
@@ -50,8 +68,12 @@ def code_reminder_send(*, delivery) -> bool:
         "message": delivery.step.message,
         "reminder": True,
     }
-    subject = delivery.step.subject or render_to_string("emails/code_reminder_subject.txt", context).strip()
-    email = EmailMultiAlternatives(subject, render_to_string("emails/code_given.txt", context), to=[member.email])
-    email.attach_alternative(render_to_string("emails/code_given.html", context), "text/html")
+    email = _code_email(
+        delivery.tenant,
+        member.email,
+        context,
+        subject_template="emails/code_reminder_subject.txt",
+        subject=delivery.step.subject,
+    )
     email.send()
     return True

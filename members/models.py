@@ -8,6 +8,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from members.languages import locale_language
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -78,6 +80,11 @@ class Tenant(models.Model):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def language(self) -> str:
+        """The language its members' pages and emails speak by default (see members.languages)."""
+        return locale_language(self.locale)
 
 
 class TenantQuerySet(models.QuerySet):

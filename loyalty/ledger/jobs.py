@@ -11,14 +11,16 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from common.events import publish
 from common.job_locks import job_lock_take
+from common.l10n import points as points_text
 from common.side_effects import after_commit
 from loyalty import sql as loyalty_sql
 from loyalty.expiry import MAX_WARNING_DAYS
@@ -205,16 +207,48 @@ def pending_release_due(*, now: dt.datetime | None = None, batch_size: int = 500
     return result
 
 
-def _send_expiry_email(member_id: int, subject: str, body: str) -> None:
+def _send_expiry_email(member_id: int, subject: str, body: str, language: str = "en") -> None:
     # Consent is read now, when sending (after commit), not when the warning was written.
     to = Member.objects.filter(pk=member_id, email_consent=True).exclude(email="").values_list("email", flat=True)
     to = to.first()
     if to is None:
         return
     try:
-        send_mail(subject, body, None, [to])
+        EmailMessage(subject, body, None, [to], headers={"Content-Language": language}).send()
     except Exception:  # an unreachable mail server must not undo the warning; it is logged
         logger.exception("expiry warning email to %s failed", to)
+
+
+def expiry_email_text(warning: ExpiryWarning, member: Member, program) -> tuple[str, str, str]:
+    """(subject, body, language) of a warning, in the member's language (their tenant's locale).
+
+    Points and the date are written that language's way ("1.234 Punkte ... am 1. Dezember 2026"); the date is
+    the tenant's. What points are called is the program's own word, not translated.
+    """
+    language = warning.tenant.language
+    with translation.override(language):
+        values = {
+            "points": points_text(warning.points),
+            "points_name": program.points_name,
+            "program": program.name,
+            "date": formats.date_format(warning.expires_at.astimezone(warning.tenant.tz), "DATE_FORMAT"),
+        }
+        subject = (
+            ngettext(
+                "%(points)s %(points_name)s expires soon", "%(points)s %(points_name)s expire soon", warning.points
+            )
+            % values
+        )
+        body = (
+            ngettext(
+                "%(points)s %(points_name)s of %(program)s expires on %(date)s.",
+                "%(points)s %(points_name)s of %(program)s expire on %(date)s.",
+                warning.points,
+            )
+            % values
+        )
+        greeting = gettext("Hello %(name)s,") % {"name": member.name or member.external_id}
+    return subject, f"{greeting}\n\n{body}\n", language
 
 
 def expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
@@ -249,13 +283,8 @@ def expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
                 },
             )
             if member.email and member.email_consent:
-                after_commit(
-                    _send_expiry_email,
-                    member.pk,
-                    f"{warning.points} {program.points_name} expire soon",
-                    f"Hello {member.name or member.external_id},\n\n{warning.points} {program.points_name} of "
-                    f"{program.name} expire on {warning.expires_at.astimezone(warning.tenant.tz):%Y-%m-%d}.\n",
-                )
+                subject, body, language = expiry_email_text(warning, member, program)
+                after_commit(_send_expiry_email, member.pk, subject, body, language)
             sent += 1
     return sent
 

@@ -15,6 +15,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_POST
 
+from members.languages import locale_language, offered_languages, supported_language
 from members.models import Tenant
 from rewards.cockpit.auth import cockpit_tenant, next_path_allowed
 
@@ -22,30 +23,9 @@ COCKPIT_PREFIX = "/cockpit/"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
-def offered_languages() -> list[str]:
-    """The languages every tenant's cockpit is offered in (settings.LANGUAGES: en, de, tr).
-
-    One list for all tenants: a per-tenant choice would be a field of Tenant; `Tenant.locale` says which of them a
-    tenant's members get when neither a pick nor their browser decides.
-    """
-    return [code for code, _name in settings.LANGUAGES]
-
-
-def supported_language(code: str | None, offered: list[str] | None = None) -> str | None:
-    """`code` ("de", "de-AT", "de_DE", "TR") as one of the offered languages, or None."""
-    if not code or not isinstance(code, str):
-        return None
-    offered = offered if offered is not None else offered_languages()
-    try:
-        variant = translation.get_supported_language_variant(code.strip().replace("_", "-").lower())
-    except LookupError:
-        return None
-    return variant if variant in offered else None
-
-
 def tenant_language(tenant: Tenant) -> str:
     """What a tenant's cockpit speaks by default: its locale, else the site's LANGUAGE_CODE, else English."""
-    return supported_language(tenant.locale) or supported_language(settings.LANGUAGE_CODE) or "en"
+    return tenant.language
 
 
 def cockpit_language(request, tenant: Tenant) -> str:
@@ -89,7 +69,7 @@ class CockpitLanguageMiddleware:
         if tenant is not None:
             language = cockpit_language(request, tenant)
         else:
-            language = supported_language(settings.LANGUAGE_CODE) or "en"
+            language = locale_language(None)
         translation.activate(language)
         request.LANGUAGE_CODE = request.cockpit_language = language
         return None

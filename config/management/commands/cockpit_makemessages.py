@@ -17,6 +17,13 @@ from django.core.management.commands import makemessages
 MEMBER_FACING_ROOTS = (
     "rewards/cockpit",
     "templates/cockpit",
+    # Members' emails outside the cockpit: a code given or reminded, points about to expire.
+    "campaigns/emails.py",
+    "templates/emails/code_given.html",
+    "templates/emails/code_given.txt",
+    "templates/emails/code_given_subject.txt",
+    "templates/emails/code_reminder_subject.txt",
+    "loyalty/ledger/jobs.py",
 )
 LANGUAGES = ("de", "tr")
 
