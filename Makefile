@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 # The cockpit's translations: locale/*/LC_MESSAGES/django.po compiled to .mo by Babel (plain Python, no GNU
 # gettext needed). To add new strings: `manage.py cockpit_makemessages` (that one needs gettext), translate them.
 messages: install
-	$(MANAGE) compile_translations -v 0
+	DEBUG=true $(MANAGE) compile_translations -v 0  # only compiles files: no secret needed
 
 # Demo: SQLite and in-process tasks unless DATABASE_URL / REDIS_URL are set. DEBUG is on for the demo only.
 demo: export DEBUG ?= true
