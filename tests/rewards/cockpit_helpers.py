@@ -1,5 +1,7 @@
 """Shared set-up of the cockpit tests: a member with points, and signing them in through a real link."""
 
+import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
 from members.cockpit_links import cockpit_link_make
@@ -18,3 +20,11 @@ def sign_in(client, member):
 
 def url(name: str, tenant, **kwargs) -> str:
     return reverse(f"cockpit:{name}", kwargs={"tenant_slug": tenant.slug, **kwargs})
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The sign-in rate limits count in the cache: each test starts from none (autouse where imported)."""
+    cache.clear()
+    yield
+    cache.clear()

@@ -10,25 +10,21 @@ import pytest
 import time_machine
 from babel.messages.pofile import read_po
 from django.conf import settings
-from django.core.cache import cache
 from django.test import Client
 
 from loyalty.ledger import points_adjust
 from loyalty.models import LedgerEntry
 from rewards.cockpit.formats import LEDGER_KIND_LABELS, incentive, money, points
 from tests.factories import MemberFactory, ProgramFactory, RewardFactory, UserFactory
-from tests.rewards.cockpit_helpers import sign_in, url
+from tests.rewards.cockpit_helpers import (
+    empty_cache,  # noqa: F401 (autouse fixture)
+    sign_in,
+    url,
+)
 
 pytestmark = pytest.mark.django_db
 
 CATALOGS = sorted(Path(settings.BASE_DIR, "locale").glob("*/LC_MESSAGES/django.po"))
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

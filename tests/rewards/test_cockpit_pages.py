@@ -5,7 +5,6 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.template.defaultfilters import date as date_filter
 from django.test import Client
@@ -27,16 +26,13 @@ from tests.factories import (
     TierFactory,
     UserFactory,
 )
-from tests.rewards.cockpit_helpers import sign_in, url
+from tests.rewards.cockpit_helpers import (
+    empty_cache,  # noqa: F401 (autouse fixture)
+    sign_in,
+    url,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -25,16 +24,14 @@ from tests.factories import (
     UserFactory,
     api_key_for,
 )
-from tests.rewards.cockpit_helpers import link_path, sign_in, url
+from tests.rewards.cockpit_helpers import (
+    empty_cache,  # noqa: F401 (autouse fixture)
+    link_path,
+    sign_in,
+    url,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

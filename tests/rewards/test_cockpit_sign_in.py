@@ -6,23 +6,20 @@ import re
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.utils import timezone
 
 from members.models import CockpitLinkUse, Member
 from members.services import member_set_status
 from rewards.cockpit.auth import SESSION_KEY
 from tests.factories import MemberFactory, TenantFactory, UserFactory
-from tests.rewards.cockpit_helpers import link_path, sign_in, url
+from tests.rewards.cockpit_helpers import (
+    empty_cache,  # noqa: F401 (autouse fixture)
+    link_path,
+    sign_in,
+    url,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
