@@ -14,6 +14,7 @@ from common.answer import Answer
 from common.errors import ApplicationError
 from common.events import publish
 from common.validation import FieldErrors, field_error
+from members.erasure import Erased, erase_copies
 from members.form_once import FORM_TOKEN_MAX_AGE
 from members.models import (
     CONSENT_CHANNELS,
@@ -425,11 +426,24 @@ def _pseudonym(prefix: str) -> str:
 
 
 def _external_id_free(member: Member) -> None:
-    """Give an erased member (locked by the caller) a pseudonymous external id, on its history rows too."""
-    pseudonym = _pseudonym("erased")
+    """Give an erased member (locked by the caller) a pseudonymous external id, on its history rows and on the
+    other apps' copies too (so that the new member who takes the id is not mistaken for the old one there)."""
+    before, pseudonym = member.external_id, _pseudonym("erased")
     Member.objects.filter(pk=member.pk).update(external_id=pseudonym)
     Member.history.filter(id=member.pk).update(external_id=pseudonym)
     member.external_id = pseudonym
+    erase_copies(_erased(member, external_id_before=before))
+
+
+def _erased(member: Member, *, external_id_before: str) -> Erased:
+    return Erased(
+        tenant_id=member.tenant_id,
+        member_id=member.pk,
+        created_at=member.created_at,
+        external_id_before=external_id_before,
+        external_id=member.external_id,
+        referral_code=member.referral_code,
+    )
 
 
 def erasure_request_create(*, member: Member) -> tuple[ErasureRequest, bool]:
@@ -458,7 +472,8 @@ def member_erase(*, member: Member, staff_user=None, automatic: bool = False) ->
 
     In one transaction with the member row locked: the personal fields are emptied on the member and on every
     history row of theirs, consent on every channel is withdrawn (and recorded), the referral code (built from
-    the name) is replaced, custom events lose their metadata, unused sign-in links are forgotten, and the
+    the name) is replaced, custom events lose their metadata, unused sign-in links are forgotten, the copies
+    other apps hold are scrubbed (`members.erasure`: the webhook outbox, stored API answers, traces), and the
     status becomes erased: the cockpit refuses them and nobody finds them by email. The external id is kept
     (reserved: upserting it is 409 `member_erased`) unless the tenant lets erased ids be reused; then it becomes
     a pseudonym. Orders, the ledger, redemptions and codes are untouched, so every sum and report stays equal.
@@ -472,7 +487,7 @@ def member_erase(*, member: Member, staff_user=None, automatic: bool = False) ->
                 state=ErasureRequest.State.CARRIED_OUT, carried_out_at=now, automatic=automatic
             )
             return member, False
-        tenant = member.tenant
+        tenant, external_id_before = member.tenant, member.external_id
         changes = _consent_apply(member, dict.fromkeys(CONSENT_CHANNELS, False), now=now)
         for name, value in ERASED_VALUES.items():
             setattr(member, name, value)
@@ -494,6 +509,7 @@ def member_erase(*, member: Member, staff_user=None, automatic: bool = False) ->
         _consent_record(member, changes, source=ConsentChange.Source.ERASURE, staff_user=staff_user)
         CustomEvent.objects.filter(member=member).exclude(metadata={}).update(metadata={})
         CockpitLinkUse.objects.filter(member=member).delete()
+        erase_copies(_erased(member, external_id_before=external_id_before))  # the outbox, traces, answers
         done = {"state": ErasureRequest.State.CARRIED_OUT, "carried_out_at": now, "automatic": automatic}
         done["carried_out_by"] = staff_user
         if not ErasureRequest.objects.filter(member=member, state=ErasureRequest.State.REQUESTED).update(**done):
