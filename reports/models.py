@@ -214,3 +214,46 @@ class DailyRefusals(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.reason}: {self.attempts}"
+
+
+class DailyMemberOrders(models.Model):
+    """Per member and day: their orders (by `occurred_at`) and the orders' value, and their engaging acts (code
+    redemption lines, redemptions paid with points, catalog rewards; a rollback takes its redemption's acts out
+    of the day it was made). The members figures that count distinct members over a range (with orders, repeat
+    buyers, engaged members and their revenue) read these rows: about one per order, not one per member-day of
+    ledger activity. Kept per member because a member's tier and segments are read now, so the `tier` and
+    `segment` filters narrow these rows too."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    member_id = models.BigIntegerField()
+    orders = models.IntegerField(default=0)
+    value = models.DecimalField(max_digits=16, decimal_places=2, default=Decimal("0.00"))
+    engaged = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "member_id"], name="daily_member_orders_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.member_id}: {self.orders} orders"
+
+
+class DailyMemberActivity(models.Model):
+    """The member-days with an order (by `occurred_at`) or a ledger entry: `active_30d` and `active_90d` count the
+    distinct members of a window of days. Its unique index (tenant, day, member) answers that alone (an
+    index-only scan); `acts` only grows, so a row never goes back to meaning "inactive"."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    member_id = models.BigIntegerField()
+    acts = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "member_id"], name="daily_member_activity_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.member_id}: {self.acts}"

@@ -19,7 +19,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import connections, transaction
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value
+from django.db.models import Case, Count, F, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Abs, Coalesce, TruncDate
 from django.utils import timezone
 
@@ -27,6 +27,8 @@ from loyalty.models import LedgerEntry, Order, OrderReturn
 from members.models import Tenant
 from reports.models import (
     DailyLedger,
+    DailyMemberActivity,
+    DailyMemberOrders,
     DailyOrders,
     DailyPoints,
     DailyRedemptions,
@@ -34,7 +36,7 @@ from reports.models import (
     OrderDiscount,
     RollupWatermark,
 )
-from rewards.models import EvaluationTrace, Redemption, RedemptionRollback
+from rewards.models import EvaluationTrace, Redemption, RedemptionCode, RedemptionRollback, RewardPurchase
 
 logger = logging.getLogger("reports")
 
@@ -54,6 +56,7 @@ class Part:
     select: Callable[[QuerySet, dt.tzinfo], "QuerySet | tuple[str, list]"]
     time_field: str = "created_at"
     rows: Callable[[QuerySet], QuerySet] = staticmethod(lambda qs: qs)
+    member: str = "member_id"  # the row's member (the per-member rollups' third key; the tier/segment filters)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,45 @@ def _ledger(qs, tz):
         )
         .values("k0", "k1", "k2", "k3", "k4")
         .annotate(v_points=Sum("points"), v_abs_points=Sum(Abs("points")))
+        .order_by()
+    )
+
+
+def _per_member(time_field: str, member: str, **values):
+    """A part's select grouped by (tenant, day of `time_field`, member), with `values` as its `v_` columns."""
+
+    def select(qs, tz):
+        return (
+            qs.annotate(k0=F("tenant_id"), k1=TruncDate(time_field, tzinfo=tz), k2=F(member))
+            .values("k0", "k1", "k2")
+            .annotate(**{f"v_{name}": value for name, value in values.items()})
+            .order_by()
+        )
+
+    return select
+
+
+def _rolled_back_acts(qs, tz):
+    """A rollback takes its redemption's engaging acts (its code lines, and itself if paid with points) out of the
+    day the redemption was made."""
+    lines = (
+        RedemptionCode.objects.filter(redemption_id=OuterRef("redemption_id"), kind=RedemptionCode.Kind.CODE)
+        .values("redemption_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    acts = Coalesce(Subquery(lines, output_field=IntegerField()), Value(0)) + Case(
+        When(redemption__points_used__gt=0, then=Value(1)), default=Value(0), output_field=IntegerField()
+    )
+    return (
+        qs.annotate(
+            k0=F("tenant_id"),
+            k1=TruncDate("redemption__created_at", tzinfo=tz),
+            k2=F("redemption__member_id"),
+            acts=acts,
+        )
+        .values("k0", "k1", "k2")
+        .annotate(v_engaged=-Sum("acts"))
         .order_by()
     )
 
@@ -222,6 +264,69 @@ ROLLUPS = (
         ("tenant_id", "day", "integration_name", "campaign_id", "reason"),
         ("attempts",),
         (Part("evaluation_trace", EvaluationTrace, ("attempts",), refusals_sql, rows=refused_attempts),),
+    ),
+    Rollup(
+        DailyMemberOrders,
+        ("tenant_id", "day", "member_id"),
+        ("orders", "value", "engaged"),
+        (
+            Part(
+                "member:order",
+                Order,
+                ("orders", "value"),
+                _per_member("occurred_at", "member_id", orders=Count("id"), value=Sum("amount")),
+                time_field="occurred_at",
+            ),
+            Part(
+                "member:redemption_code",
+                RedemptionCode,
+                ("engaged",),
+                _per_member("created_at", "member_id", engaged=Count("id")),
+                rows=lambda qs: qs.filter(kind=RedemptionCode.Kind.CODE),
+            ),
+            Part(
+                "member:redemption",
+                Redemption,
+                ("engaged",),
+                _per_member("created_at", "member_id", engaged=Count("id")),
+                rows=lambda qs: qs.filter(points_used__gt=0),
+            ),
+            Part(
+                "member:reward_purchase",
+                RewardPurchase,
+                ("engaged",),
+                _per_member("created_at", "member_id", engaged=Count("id")),
+            ),
+            Part(
+                "member:redemption_rollback",
+                RedemptionRollback,
+                ("engaged",),
+                _rolled_back_acts,
+                time_field="redemption__created_at",
+                member="redemption__member_id",
+            ),
+        ),
+    ),
+    Rollup(
+        DailyMemberActivity,
+        ("tenant_id", "day", "member_id"),
+        ("acts",),
+        (
+            Part(
+                "activity:order",
+                Order,
+                ("acts",),
+                _per_member("occurred_at", "member_id", acts=Count("id")),
+                time_field="occurred_at",
+            ),
+            Part(
+                "activity:ledger_entry",
+                LedgerEntry,
+                ("acts",),
+                _per_member("created_at", "account__member_id", acts=Count("id")),
+                member="account__member_id",
+            ),
+        ),
     ),
 )
 

@@ -58,6 +58,8 @@ from members.models import Member, Segment, Tenant
 from members.selectors import segment_members
 from reports.models import (
     DailyLedger,
+    DailyMemberActivity,
+    DailyMemberOrders,
     DailyOrders,
     DailyPoints,
     DailyRedemptions,
@@ -65,7 +67,7 @@ from reports.models import (
     OrderDiscount,
     RollupWatermark,
 )
-from reports.rollups import refusals_sql
+from reports.rollups import ROLLUPS, Rollup, refusals_sql
 from rewards.models import (
     EvaluationTrace,
     GiftCardTransaction,
@@ -664,7 +666,72 @@ class Report:
                 failed[reason] += attempts or 0
         return {reason: n for reason, n in sorted(failed.items()) if n}
 
+    def _members_rollup_ok(self) -> bool:
+        """The per-member rollups hold every member (the `tier`/`segment` filters narrow their rows), but not the
+        orders' location nor which redemptions an order had."""
+        f = self.filters
+        return self.rollups and f.location is None and f.campaign_id is None and f.integration is None
+
+    def member_days(self, model: type, first: dt.date, last: dt.date) -> tuple[str, list]:
+        """SQL of `(m, d, <the rollup's values>)` rows, one or more per member and day from `first` to `last`: the
+        per-member rollup `model`'s rows plus its parts' raw rows above their watermarks, narrowed by the
+        `tier`/`segment` filters. Sum them by member (`d` is the day)."""
+        rollup: Rollup = next(r for r in ROLLUPS if r.model is model)
+        start = dt.datetime.combine(first, dt.time.min, tzinfo=self.tz)
+        end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=self.tz)
+        kept = self.by_member(model.objects.using(self.db).filter(tenant_id=self.tenant.pk, day__gte=first))
+        kept = kept.filter(day__lte=last).values_list("member_id", "day", *rollup.values)
+        sql, params = kept.query.sql_with_params()
+        columns = ", ".join(rollup.values)
+        parts = [(f"SELECT t.member_id AS m, t.day AS d, {columns} FROM ({sql}) t", params)]
+        for part in rollup.parts:
+            tail = part.model.objects.using(self.db).filter(
+                tenant_id=self.tenant.pk,
+                id__gt=self.tail_after(part.source),
+                **{f"{part.time_field}__gte": start, f"{part.time_field}__lt": end},
+            )
+            sql, params = part.select(self.by_member(part.rows(tail), part.member), self.tz).query.sql_with_params()
+            values = ", ".join(f"t.v_{v}" if v in part.values else "0" for v in rollup.values)
+            parts.append((f"SELECT t.k2, t.k1, {values} FROM ({sql}) t", params))
+        union = " UNION ALL ".join(f"SELECT * FROM ({sql}) AS p{i}" for i, (sql, _) in enumerate(parts))
+        return union, [p for _, params in parts for p in params]
+
+    def _fetch_one(self, sql: str, params: list) -> tuple:
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+
     def members_block(self, value: Decimal) -> dict[str, Any]:
+        if not self._members_rollup_ok():
+            return self.members_block_raw(value)
+        days, params = self.member_days(DailyMemberOrders, self.rng.first, self.rng.last)
+        with_orders, repeat, engaged, engaged_revenue = self._fetch_one(
+            "SELECT COALESCE(SUM(CASE WHEN o > 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN o > 1 THEN 1 ELSE 0"
+            " END), 0), COALESCE(SUM(CASE WHEN e > 0 THEN 1 ELSE 0 END), 0), SUM(CASE WHEN e > 0 THEN v ELSE 0 END)"
+            f" FROM (SELECT m, SUM(orders) AS o, SUM(value) AS v, SUM(engaged) AS e FROM ({days}) AS x GROUP BY m)"
+            " AS g",
+            params,
+        )
+        last = self.rng.last
+        window, params = self.member_days(DailyMemberActivity, last - dt.timedelta(days=89), last)
+        active_30d, active_90d = self._fetch_one(
+            "SELECT COALESCE(SUM(r), 0), COUNT(*) FROM (SELECT m, MAX(CASE WHEN d >= %s THEN 1 ELSE 0 END) AS r"
+            f" FROM ({window}) AS x GROUP BY m) AS g",
+            [last - dt.timedelta(days=29), *params],
+        )
+        engaged_revenue = Decimal(str(engaged_revenue or 0))
+        return {
+            "with_orders": with_orders,
+            "active_30d": active_30d,
+            "active_90d": active_90d,
+            "repeat_purchase_rate": ratio(repeat, with_orders),
+            "engaged": engaged,
+            "engaged_revenue": money(engaged_revenue),
+            "regular_revenue": money(value - engaged_revenue),
+        }
+
+    def members_block_raw(self, value: Decimal) -> dict[str, Any]:
+        """The members figures from raw rows (what the per-member rollups are checked against)."""
         orders = self.orders()
         per_member = orders.values("member_id").annotate(n=Count("id"))
         buyers = Member.objects.using(self.db).filter(pk__in=per_member.values("member_id"))

@@ -14,7 +14,7 @@ from reports.models import DailyOrders, DailyPoints, RollupWatermark
 from reports.rollups import rollups_fold, rollups_recheck
 from reports.selectors import Report, ReportFilters, ReportRange
 from reports.tasks import fold_rollups, recheck_rollups
-from tests.factories import TenantFactory
+from tests.factories import TenantFactory, TierFactory
 from tests.reports import scenario
 from tests.reports.history import History
 
@@ -28,7 +28,16 @@ operation = st.one_of(
     st.tuples(st.just("order"), member, st.integers(1, 50_000), day, hour, st.sampled_from(["", "berlin", "paris"])),
     st.tuples(st.just("late_order"), member, st.integers(1, 50_000), day, hour),
     st.tuples(st.just("return"), st.integers(0, 50), st.integers(1, 100)),
-    st.tuples(st.just("redeem"), member, st.integers(0, 50), st.integers(0, 2_000), st.sampled_from(["", "pos"])),
+    st.tuples(
+        st.just("redeem"),
+        member,
+        st.integers(0, 50),
+        st.integers(0, 2_000),
+        st.sampled_from(["", "pos"]),
+        st.sampled_from(["promotion", "code"]),
+        st.sampled_from([0, 0, 300]),
+    ),
+    st.tuples(st.just("reward"), member, day, hour),
     st.tuples(st.just("rollback"), st.integers(0, 50)),
     st.tuples(st.just("entry"), member, st.sampled_from(["earn", "redeem", "adjust", "reverse"]), day, hour),
     st.tuples(st.just("expire"), member, day),
@@ -70,10 +79,16 @@ def play(h: History, members, ops):
             if amount > 0:
                 h.order_return(order, amount, order.occurred_at + dt.timedelta(days=1))
         elif kind == "redeem" and h.orders:
-            _, m, index, cents, integration = op
+            _, m, index, cents, integration, line_kind, points = op
             order = h.orders[index % len(h.orders)]
-            lines = [(campaign, None, Decimal(cents) / 100, "promotion")] if cents else []
-            h.redemption(members[m], order.order_id, order.occurred_at, lines=lines, integration=integration)
+            code = h.code(campaign, usage_limit=None) if line_kind == "code" else None
+            lines = [(campaign, code, Decimal(cents) / 100, line_kind)] if cents else []
+            h.redemption(
+                members[m], order.order_id, order.occurred_at, lines=lines, integration=integration, points_used=points
+            )
+        elif kind == "reward":  # a catalog reward: an engaging act
+            _, m, offset, at_hour = op
+            h.reward_purchase(members[m], when(tz, offset, at_hour))
         elif kind == "rollback":
             live = [r for r in h.redemptions if r.status == "succeeded"]
             if live:
@@ -117,11 +132,20 @@ def test_rollups_equal_raw_sums_after_random_activity(ops, zone):
     with transaction.atomic():
         tenant = TenantFactory(time_zone=zone)
         h = History(tenant)
+        gold = TierFactory(program=h.program, code="gold")
         members = [h.member() for _ in range(4)]
+        for m in members[:2]:  # the tier filter narrows the per-member rollups' rows to these two
+            h.member_tier(m, gold)
         campaign = play(h, members, ops)
         # Before the last fold (served from the rollups plus the raw tail) and after it, once and twice.
         for _ in range(3):
-            for filters in ({}, {"location": "berlin"}, {"integration": "pos"}, {"campaign_id": campaign.pk}):
+            for filters in (
+                {},
+                {"location": "berlin"},
+                {"integration": "pos"},
+                {"campaign_id": campaign.pk},
+                {"tier_code": "gold"},
+            ):
                 served, raw = figures(tenant, **filters)
                 assert served == raw, filters
                 rng = ReportRange(tenant, FIRST, LAST)
@@ -215,3 +239,38 @@ def test_two_folds_at_once_fold_every_row_once():
     assert served == raw
     assert sum(DailyOrders.objects.filter(tenant=tenant).values_list("orders", flat=True)) == len(h.orders)
     assert rollups_recheck(days=4000) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fold_between", [False, True])
+def test_the_members_figures_follow_engaging_acts_and_their_rollbacks(tenant, fold_between):
+    """Code lines, points paid and catalog rewards make a member engaged; a rollback takes its redemption's acts
+    back out (folded before or after it); the figures equal the raw ones and the hand-counted ones."""
+    h = History(tenant)
+    ada, bob, cem = h.member(), h.member(), h.member()
+    campaign = h.campaign()
+    at = when(tenant.tz, 4, 10)
+    for m, amount in ((ada, "30.00"), (ada, "20.00"), (bob, "50.00"), (cem, "5.00")):
+        h.order(m, amount, at)
+    code_line = [(campaign, h.code(campaign, usage_limit=None), Decimal("3.00"), "code")]
+    h.redemption(ada, h.orders[0].order_id, at, lines=code_line)
+    paid = h.redemption(bob, h.orders[2].order_id, at, points_used=300)
+    h.reward_purchase(cem, at)
+    if fold_between:
+        rollups_fold(settle_seconds=0)
+    h.rollback(paid, at + dt.timedelta(hours=1))
+    h.entry(bob, "earn", 10, when(tenant.tz, 20, 9))
+    for fold in (False, True):
+        if fold:
+            rollups_fold(settle_seconds=0)
+        served, raw = figures(tenant)
+        assert served["members"] == raw["members"]
+        assert served["members"] == {
+            "with_orders": 3,
+            "active_30d": 3,  # the window ends on 31 March: the orders of 5 March and bob's entry of the 21st
+            "active_90d": 3,
+            "repeat_purchase_rate": "0.3333",
+            "engaged": 2,  # ada (her code) and cem (his reward); bob's points payment was rolled back
+            "engaged_revenue": "55.00",
+            "regular_revenue": "50.00",
+        }
