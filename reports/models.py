@@ -257,3 +257,24 @@ class DailyMemberActivity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.member_id}: {self.acts}"
+
+
+class PublicationFact(models.Model):
+    """Each folded publication of a code to a member, with the day its code was first redeemed (a line not rolled
+    back), or none: "published" and "redeemed by the end of the range" (and their engaged shares) count these rows
+    instead of probing every publication's code for a redemption. A line or a rollback of the code recomputes
+    `redeemed_day` (`reports.publications`); a report treats the codes touched above those watermarks from raw."""
+
+    publication_pk = models.BigIntegerField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    campaign_id = models.BigIntegerField()
+    member_id = models.BigIntegerField()
+    code_id = models.BigIntegerField(db_index=True)
+    redeemed_day = models.DateField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "day"], name="publication_fact_day")]
+
+    def __str__(self) -> str:
+        return f"publication {self.publication_pk}: {self.redeemed_day or '-'}"

@@ -23,6 +23,7 @@ from django.db.models import Case, Count, F, IntegerField, Max, Min, OuterRef, Q
 from django.db.models.functions import Abs, Coalesce, TruncDate
 from django.utils import timezone
 
+from campaigns.models import Publication
 from loyalty.models import LedgerEntry, Order, OrderReturn
 from members.models import Tenant
 from reports.models import (
@@ -34,6 +35,7 @@ from reports.models import (
     DailyRedemptions,
     DailyRefusals,
     OrderDiscount,
+    PublicationFact,
     RollupWatermark,
 )
 from rewards.models import EvaluationTrace, Redemption, RedemptionCode, RedemptionRollback, RewardPurchase
@@ -401,6 +403,7 @@ def rollups_fold(*, settle_seconds: float = SETTLE_SECONDS) -> dict[str, int]:
         for part in rollup.parts
     }
     folded["order_discount"] = fold_discounts(settle_seconds=settle_seconds)
+    folded["publication_facts"] = fold_publications(settle_seconds=settle_seconds)
     return folded
 
 
@@ -453,6 +456,7 @@ def rollups_recheck(*, days: int = RECHECK_DAYS) -> int:
                 else:  # (a day's discounts are re-checked below)
                     row.delete()
     drifted += discounts_recheck(since)
+    drifted += publications_recheck(since)
     if drifted:
         logger.warning("rollups re-check repaired %d rows", drifted)
     return drifted
@@ -468,14 +472,15 @@ DISCOUNT_SOURCES = (
 TOUCHED = "reports_touched_orders"
 
 
-def _upto(model, last_id: int, settle_seconds: float) -> int:
-    """The highest id the fold may take: below the first row younger than `settle_seconds`."""
+def _upto(model, last_id: int, settle_seconds: float, time_field: str = "created_at") -> int:
+    """The highest id the fold may take: below the first row younger than `settle_seconds` (by `time_field`)."""
     pending = model.objects.filter(id__gt=last_id)
     upto = pending.aggregate(m=Max("id"))["m"]
     if upto is None:
         return last_id
     if settle_seconds:
-        young = pending.filter(created_at__gte=timezone.now() - dt.timedelta(seconds=settle_seconds))
+        since = timezone.now() - dt.timedelta(seconds=settle_seconds)
+        young = pending.filter(**{f"{time_field}__gte": since})
         first_young = young.aggregate(m=Min("id"))["m"]
         if first_young is not None:
             upto = first_young - 1
@@ -627,4 +632,119 @@ def discounts_recheck(since: dt.date) -> int:
                     location=location,
                     defaults={name: want[key] or 0 for name, key in names.items()},
                 )
+    return drifted
+
+
+# --- publication facts: recomputed per touched code -----------------------------------------------------
+
+PUBLICATION_SOURCES = (
+    ("publication:publication", Publication, "published_at"),
+    ("publication:redemption_code", RedemptionCode, "created_at"),
+    ("publication:redemption_rollback", RedemptionRollback, "created_at"),
+)
+
+
+def first_redeemed_day(tz: dt.tzinfo, outer: str = "code_id", before: dt.datetime | None = None) -> Subquery:
+    """The day (in `tz`) of the first line not rolled back of the code in OuterRef(`outer`), or NULL."""
+    lines = RedemptionCode.objects.filter(code_id=OuterRef(outer), rolled_back=False)
+    if before is not None:
+        lines = lines.filter(created_at__lt=before)
+    first = lines.order_by("created_at").values("created_at")[:1]
+    return TruncDate(Subquery(first), tzinfo=tz)
+
+
+def codes_touched(lines: QuerySet, rollbacks: QuerySet) -> tuple[QuerySet, QuerySet]:
+    """The codes of the redemption lines `lines`, and of the lines of the redemptions that `rollbacks` rolled
+    back: two subqueries (one index each, rather than an OR across a join)."""
+    of_lines = lines.filter(code_id__isnull=False).values("code_id")
+    of_rollbacks = (
+        RedemptionCode.objects.using(lines.db)
+        .filter(redemption_id__in=rollbacks.values("redemption_id"), code_id__isnull=False)
+        .values("code_id")
+    )
+    return of_lines, of_rollbacks
+
+
+def _facts_insert(publications: QuerySet, zone: str) -> int:
+    tz = ZoneInfo(zone)
+    rows = (
+        publications.filter(tenant__time_zone=zone)
+        .annotate(d=TruncDate("published_at", tzinfo=tz), r=first_redeemed_day(tz))
+        .values_list("id", "tenant_id", "d", "campaign_id", "member_id", "code_id", "r")
+        .order_by()
+    )
+    inner, params = rows.query.sql_with_params()
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {PublicationFact._meta.db_table}
+                (publication_pk, tenant_id, day, campaign_id, member_id, code_id, redeemed_day)
+            SELECT * FROM ({inner}) AS s WHERE true ON CONFLICT (publication_pk) DO NOTHING""",
+            params,
+        )
+        return cursor.rowcount
+
+
+def _facts_recompute(facts: QuerySet, zone: str) -> int:
+    """Recompute `redeemed_day` of `facts` of the tenants in `zone`; returns how many changed."""
+    tz = ZoneInfo(zone)
+    facts = facts.filter(tenant__time_zone=zone).annotate(now_day=first_redeemed_day(tz))
+    changed = facts.filter(
+        (Q(now_day__isnull=True) & Q(redeemed_day__isnull=False))
+        | (Q(now_day__isnull=False) & (Q(redeemed_day__isnull=True) | ~Q(redeemed_day=F("now_day"))))
+    )
+    pks = list(changed.values_list("publication_pk", flat=True))
+    if pks:
+        PublicationFact.objects.filter(publication_pk__in=pks).update(redeemed_day=first_redeemed_day(tz))
+    return len(pks)
+
+
+def fold_publications(*, settle_seconds: float = SETTLE_SECONDS) -> int:
+    """Fold new publications into their facts and recompute the facts of the codes that new redemption lines and
+    rollbacks touch; returns how many facts were written or changed."""
+    with transaction.atomic():
+        marks = {source: _watermark(source) for source, _, _ in PUBLICATION_SOURCES}  # locked in this order
+        last = {source: mark.last_id for source, mark in marks.items()}
+        uptos = {s: _upto(model, last[s], settle_seconds, field) for s, model, field in PUBLICATION_SOURCES}
+        if uptos == last:
+            return 0
+        (p, _, _), (lo, _, _), (b, _, _) = PUBLICATION_SOURCES
+        publications = Publication.objects.filter(id__gt=last[p], id__lte=uptos[p])
+        touched = codes_touched(
+            RedemptionCode.objects.filter(id__gt=last[lo], id__lte=uptos[lo]),
+            RedemptionRollback.objects.filter(id__gt=last[b], id__lte=uptos[b]),
+        )
+        facts = PublicationFact.objects.filter(Q(code_id__in=touched[0]) | Q(code_id__in=touched[1]))
+        written = 0
+        for zone in _time_zones():
+            written += _facts_insert(publications, zone)
+            written += _facts_recompute(facts, zone)
+        for source, mark in marks.items():
+            mark.last_id = uptos[source]
+            mark.folded_at = timezone.now()
+            mark.save(update_fields=["last_id", "folded_at"])
+        return written
+
+
+def publications_recheck(since: dt.date) -> int:
+    """Insert the facts missing for publications up to the watermark since `since`, recompute those of the days
+    from `since` and of the codes that lines and rollbacks made since then touch; returns how many had drifted."""
+    earliest = dt.datetime.combine(since - dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    drifted = 0
+    with transaction.atomic():
+        marks = {source: _watermark(source).last_id for source, _, _ in PUBLICATION_SOURCES}
+        (p, _, _), (lo, _, _), (b, _, _) = PUBLICATION_SOURCES
+        missing = Publication.objects.filter(id__lte=marks[p], published_at__gte=earliest).exclude(
+            id__in=PublicationFact.objects.filter(day__gte=since - dt.timedelta(days=2)).values("publication_pk")
+        )
+        touched = codes_touched(
+            RedemptionCode.objects.filter(id__lte=marks[lo], created_at__gte=earliest),
+            RedemptionRollback.objects.filter(id__lte=marks[b], created_at__gte=earliest),
+        )
+        facts = PublicationFact.objects.filter(
+            Q(day__gte=since) | Q(code_id__in=touched[0]) | Q(code_id__in=touched[1])
+        )
+        for zone in _time_zones():
+            drifted += _facts_insert(missing, zone) + _facts_recompute(facts, zone)
+    if drifted:
+        logger.warning("publication facts re-check repaired %d facts", drifted)
     return drifted

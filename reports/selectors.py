@@ -65,9 +65,10 @@ from reports.models import (
     DailyRedemptions,
     DailyRefusals,
     OrderDiscount,
+    PublicationFact,
     RollupWatermark,
 )
-from reports.rollups import ROLLUPS, Rollup, refusals_sql
+from reports.rollups import ROLLUPS, Rollup, codes_touched, refusals_sql
 from rewards.models import (
     EvaluationTrace,
     GiftCardTransaction,
@@ -228,6 +229,12 @@ class Report:
 
     def in_created_range(self, qs: QuerySet, field: str = "created_at") -> QuerySet:
         return qs.filter(**{f"{field}__gte": self.rng.start, f"{field}__lt": self.rng.end})
+
+    def sql_of(self, qs: QuerySet) -> tuple[str, list]:
+        """A queryset's SQL for this report's database (`sql_with_params()` compiles for the default one, which
+        refuses subqueries of the replica)."""
+        sql, params = qs.query.get_compiler(using=self.db).as_sql()
+        return sql, list(params)
 
     @staticmethod
     def tail_after(source: str) -> Coalesce:
@@ -607,7 +614,70 @@ class Report:
         qs = self.by_member(Member.objects.using(self.db).filter(tenant_id=self.tenant.pk), "pk")
         return qs.filter(Exists(lines) | Exists(with_points) | Exists(rewards))
 
-    def campaigns_block(self) -> dict[str, Any]:
+    def engaged_ids_sql(self) -> tuple[str, list]:
+        """SQL of the ids of the members engaged in the range (`engaged_members`), from the per-member rollup."""
+        days, params = self.member_days(DailyMemberOrders, self.rng.first, self.rng.last)
+        return f"SELECT m FROM ({days}) AS x GROUP BY m HAVING SUM(engaged) > 0", params
+
+    def publication_counts(self) -> dict[str, int]:
+        """Published in the range, redeemed by its end, and both among engaged members, from the publication facts
+        plus raw rows for what is above their watermarks: publications not folded yet, and the folded ones
+        whose code a redemption line or a rollback above its watermark touched."""
+        if not self.rollups:
+            return self.publication_counts_raw()
+        campaign = self.filters.campaign_id
+        facts = self.by_member(
+            PublicationFact.objects.using(self.db).filter(
+                tenant_id=self.tenant.pk, day__gte=self.rng.first, day__lte=self.rng.last
+            )
+        )
+        lines = RedemptionCode.objects.using(self.db).filter(id__gt=self.tail_after("publication:redemption_code"))
+        rollbacks = RedemptionRollback.objects.using(self.db).filter(
+            id__gt=self.tail_after("publication:redemption_rollback")
+        )
+        touched = codes_touched(lines, rollbacks)
+        mark = self.tail_after("publication:publication")
+        facts = facts.filter(publication_pk__lte=mark).exclude(code_id__in=touched[0]).exclude(code_id__in=touched[1])
+        if campaign is not None:
+            facts = facts.filter(campaign_id=campaign)
+        kept = facts.annotate(
+            r=Case(When(redeemed_day__lte=self.rng.last, then=Value(1)), default=Value(0), output_field=IntegerField())
+        ).values_list("member_id", "r")
+        raw = self.in_created_range(self.by_member(self.q(Publication)), "published_at")
+        if campaign is not None:
+            raw = raw.filter(campaign_id=campaign)
+        redeemed = Exists(
+            RedemptionCode.objects.filter(code_id=OuterRef("code_id"), rolled_back=False, created_at__lt=self.rng.end)
+        )
+        as_rows = {
+            "r": Case(When(redeemed, then=Value(1)), default=Value(0), output_field=IntegerField()),
+        }
+        tails = [
+            raw.filter(id__gt=mark).annotate(**as_rows).values_list("member_id", "r"),
+            raw.filter(id__lte=mark)
+            .filter(Q(code_id__in=touched[0]) | Q(code_id__in=touched[1]))
+            .annotate(**as_rows)
+            .values_list("member_id", "r"),
+        ]
+        parts = [self.sql_of(q) for q in (kept, *tails)]
+        union = " UNION ALL ".join(f"SELECT * FROM ({sql}) AS p{i}" for i, (sql, _) in enumerate(parts))
+        engaged, engaged_params = self.engaged_ids_sql()
+        published, redeemed_n, engaged_published, engaged_redeemed = self._fetch_one(
+            f"""WITH e AS ({engaged})
+            SELECT COUNT(*), COALESCE(SUM(u.r), 0),
+                   COALESCE(SUM(CASE WHEN u.member_id IN (SELECT m FROM e) THEN 1 ELSE 0 END), 0),
+                   COALESCE(SUM(CASE WHEN u.member_id IN (SELECT m FROM e) THEN u.r ELSE 0 END), 0)
+            FROM ({union}) AS u""",
+            [*engaged_params, *(p for _, params in parts for p in params)],
+        )
+        return {
+            "published": published,
+            "redeemed": redeemed_n,
+            "engaged_published": engaged_published,
+            "engaged_redeemed": engaged_redeemed,
+        }
+
+    def publication_counts_raw(self) -> dict[str, int]:
         publications = self.in_created_range(self.by_member(self.q(Publication)), "published_at")
         if self.filters.campaign_id is not None:
             publications = publications.filter(campaign_id=self.filters.campaign_id)
@@ -616,12 +686,15 @@ class Report:
         )
         engaged = self.engaged_members().values("pk")
         redeemed = Exists(redeemed_code)
-        counts = publications.aggregate(
+        return publications.aggregate(
             published=Count("id"),
             redeemed=Count("id", filter=redeemed),
             engaged_published=Count("id", filter=Q(member_id__in=engaged)),
             engaged_redeemed=Count("id", filter=Q(member_id__in=engaged) & redeemed),
         )
+
+    def campaigns_block(self) -> dict[str, Any]:
+        counts = self.publication_counts()
         failed = self.refusals()
         return {
             "published": counts["published"],
@@ -652,9 +725,7 @@ class Report:
             )
             if self.filters.integration is not None:
                 rollup = rollup.filter(integration_name=self.filters.integration)
-            sql, params = (
-                rollup.values("reason").annotate(n=Sum("attempts")).values_list("reason", "n").query.sql_with_params()
-            )
+            sql, params = self.sql_of(rollup.values("reason").annotate(n=Sum("attempts")).values_list("reason", "n"))
         else:
             sql, params = "", []
         tail_sql, tail_params = refusals_sql(traces, self.tz)
@@ -681,7 +752,7 @@ class Report:
         end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=self.tz)
         kept = self.by_member(model.objects.using(self.db).filter(tenant_id=self.tenant.pk, day__gte=first))
         kept = kept.filter(day__lte=last).values_list("member_id", "day", *rollup.values)
-        sql, params = kept.query.sql_with_params()
+        sql, params = self.sql_of(kept)
         columns = ", ".join(rollup.values)
         parts = [(f"SELECT t.member_id AS m, t.day AS d, {columns} FROM ({sql}) t", params)]
         for part in rollup.parts:
@@ -690,7 +761,7 @@ class Report:
                 id__gt=self.tail_after(part.source),
                 **{f"{part.time_field}__gte": start, f"{part.time_field}__lt": end},
             )
-            sql, params = part.select(self.by_member(part.rows(tail), part.member), self.tz).query.sql_with_params()
+            sql, params = self.sql_of(part.select(self.by_member(part.rows(tail), part.member), self.tz))
             values = ", ".join(f"t.v_{v}" if v in part.values else "0" for v in rollup.values)
             parts.append((f"SELECT t.k2, t.k1, {values} FROM ({sql}) t", params))
         union = " UNION ALL ".join(f"SELECT * FROM ({sql}) AS p{i}" for i, (sql, _) in enumerate(parts))

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loyalty.models import Order
-from reports.models import DailyOrders, DailyPoints, RollupWatermark
+from reports.models import DailyOrders, DailyPoints, PublicationFact, RollupWatermark
 from reports.rollups import rollups_fold, rollups_recheck
 from reports.selectors import Report, ReportFilters, ReportRange
 from reports.tasks import fold_rollups, recheck_rollups
@@ -38,6 +38,7 @@ operation = st.one_of(
         st.sampled_from([0, 0, 300]),
     ),
     st.tuples(st.just("reward"), member, day, hour),
+    st.tuples(st.just("publish"), member, day, hour),
     st.tuples(st.just("rollback"), st.integers(0, 50)),
     st.tuples(st.just("entry"), member, st.sampled_from(["earn", "redeem", "adjust", "reverse"]), day, hour),
     st.tuples(st.just("expire"), member, day),
@@ -64,6 +65,7 @@ def play(h: History, members, ops):
     """Run the operations; returns the campaign they redeem and refuse."""
     tz = h.tenant.tz
     campaign = h.campaign()
+    published = []
     for op in ops:
         kind = op[0]
         if kind == "order":
@@ -81,11 +83,18 @@ def play(h: History, members, ops):
         elif kind == "redeem" and h.orders:
             _, m, index, cents, integration, line_kind, points = op
             order = h.orders[index % len(h.orders)]
-            code = h.code(campaign, usage_limit=None) if line_kind == "code" else None
+            code = None
+            if line_kind == "code":  # a published code (redeemed by anyone), or one nobody was given
+                code = published[index % len(published)] if published else h.code(campaign, usage_limit=None)
             lines = [(campaign, code, Decimal(cents) / 100, line_kind)] if cents else []
             h.redemption(
                 members[m], order.order_id, order.occurred_at, lines=lines, integration=integration, points_used=points
             )
+        elif kind == "publish":
+            _, m, offset, at_hour = op
+            code = h.code(campaign, usage_limit=None)
+            h.publication(campaign, code, members[m], when(tz, offset, at_hour))
+            published.append(code)
         elif kind == "reward":  # a catalog reward: an engaging act
             _, m, offset, at_hour = op
             h.reward_purchase(members[m], when(tz, offset, at_hour))
@@ -274,3 +283,43 @@ def test_the_members_figures_follow_engaging_acts_and_their_rollbacks(tenant, fo
             "engaged_revenue": "55.00",
             "regular_revenue": "50.00",
         }
+
+
+@pytest.mark.django_db
+def test_publication_facts_follow_redemptions_and_rollbacks_of_their_codes(tenant):
+    """Published and redeemed by the end of the range, from the facts: a code redeemed after its publication was
+    folded, a redemption rolled back after that, one redeemed after the range, and publications not folded yet."""
+    h = History(tenant)
+    ada, bob = h.member(), h.member()
+    campaign = h.campaign()
+    codes = [h.code(campaign, usage_limit=None) for _ in range(4)]
+    for code, member in zip(codes, (ada, ada, bob, bob), strict=True):
+        h.publication(campaign, code, member, when(tenant.tz, 2, 9))
+    rollups_fold(settle_seconds=0)
+    h.order(ada, "40.00", when(tenant.tz, 5, 9))
+    first = h.redemption(ada, h.orders[0].order_id, when(tenant.tz, 5, 9), lines=[(campaign, codes[0], "4.00", "code")])
+    second = h.redemption(bob, "o-x", when(tenant.tz, 6, 9), lines=[(campaign, codes[2], "4.00", "code")])
+    h.redemption(bob, "o-late", when(tenant.tz, 31, 9), lines=[(campaign, codes[3], "4.00", "code")])  # in April
+    expected = {"published": 4, "redeemed": 2, "engaged_published": 4, "engaged_redeemed": 2}
+
+    def counts():
+        served, raw = figures(tenant)
+        assert served["campaigns"] == raw["campaigns"]
+        return {k: served["campaigns"][k] for k in expected}
+
+    assert counts() == expected  # the lines above the watermark: their codes from raw rows
+    rollups_fold(settle_seconds=0)
+    assert counts() == expected
+    assert PublicationFact.objects.filter(redeemed_day__isnull=False).count() == 3
+    h.rollback(second, when(tenant.tz, 7, 9))
+    expected.update(redeemed=1, engaged_published=2, engaged_redeemed=1)  # bob is no longer engaged in March
+    assert counts() == expected
+    rollups_fold(settle_seconds=0)
+    assert counts() == expected
+    h.publication(campaign, h.code(campaign), bob, when(tenant.tz, 8, 9))  # not folded yet
+    expected["published"] = 5
+    assert counts() == expected
+    assert first.status == "succeeded"
+    rollups_fold(settle_seconds=0)
+    assert counts() == expected
+    assert rollups_recheck(days=4000) == 0
