@@ -616,8 +616,7 @@ def groups(tenant, filters=None):
     def report():
         return Report(rng, filters, using="default")
 
-    def orders():  # as `summary` reads them: the discounts once, for the series and the averages
-        r = report()
+    def orders(r):  # as `summary` reads them: the discounts once, for the series and the averages
         days = {d: {**v, "discount": 0} for d, v in r.daily_orders().items()}
         discounts = r.daily_discounts()
         for d, v in discounts.items():
@@ -625,26 +624,28 @@ def groups(tenant, filters=None):
         r._split = (sum(v["n"] for v in discounts.values()), sum((v["v"] for v in discounts.values()), 0))
         return r.orders_block(days)
 
-    def points():
-        r = report()
-        return r.points_block(r.daily(), now)
+    def in_snapshot(figure):
+        """As the summary reads each group: inside the report's snapshot (`Report.snapshot`)."""
 
-    def campaigns():
-        r = report()
-        return r.campaigns_block(), r.daily_redemptions()
+        def run():
+            r = report()
+            with r.snapshot():
+                return figure(r)
 
-    def members():
-        r = report()
-        return r.members_block(sum((v["value"] for v in r.daily_orders().values()), 0))
+        return run
 
     return rng, {
-        "orders (count, value, discount, aov, returned)": orders,
-        "points (by kind, outstanding, expiring)": points,
-        "  outstanding": lambda: report().outstanding_by_program(),
-        "gift cards": lambda: report().gift_cards_block(),
-        "campaigns (published, redeemed, failed, redemptions)": campaigns,
-        "members (with orders, active, repeat, engaged)": members,
-        "tiers": lambda: report().tiers_block(),
+        "orders (count, value, discount, aov, returned)": in_snapshot(orders),
+        "points (by kind, outstanding, expiring)": in_snapshot(lambda r: r.points_block(r.daily(), now)),
+        "  outstanding": in_snapshot(lambda r: r.outstanding_by_program()),
+        "gift cards": in_snapshot(lambda r: r.gift_cards_block()),
+        "campaigns (published, redeemed, failed, redemptions)": in_snapshot(
+            lambda r: (r.campaigns_block(), r.daily_redemptions())
+        ),
+        "members (with orders, active, repeat, engaged)": in_snapshot(
+            lambda r: r.members_block(sum((v["value"] for v in r.daily_orders().values()), 0))
+        ),
+        "tiers": in_snapshot(lambda r: r.tiers_block()),
         "summary (all of the above)": lambda: report().summary(now=now),
         "time series, 12 months by month": lambda: report().timeseries("month"),
     }

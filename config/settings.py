@@ -256,6 +256,9 @@ COCKPIT_LANGUAGE_COOKIE = "cockpit_language"
 # GDPR: days between a member's erasure request and its automatic erasure (staff may carry it out before).
 ERASURE_GRACE_DAYS = env.int("ERASURE_GRACE_DAYS", default=30)
 TRACE_RETENTION_DAYS = env.int("TRACE_RETENTION_DAYS", default=90)
+# Reports: the memory each report query may use to sort and hash (PostgreSQL `work_mem`, set for its transaction
+# only): the members figures aggregate a row per member.
+REPORT_WORK_MEM = env.str("REPORT_WORK_MEM", default="64MB")
 # Off: no attempt leaves a trace (the explain pages and the failed attempts list stay empty). For a deployment
 # that cannot afford the row per attempt; bench/bench_api.py measures what it costs.
 EVALUATION_TRACES = env.bool("EVALUATION_TRACES", default=True)

@@ -17,23 +17,16 @@ import json
 
 from django.db.models import Q
 
+from common.events import EVENT_TYPES
 from integrations.models import Event, IdempotencyRecord, Integration, WebhookAttempt
 from members.erasure import Erased, register
 
 # `member.created` is written in the member's own creating transaction: its time is the member's, give or take
 # the rest of that transaction.
 CREATED_EVENT_WINDOW = dt.timedelta(hours=1)
-# The event types whose data name a member by external id (`"member": "<external id>"`).
-MEMBER_EVENT_TYPES = (
-    "member.tier_changed",
-    "points.earned",
-    "points.expired",
-    "points.expiring_soon",
-    "code.published",
-    "redemption.succeeded",
-    "redemption.failed",
-    "redemption.rolled_back",
-)
+# The event types whose data name a member by external id (`"member": "<external id>"`): all but the campaigns'
+# and `member.created` (which says `external_id`).
+MEMBER_EVENT_TYPES = tuple(t for t in EVENT_TYPES if not t.startswith("campaign.") and t != "member.created")
 ERASED_ANSWER = json.dumps(
     {"error": {"code": "member_erased", "message": "This member's data was erased.", "details": {}}}
 )

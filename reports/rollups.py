@@ -487,6 +487,13 @@ def _upto(model, last_id: int, settle_seconds: float, time_field: str = "created
     return max(upto, last_id)
 
 
+def _marks_move(marks: dict[str, RollupWatermark], uptos: dict[str, int]) -> None:
+    for source, mark in marks.items():
+        mark.last_id = uptos[source]
+        mark.folded_at = timezone.now()
+        mark.save(update_fields=["last_id", "folded_at"])
+
+
 def touched_orders_sql(marks: dict[str, int], uptos: dict[str, int]) -> tuple[str, list]:
     """The ids of the orders (up to the order watermark `uptos`) that orders, redemptions and rollbacks with ids
     in (marks, uptos] touch: their discount may have changed."""
@@ -575,10 +582,7 @@ def fold_discounts(*, settle_seconds: float = SETTLE_SECONDS) -> int:
             return 0
         with connections["default"].cursor() as cursor:
             touched = _recompute(cursor, touched_orders_sql(last, uptos))
-        for source, mark in marks.items():
-            mark.last_id = uptos[source]
-            mark.folded_at = timezone.now()
-            mark.save(update_fields=["last_id", "folded_at"])
+        _marks_move(marks, uptos)
         return touched
 
 
@@ -718,10 +722,7 @@ def fold_publications(*, settle_seconds: float = SETTLE_SECONDS) -> int:
         for zone in _time_zones():
             written += _facts_insert(publications, zone)
             written += _facts_recompute(facts, zone)
-        for source, mark in marks.items():
-            mark.last_id = uptos[source]
-            mark.folded_at = timezone.now()
-            mark.save(update_fields=["last_id", "folded_at"])
+        _marks_move(marks, uptos)
         return written
 
 
