@@ -5,7 +5,8 @@ Written only by `reports.rollups` (set-based INSERT ... SELECT ... ON CONFLICT D
 a `RollupWatermark`: the rollups hold exactly the source rows with an id up to it, so a report adds the raw rows
 above it (the tail) and every figure stays equal to the raw sum. The rollups keep only dimensions a row carries
 for good (an order's location, a redemption's integration): the member's tier or segment change after the fact,
-so those filters are served from raw rows (see `reports.selectors`).
+so those filters are served from raw rows, or from the per-member rollups and facts, whose member id they narrow
+(see `reports.selectors`).
 """
 
 from decimal import Decimal

@@ -11,9 +11,16 @@ whatever the volume. Where they come from:
   points, or `campaign`: `DailyLedger`); the outstanding points by program (`DailyLedger`'s cumulative daily
   deltas, also under `campaign`); successful redemptions (no filter but `integration`); refused attempts by
   reason (`DailyRefusals`, also under `campaign` and `integration`).
-- From raw rows (indexed aggregates): every figure under a `tier` or `segment` filter (a member's tier and
+- From the per-member rollups (`DailyMemberOrders`, `DailyMemberActivity`) plus their tails: the members
+  figures (no filter but `tier`/`segment`, which narrow their rows) and the engaged set; from `PublicationFact`
+  plus raw rows for the publications and codes above its watermarks: published, redeemed and their engaged
+  shares (under any filter).
+- From raw rows (indexed aggregates): the other figures under a `tier` or `segment` filter (a member's tier and
   segments are those of now, which a daily rollup cannot hold), order and discount figures under a `campaign`
-  or `integration` filter, and always points expiring, gift cards, publications, members and tiers.
+  or `integration` filter, the members figures under `location`, `campaign` or `integration`, and always points
+  expiring, gift cards and tiers.
+
+A summary or series reads in one snapshot (`Report.snapshot`).
 
 Filters: `tier` and `segment` narrow everything to those members. `location` narrows orders, returns and the
 figures made of orders (discount, members' orders, revenue). `integration` narrows redemptions, failed attempts
