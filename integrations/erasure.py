@@ -59,7 +59,7 @@ def _renamed_references(erased: Erased) -> None:
         Q(type__in=MEMBER_EVENT_TYPES, data__member=before) | Q(type="member.created", data__referred_by=before)
     )
     changed = []
-    for event in named.only("id", "data").iterator(chunk_size=1000):
+    for event in named.only("id", "type", "data").iterator(chunk_size=1000):
         key = "referred_by" if event.type == "member.created" else "member"
         event.data = {**event.data, key: after}
         changed.append(event)

@@ -148,6 +148,15 @@ def _per_member(time_field: str, member: str, **values):
     return select
 
 
+def _member_part(
+    source: str, model: type, *, time_field: str = "created_at", member: str = "member_id", rows=None, **values
+) -> Part:
+    """A per-member rollup's part: rows grouped by (tenant, day of `time_field`, `member`), `values` summed."""
+    extra = {"rows": rows} if rows is not None else {}
+    select = _per_member(time_field, member, **values)
+    return Part(source, model, tuple(values), select, time_field=time_field, member=member, **extra)
+
+
 def _rolled_back_acts(qs, tz):
     """A rollback takes its redemption's engaging acts (its code lines, and itself if paid with points) out of the
     day the redemption was made."""
@@ -272,33 +281,17 @@ ROLLUPS = (
         ("tenant_id", "day", "member_id"),
         ("orders", "value", "engaged"),
         (
-            Part(
-                "member:order",
-                Order,
-                ("orders", "value"),
-                _per_member("occurred_at", "member_id", orders=Count("id"), value=Sum("amount")),
-                time_field="occurred_at",
-            ),
-            Part(
+            _member_part("member:order", Order, time_field="occurred_at", orders=Count("id"), value=Sum("amount")),
+            _member_part(
                 "member:redemption_code",
                 RedemptionCode,
-                ("engaged",),
-                _per_member("created_at", "member_id", engaged=Count("id")),
                 rows=lambda qs: qs.filter(kind=RedemptionCode.Kind.CODE),
+                engaged=Count("id"),
             ),
-            Part(
-                "member:redemption",
-                Redemption,
-                ("engaged",),
-                _per_member("created_at", "member_id", engaged=Count("id")),
-                rows=lambda qs: qs.filter(points_used__gt=0),
+            _member_part(
+                "member:redemption", Redemption, rows=lambda qs: qs.filter(points_used__gt=0), engaged=Count("id")
             ),
-            Part(
-                "member:reward_purchase",
-                RewardPurchase,
-                ("engaged",),
-                _per_member("created_at", "member_id", engaged=Count("id")),
-            ),
+            _member_part("member:reward_purchase", RewardPurchase, engaged=Count("id")),
             Part(
                 "member:redemption_rollback",
                 RedemptionRollback,
@@ -314,20 +307,8 @@ ROLLUPS = (
         ("tenant_id", "day", "member_id"),
         ("acts",),
         (
-            Part(
-                "activity:order",
-                Order,
-                ("acts",),
-                _per_member("occurred_at", "member_id", acts=Count("id")),
-                time_field="occurred_at",
-            ),
-            Part(
-                "activity:ledger_entry",
-                LedgerEntry,
-                ("acts",),
-                _per_member("created_at", "account__member_id", acts=Count("id")),
-                member="account__member_id",
-            ),
+            _member_part("activity:order", Order, time_field="occurred_at", acts=Count("id")),
+            _member_part("activity:ledger_entry", LedgerEntry, member="account__member_id", acts=Count("id")),
         ),
     ),
 )
